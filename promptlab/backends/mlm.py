@@ -1,0 +1,129 @@
+"""Masked-LM (cloze) backend with exact multi-token scoring, PET style.
+
+A word of n tokens gets n mask tokens in the slot. Its log-probability is filled in n steps:
+at each step the model reads all still-masked positions, the position whose target token is
+most probable is scored and filled with that token, and the rest are read again with it in
+place (Schick & Schütze's decoding, scored for a fixed target). One token is exactly one
+forward; words of the same length are batched together, one forward per step.
+
+The LM head runs only at mask positions: the encoder's hidden states are gathered there first.
+Text that does not fit is cut from the start of the text before the slot and the end of the
+text after it, so the slot and its neighbourhood always survive.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import torch
+
+from promptlab.backends.inputs import embed, pad, split_trailing_space
+from promptlab.template import Prompt
+
+
+def split_lm_head(model) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """(encoder, head) when the model is an encoder plus one head module, else (model, None)."""
+    encoder = getattr(model, model.base_model_prefix, None)
+    heads = [module for name, module in model.named_children() if name != model.base_model_prefix]
+    if encoder is None or len(heads) != 1:
+        return model, None
+    return encoder, heads[0]
+
+
+class MaskedLMBackend:
+    kind = "mlm"
+
+    def __init__(self, model, tokenizer, device: torch.device, *, max_length: int | None = None):
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.mask_id = tokenizer.mask_token_id
+        self.open = [tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id]
+        self.close = [tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id]
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        positions = getattr(model.config, "max_position_embeddings", 512) - 2  # RoBERTa offsets positions by 2
+        self.max_length = max_length or min(tokenizer.model_max_length, positions)
+        self.encoder, self.head = split_lm_head(model)
+        self._tokens = functools.lru_cache(maxsize=200_000)(self._tokenize)
+
+    def _tokenize(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
+
+    def word_tokens(self, prompt: Prompt, word: str) -> list[int]:
+        return list(self._tokens(split_trailing_space(prompt.before)[1] + word))
+
+    def prompt_length(self, prompt: Prompt) -> int:
+        return len(self._tokens(split_trailing_space(prompt.before)[0])) + len(self._tokens(prompt.after))
+
+    def _row(self, prompt: Prompt, answer: list[int], n_soft: int) -> tuple[list[int], list[int], int]:
+        """Token ids, soft-prompt slot flags, and where the answer starts."""
+        before = list(self._tokens(split_trailing_space(prompt.before)[0]))
+        after = list(self._tokens(prompt.after))
+        room = self.max_length - len(self.open) - len(self.close) - n_soft - len(answer)
+        overflow = max(0, len(before) + len(after) - room)
+        cut_before = min(overflow, len(before))
+        before, after = before[cut_before:], after[:len(after) - (overflow - cut_before)]
+        ids = self.open + [self.pad_id] * n_soft + before + answer + after + self.close
+        slots = [0] * len(self.open) + [1] * n_soft + [0] * (len(ids) - len(self.open) - n_soft)
+        return ids, slots, len(self.open) + n_soft + len(before)
+
+    def _mask_logprobs(self, ids, slots, positions, soft_prompt) -> torch.Tensor:
+        """log-softmax over the vocabulary at the given positions: [R, P, V]."""
+        ids_t, attention = pad(ids, self.pad_id, left=False)
+        ids_t, attention = ids_t.to(self.device), attention.to(self.device)
+        soft_slots = pad(slots, 0, left=False)[0].bool().to(self.device)
+        index = torch.as_tensor(positions, device=self.device)
+        inputs = embed(self.model, ids_t, soft_slots, soft_prompt)
+        if self.head is None:
+            logits = self.model(inputs_embeds=inputs, attention_mask=attention).logits
+            picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        else:
+            hidden = self.encoder(inputs_embeds=inputs, attention_mask=attention).last_hidden_state
+            picked = self.head(hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])))
+        return picked.float().log_softmax(-1)
+
+    def word_logprobs(self, prompts: Sequence[Prompt], words: Sequence[str],
+                      soft_prompt: torch.Tensor | None = None) -> torch.Tensor:
+        n_soft = 0 if soft_prompt is None else soft_prompt.shape[0]
+        targets = [[self.word_tokens(prompt, word) for word in words] for prompt in prompts]
+        scores = torch.zeros(len(prompts), len(words), device=self.device)
+        lengths = sorted({len(tokens) for row in targets for tokens in row})
+        for length in lengths:
+            pairs = [(b, w) for b, row in enumerate(targets) for w, tokens in enumerate(row) if len(tokens) == length]
+            if length == 1:
+                scores = scores + self._single_token(prompts, targets, pairs, n_soft, soft_prompt)
+            else:
+                scores = scores + self._multi_token(prompts, targets, pairs, length, n_soft, soft_prompt)
+        return scores
+
+    def _single_token(self, prompts, targets, pairs, n_soft, soft_prompt) -> torch.Tensor:
+        """All one-token words of an example share one input with a single mask: one forward."""
+        examples = sorted({b for b, _ in pairs})
+        rows = [self._row(prompts[b], [self.mask_id], n_soft) for b in examples]
+        logprobs = self._mask_logprobs([r[0] for r in rows], [r[1] for r in rows], [[r[2]] for r in rows],
+                                       soft_prompt)[:, 0]  # [E, V]
+        where = {b: i for i, b in enumerate(examples)}
+        out = torch.zeros(len(prompts), len(targets[0]), device=self.device)
+        row_index = torch.tensor([where[b] for b, _ in pairs], device=self.device)
+        token_index = torch.tensor([targets[b][w][0] for b, w in pairs], device=self.device)
+        flat = torch.tensor([b * out.shape[1] + w for b, w in pairs], device=self.device)
+        return out.flatten().index_add(0, flat, logprobs[row_index, token_index]).view_as(out)
+
+    def _multi_token(self, prompts, targets, pairs, length, n_soft, soft_prompt) -> torch.Tensor:
+        """PET decoding: fill the most probable remaining target token first, `length` forwards."""
+        rows = [self._row(prompts[b], [self.mask_id] * length, n_soft) for b, _ in pairs]
+        ids = [row[0] for row in rows]
+        slots = [row[1] for row in rows]
+        positions = [[row[2] + k for k in range(length)] for row in rows]
+        wanted = torch.tensor([targets[b][w] for b, w in pairs], device=self.device)  # [R, L]
+        filled = torch.zeros_like(wanted, dtype=torch.bool)
+        totals = torch.zeros(len(pairs), device=self.device)
+        for _ in range(length):
+            logprobs = self._mask_logprobs(ids, slots, positions, soft_prompt)  # [R, L, V]
+            target_logprobs = logprobs.gather(2, wanted.unsqueeze(-1)).squeeze(-1).masked_fill(filled, float("-inf"))
+            choice = target_logprobs.detach().argmax(1)  # [R]
+            totals = totals + target_logprobs.gather(1, choice.unsqueeze(1)).squeeze(1)
+            filled[torch.arange(len(pairs)), choice] = True
+            for r, k in enumerate(choice.tolist()):
+                ids[r][positions[r][k]] = targets[pairs[r][0]][pairs[r][1]][k]
+        out = torch.zeros(len(prompts), len(targets[0]), device=self.device)
+        flat = torch.tensor([b * out.shape[1] + w for b, w in pairs], device=self.device)
+        return out.flatten().index_add(0, flat, totals).view_as(out)

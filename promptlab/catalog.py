@@ -1,0 +1,99 @@
+"""Catalogs: folders of task, template, verbalizer and suite files, looked up by name.
+
+The built-in catalog ships inside the package; `PROMPTLAB_PATH` (os.pathsep-separated) and
+`--catalog DIR` add more. Later catalogs override earlier ones name by name.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from promptlab.errors import UserError, unknown
+from promptlab.task import Task, load_task
+from promptlab.template import Template, load_template
+from promptlab.verbalizer import Verbalizer, load_verbalizer
+
+CATALOG_FOLDERS = ("tasks", "templates", "verbalizers", "eval_suites")
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def builtin_catalog() -> Path:
+    """`promptlab/_catalog` in an installed wheel; the repository root in a source checkout."""
+    packaged = _PACKAGE / "_catalog"
+    return packaged if packaged.is_dir() else _PACKAGE.parent
+
+
+@dataclass(frozen=True)
+class Catalog:
+    roots: tuple[Path, ...]
+
+    @classmethod
+    def from_options(cls, extra: Iterable[str | Path] = ()) -> "Catalog":
+        env = [entry for entry in os.environ.get("PROMPTLAB_PATH", "").split(os.pathsep) if entry]
+        roots = [builtin_catalog()]
+        for origin, entries in (("PROMPTLAB_PATH", env), ("--catalog", list(extra))):
+            for entry in entries:
+                root = Path(entry).expanduser()
+                if not root.is_dir():
+                    raise UserError(f"catalog folder '{entry}' (from {origin}) does not exist",
+                                    fix="give a folder that holds tasks/, templates/ or verbalizers/")
+                if not any((root / folder).is_dir() for folder in CATALOG_FOLDERS):
+                    raise UserError(f"'{entry}' (from {origin}) holds none of {', '.join(CATALOG_FOLDERS)}",
+                                    fix="a catalog folder holds tasks/, templates/, verbalizers/ or eval_suites/")
+                roots.append(root.resolve())
+        return cls(tuple(roots))
+
+    def _files(self, folder: str, pattern: str) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for root in self.roots:  # later roots override earlier ones
+            for path in sorted((root / folder).glob(pattern)):
+                found[path.stem] = path
+        return found
+
+    # tasks
+    def task_names(self) -> list[str]:
+        return sorted(self._files("tasks", "*.yaml"))
+
+    def task(self, name: str) -> Task:
+        files = self._files("tasks", "*.yaml")
+        if name not in files:
+            raise unknown("task", name, files)
+        return load_task(files[name])
+
+    # templates
+    def template_files(self, task: str) -> dict[str, Path]:
+        return self._files(f"templates/{task}", "*.jinja")
+
+    def template(self, task: str, name: str) -> Template:
+        files = self.template_files(task)
+        if name not in files:
+            raise unknown(f"template of task '{task}'", name, files)
+        return load_template(files[name], task=task)
+
+    # verbalizers
+    def verbalizer_files(self, task: str) -> dict[str, Path]:
+        return self._files(f"verbalizers/{task}", "*.yaml")
+
+    def verbalizer(self, task: Task, name: str | None = None) -> Verbalizer:
+        """The named verbalizer; without a name, `default`, else the only one."""
+        files = self.verbalizer_files(task.name)
+        if name is None:
+            if "default" in files:
+                name = "default"
+            elif len(files) == 1:
+                name = next(iter(files))
+            elif not files:
+                raise UserError(f"task '{task.name}' has no verbalizer",
+                                fix=f"write verbalizers/{task.name}/default.yaml in a catalog")
+            else:
+                raise UserError(f"task '{task.name}' has several verbalizers and none is named 'default'",
+                                fix="pass --verbalizer " + "|".join(sorted(files)))
+        if name not in files:
+            raise unknown(f"verbalizer of task '{task.name}'", name, files)
+        return load_verbalizer(files[name], task=task.name, labels=task.labels)
+
+    # suites
+    def suite_files(self) -> dict[str, Path]:
+        return self._files("eval_suites", "*.yaml")

@@ -1,0 +1,182 @@
+"""The `promptlab` command line. Heavy imports (torch, transformers) happen inside commands,
+so `--help`, `templates` and `models list` start instantly."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from promptlab.errors import UserError
+
+CALIBRATIONS = ("none", "contextual", "pmi")
+AGGREGATIONS = ("logsumexp", "mean", "max")
+
+
+class _Group(click.Group):
+    """Prints a UserError as one message and exits with status 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            click.echo(f"error: {error.message}", err=True)
+            ctx.exit(2)
+
+
+catalog_option = click.option("--catalog", "catalogs", multiple=True, type=click.Path(file_okay=False),
+                              help="Extra catalog folder (repeatable); later ones override earlier ones.")
+model_option = click.option("--model", default=None, help="Model alias, local folder or hub id [default: smollm2-135m].")
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+
+
+def _catalog(catalogs):
+    from promptlab.catalog import Catalog
+    return Catalog.from_options(catalogs)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="promptlab")
+def main():
+    """Prompt learning and few/zero-shot text classification with templates and verbalizers as files."""
+
+
+# -- zeroshot ---------------------------------------------------------------------------------
+@main.command()
+@click.option("--task", required=True, help="Task name (tasks/<task>.yaml in a catalog).")
+@click.option("--template", required=True, help="Template name (templates/<task>/<name>.jinja).")
+@click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
+@model_option
+@click.option("--calibrate", type=click.Choice(CALIBRATIONS), default="none", show_default=True)
+@click.option("--aggregate", type=click.Choice(AGGREGATIONS), default="logsumexp", show_default=True,
+              help="How the words of one label combine.")
+@click.option("--data", type=click.Path(dir_okay=False), default=None, help="A JSONL/CSV/TSV file replacing the split.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N examples.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@device_option
+@catalog_option
+@click.option("--output", type=click.Path(), default=None, help="Folder for predictions.jsonl and metrics.json.")
+@click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
+def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
+             catalogs, output, as_json):
+    """Classify a task's examples with a template and a verbalizer, no training."""
+    from promptlab.commands.zeroshot import run_zeroshot_command
+    run_zeroshot_command(**locals())
+
+
+# -- templates --------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def templates():
+    """List, show, render and check templates."""
+
+
+@templates.command("list")
+@click.option("--task", default=None, help="Only this task.")
+@catalog_option
+def templates_list(task, catalogs):
+    """Tasks with their templates and verbalizers."""
+    catalog = _catalog(catalogs)
+    for name in [task] if task else catalog.task_names():
+        loaded = catalog.task(name)
+        click.echo(f"{name}  labels: {', '.join(loaded.labels)}")
+        for template_name, path in catalog.template_files(name).items():
+            description = catalog.template(name, template_name).description
+            click.echo(f"  template    {template_name:<14} {description}")
+        for verbalizer_name in catalog.verbalizer_files(name):
+            click.echo(f"  verbalizer  {verbalizer_name}")
+
+
+@templates.command("show")
+@click.option("--task", required=True)
+@click.option("--template", required=True)
+@catalog_option
+def templates_show(task, template, catalogs):
+    """Print a template file and where it comes from."""
+    loaded = _catalog(catalogs).template(task, template)
+    click.echo(f"# {loaded.path}\n# fields: {', '.join(sorted(loaded.fields))}")
+    click.echo(loaded.source, nl=False)
+
+
+@templates.command("render")
+@click.option("--task", required=True)
+@click.option("--template", required=True)
+@click.option("--verbalizer", default=None)
+@click.option("--data", type=click.Path(dir_okay=False), default=None)
+@click.option("--split", default="test", show_default=True)
+@click.option("-n", "count", type=click.IntRange(min=1), default=3, show_default=True)
+@catalog_option
+def templates_render(task, template, verbalizer, data, split, count, catalogs):
+    """Show the exact text the model sees for the first examples, answer slot filled with each label word."""
+    from promptlab.zeroshot import Setup
+    setup = Setup.load(_catalog(catalogs), task, template, verbalizer)
+    for example in setup.task.examples(split, data=data, limit=count):
+        prompt = setup.template.render(example)
+        click.echo(f"--- example {example['id']} (gold: {example.get('label')})")
+        click.echo(f"before slot: {prompt.before!r}\nafter slot:  {prompt.after!r}")
+        for label, words in setup.verbalizer.words.items():
+            click.echo(f"  {label}: " + " | ".join(repr(prompt.text(word)) for word in words))
+
+
+@templates.command("check")
+@click.option("--task", default=None, help="Only this task.")
+@model_option
+@catalog_option
+def templates_check(task, model, catalogs):
+    """Lint every template and verbalizer; tokenizer-aware with --model."""
+    from promptlab.lint import lint_catalog
+    problems = lint_catalog(_catalog(catalogs), task=task, model=model)
+    for problem in problems:
+        click.echo(problem.format())
+    errors = sum(problem.severity == "error" for problem in problems)
+    click.echo(f"{errors} error(s), {len(problems) - errors} warning(s)")
+    if errors:
+        sys.exit(2)
+
+
+# -- models and data --------------------------------------------------------------------------
+@main.group(cls=_Group)
+def models():
+    """Model aliases."""
+
+
+@models.command("list")
+def models_list():
+    """Aliases and whether each is available on this machine."""
+    from promptlab.models import model_rows
+    for row in model_rows():
+        click.echo(f"{row['alias']:<14} {row['kind']:<7} {row['status']:<28} {row['description']}")
+
+
+@main.group(cls=_Group)
+def data():
+    """Registered offline data sources."""
+
+
+@data.command("list")
+def data_list():
+    """Sources, their labels, and whether they are prepared here."""
+    from promptlab.sources import SOURCES, status
+    for name, source in SOURCES.items():
+        state = status(name)
+        counts = ", ".join(f"{split} {n}" for split, n in state.get("counts", {}).items())
+        click.echo(f"{name:<10} {'prepared' if state['prepared'] else 'not prepared':<13} {counts:<24} "
+                   f"{source.description}")
+
+
+@data.command("prepare")
+@click.argument("names", nargs=-1)
+def data_prepare(names):
+    """Fetch sources once into the cache and make their seeded splits (all when none named)."""
+    from promptlab.sources import SOURCES, prepare
+    for name in names or SOURCES:
+        click.echo(f"{name}: {prepare(name)}")
+
+
+def _emit_json(payload: dict) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

