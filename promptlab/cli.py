@@ -62,8 +62,26 @@ def main():
 def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
              catalogs, output, as_json):
     """Classify a task's examples with a template and a verbalizer, no training."""
+    options = dict(locals())
     from promptlab.commands.zeroshot import run_zeroshot_command
-    run_zeroshot_command(**locals())
+    run_zeroshot_command(**options)
+
+
+# -- eval -------------------------------------------------------------------------------------
+@main.command("eval")
+@click.argument("suite")
+@click.option("--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for results.jsonl and the reports; a rerun into it skips finished runs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Examples per forward pass when scoring zero-shot.")
+@device_option
+@catalog_option
+@click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line: suite, output, runs, seconds.")
+def eval_suite(suite, output, batch_size, device, catalogs, as_json):
+    """Run an evaluation suite (a name in eval_suites/ or a .yaml path) and write its reports."""
+    options = dict(locals())
+    from promptlab.commands.eval import run_eval_command
+    run_eval_command(**options)
 
 
 # -- templates --------------------------------------------------------------------------------
@@ -144,7 +162,7 @@ def models():
 @models.command("list")
 def models_list():
     """Aliases and whether each is available on this machine."""
-    from promptlab.models import model_rows
+    from promptlab.aliases import model_rows
     for row in model_rows():
         click.echo(f"{row['alias']:<14} {row['kind']:<7} {row['status']:<28} {row['description']}")
 

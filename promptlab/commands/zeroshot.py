@@ -8,7 +8,8 @@ import click
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog
 from promptlab.metrics import format_metrics
-from promptlab.models import DEFAULT_MODEL, load_model, resolve_model
+from promptlab.aliases import DEFAULT_MODEL
+from promptlab.models import load_model, resolve_model
 from promptlab.outputs import output_folder, write_json, write_jsonl
 from promptlab.progress import progress_bar
 from promptlab.scoring import LabelScorer

@@ -1,0 +1,38 @@
+"""`promptlab eval SUITE --output DIR`: run a suite's grid (skipping finished runs), then write its reports."""
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from promptlab.catalog import Catalog
+from promptlab.outputs import output_folder
+from promptlab.report import write_reports
+from promptlab.runner import RESULTS_FILE, run_suite
+from promptlab.suite import expand, load_suite
+
+INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C
+
+
+def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json) -> None:
+    start = time.perf_counter()
+    loaded = load_suite(suite, Catalog.from_options(catalogs))
+    folder = output_folder(output)
+    click.echo(f"suite {loaded.name}: {len(expand(loaded))} runs into {folder}", err=True)
+    try:
+        outcome = run_suite(loaded, folder, device=device, batch_size=batch_size)
+    except KeyboardInterrupt:
+        raise SystemExit(INTERRUPTED) from None
+    files = write_reports(outcome.rows, folder, suite=loaded.name, description=loaded.description,
+                          metrics=loaded.metrics, ran=outcome.ran, seconds=outcome.seconds)
+    seconds = time.perf_counter() - start
+    click.echo(f"{outcome.runs} runs: {outcome.ran} run now, {outcome.skipped} already in {RESULTS_FILE} "
+               f"({seconds:.1f} s)")
+    for path in [folder / RESULTS_FILE, *files]:
+        click.echo(f"wrote {path}")
+    if as_json:
+        click.echo(json.dumps({"suite": loaded.name, "suite_file": str(loaded.path), "output": str(folder),
+                               "runs": outcome.runs, "ran": outcome.ran, "skipped": outcome.skipped,
+                               "seconds": round(seconds, 3),
+                               "files": [str(path) for path in [folder / RESULTS_FILE, *files]]}))

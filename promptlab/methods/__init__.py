@@ -1,0 +1,80 @@
+"""Few-shot methods behind one entry point, all scoring through the zero-shot path where they prompt.
+
+    run_method(method, setup=, loaded=, train_pool=, test_examples=, k=, seed=, options=) -> dict
+
+samples the k-shot split (k train + k dev per class) from `train_pool` with `seed`, runs the
+method, and returns accuracy, macro_f1, dev_accuracy, seconds, train_steps, the sampled ids with
+their checksum, the options used, the metrics and one prediction row per test example. `options`
+overrides the method's defaults (DEFAULT_OPTIONS[method]); unknown names are a UserError. No
+method leaves the shared model changed: softprompt freezes it, finetune trains a copy.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from promptlab.errors import UserError, did_you_mean, unknown
+from promptlab.methods.baselines import HeadOptions, MajorityOptions, run_head, run_majority
+from promptlab.methods.context import MethodContext, MethodOutcome
+from promptlab.methods.finetune import FinetuneHeadOptions, FinetuneOptions, run_finetune, run_finetune_head
+from promptlab.methods.icl import ICLOptions, run_icl
+from promptlab.methods.softprompt import SoftPromptOptions, run_softprompt
+from promptlab.metrics import classification_metrics
+from promptlab.models import LoadedModel
+from promptlab.sampling import sample_kshot
+from promptlab.zeroshot import Setup, require_labels
+
+
+@dataclass(frozen=True)
+class Method:
+    run: Callable[[MethodContext], MethodOutcome]
+    options: type
+    description: str
+
+
+REGISTRY: dict[str, Method] = {
+    "softprompt": Method(run_softprompt, SoftPromptOptions, "prompt tuning: trainable vectors, frozen model"),
+    "finetune": Method(run_finetune, FinetuneOptions, "prompt-based fine-tuning of all weights (LM-BFF)"),
+    "finetune-head": Method(run_finetune_head, FinetuneHeadOptions,
+                            "standard fine-tuning with a linear classification head"),
+    "icl": Method(run_icl, ICLOptions, "in-context demonstrations, causal models only"),
+    "head": Method(run_head, HeadOptions, "logistic regression on frozen sentence features"),
+    "majority": Method(run_majority, MajorityOptions, "the most frequent training label"),
+}
+METHODS = tuple(REGISTRY)
+DEFAULT_OPTIONS: dict[str, dict] = {name: asdict(method.options()) for name, method in REGISTRY.items()}
+
+
+def method_options(method: str, options: dict | None = None):
+    """The method's options dataclass: defaults overridden by `options`; mistakes are UserErrors."""
+    if method not in REGISTRY:
+        raise unknown("method", method, METHODS)
+    given = dict(options or {})
+    allowed = DEFAULT_OPTIONS[method]
+    for name in given:
+        if name not in allowed:
+            raise UserError(f"method '{method}' has no option '{name}'",
+                            fix=did_you_mean(name, allowed) if allowed else f"'{method}' takes no options")
+    return REGISTRY[method].options(**{**allowed, **given})
+
+
+def run_method(method: str, *, setup: Setup, loaded: LoadedModel, train_pool: list[dict], test_examples: list[dict],
+               k: int, seed: int, options: dict) -> dict:
+    """Sample the k-shot split of `seed`, run one method, and score it on `test_examples`."""
+    started = time.perf_counter()
+    chosen = method_options(method, options)
+    require_labels(test_examples, "the test examples")
+    split = sample_kshot(train_pool, setup.task.labels, k, seed)
+    context = MethodContext(setup, loaded, split, test_examples, seed, chosen)
+    outcome = REGISTRY[method].run(context)
+    labels = setup.task.labels
+    predicted = [labels[index] for index in outcome.predicted]
+    metrics = classification_metrics([example["label"] for example in test_examples], predicted, labels)
+    artifact = outcome.save(metrics) if outcome.save else None
+    return {"method": method, "seed": seed, "k": k, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+            "dev_accuracy": outcome.dev_accuracy, "train_steps": outcome.train_steps,
+            "seconds": round(time.perf_counter() - started, 3), **outcome.details, "artifact": artifact,
+            "options": asdict(chosen), "sample": split.describe(), "metrics": metrics,
+            "predictions": [{"id": example["id"], "gold": example["label"], "predicted": label}
+                            for example, label in zip(test_examples, predicted)]}

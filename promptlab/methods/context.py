@@ -1,0 +1,94 @@
+"""What every few-shot method receives and returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from promptlab.backends import make_backend
+from promptlab.errors import UserError, did_you_mean
+from promptlab.models import LoadedModel
+from promptlab.sampling import KShotSplit
+from promptlab.scoring import LabelScorer
+from promptlab.template import Prompt
+from promptlab.train import TrainConfig
+from promptlab.zeroshot import Setup, render_all
+
+EVAL_BATCH = 32  # examples per scoring forward outside training
+
+
+@dataclass
+class TrainingOptions:
+    """Options shared by the trained methods; each method sets its own defaults."""
+
+    steps: int
+    lr: float
+    batch_size: int
+    eval_every: int  # steps between dev evaluations
+    patience: int  # dev evaluations without improvement before stopping (0: never stop early)
+    weight_decay: float
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every"):
+            require_positive(name, getattr(self, name))
+        require_positive("lr", self.lr)
+        if self.patience < 0 or self.weight_decay < 0:
+            raise UserError("options patience and weight_decay cannot be negative",
+                            fix="use 0 to turn early stopping or weight decay off")
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(steps=self.steps, lr=self.lr, batch_size=self.batch_size, eval_every=self.eval_every,
+                           patience=self.patience, weight_decay=self.weight_decay, seed=seed)
+
+
+def require_positive(option: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise UserError(f"option {option} must be a positive number, got {value!r}")
+
+
+def require_choice(option: str, value, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise UserError(f"option {option}={value!r} is not one of: {', '.join(choices)}",
+                        fix=did_you_mean(str(value), choices))
+
+
+@dataclass
+class MethodContext:
+    setup: Setup
+    loaded: LoadedModel
+    split: KShotSplit
+    test_examples: list[dict]
+    seed: int
+    options: Any  # the method's options dataclass
+
+    @property
+    def labels(self) -> list[str]:
+        return self.setup.task.labels
+
+    def gold(self, examples: Sequence[dict]) -> list[int]:
+        return [self.labels.index(example["label"]) for example in examples]
+
+    def prompts(self, examples: Sequence[dict]) -> list[Prompt]:
+        return render_all(self.setup.template, examples)
+
+    def scorer(self, model: torch.nn.Module | None = None, *, aggregate: str = "logsumexp",
+               batch_size: int = EVAL_BATCH) -> LabelScorer:
+        """A scorer on the shared model (or `model`, a trained copy), uncalibrated: training learns the bias."""
+        backend = make_backend(model if model is not None else self.loaded.model, self.loaded.tokenizer,
+                               self.loaded.kind, self.loaded.device)
+        return LabelScorer(backend, self.setup.template, self.setup.verbalizer, aggregate=aggregate,
+                           batch_size=batch_size)
+
+
+@dataclass
+class MethodOutcome:
+    predicted: list[int]  # label index of every test example
+    dev_accuracy: float | None
+    train_steps: int = 0
+    details: dict = field(default_factory=dict)  # JSON-ready extras: seconds_per_step, best_step, ...
+    save: Callable[[dict], str] | None = None  # writes the trained artifact given the final metrics; its path
+
+
+def predicted_indices(logprobs: torch.Tensor) -> list[int]:
+    return logprobs.argmax(-1).tolist()

@@ -1,0 +1,92 @@
+"""Fine-tuning every weight of a copy of the model: prompt-based (LM-BFF) or with a classification head.
+
+`finetune` trains the same cloze / label-word objective that zero-shot scores with, so it starts
+from the zero-shot classifier. `finetune-head` is the standard baseline: a new linear head on
+mean-pooled hidden states of the example's text, no template. Both work on a deep copy, so the
+shared model is untouched.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from promptlab.features import example_text, pooled_features
+from promptlab.methods.context import (EVAL_BATCH, MethodContext, MethodOutcome, TrainingOptions, predicted_indices,
+                                       require_choice)
+from promptlab.train import TrainResult, train
+from promptlab.verbalizer import AGGREGATIONS
+
+
+@dataclass
+class FinetuneOptions(TrainingOptions):
+    steps: int = 30
+    lr: float = 1e-5
+    batch_size: int = 16
+    eval_every: int = 5
+    patience: int = 3
+    weight_decay: float = 0.0
+    aggregate: str = "logsumexp"
+
+    def __post_init__(self):
+        super().__post_init__()
+        require_choice("aggregate", self.aggregate, AGGREGATIONS)
+
+
+@dataclass
+class FinetuneHeadOptions(TrainingOptions):
+    steps: int = 30
+    lr: float = 1e-4
+    batch_size: int = 16
+    eval_every: int = 5
+    patience: int = 3
+    weight_decay: float = 0.0
+
+
+def run_finetune(context: MethodContext) -> MethodOutcome:
+    options: FinetuneOptions = context.options
+    split = context.split
+    model = _trainable_copy(context.loaded.model)
+    scorer = context.scorer(model, aggregate=options.aggregate, batch_size=max(options.batch_size, EVAL_BATCH))
+    result = train(model, scorer.label_logprobs, context.prompts(split.train), context.gold(split.train),
+                   context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
+                   description=f"finetune seed {context.seed}")
+    with torch.inference_mode():
+        test_logprobs = scorer.label_logprobs(context.prompts(context.test_examples))
+    return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps, _details(result))
+
+
+def run_finetune_head(context: MethodContext) -> MethodOutcome:
+    options: FinetuneHeadOptions = context.options
+    loaded, split, template = context.loaded, context.split, context.setup.template
+    model = _trainable_copy(loaded.model)
+    torch.manual_seed(context.seed)
+    head = torch.nn.Linear(model.config.hidden_size, len(context.labels)).to(loaded.device)
+    module = torch.nn.ModuleDict({"model": model, "head": head})
+
+    def label_logprobs(texts):
+        return head(pooled_features(model, loaded.tokenizer, texts, loaded.device)).float().log_softmax(-1)
+
+    def texts(examples):
+        return [example_text(template, example) for example in examples]
+
+    result = train(module, label_logprobs, texts(split.train), context.gold(split.train), texts(split.dev),
+                   context.gold(split.dev), options.train_config(context.seed),
+                   description=f"finetune-head seed {context.seed}")
+    test_texts = texts(context.test_examples)
+    with torch.inference_mode():
+        test_logprobs = torch.cat([label_logprobs(test_texts[start:start + EVAL_BATCH]).cpu()
+                                   for start in range(0, len(test_texts), EVAL_BATCH)])
+    return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps, _details(result))
+
+
+def _trainable_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy with every weight trainable; eval mode keeps dropout off, so same seed, same numbers."""
+    return copy.deepcopy(model).eval().requires_grad_(True)
+
+
+def _details(result: TrainResult) -> dict:
+    return {"best_step": result.best_step, "seconds_per_step": round(result.seconds_per_step, 4),
+            "losses": [round(loss, 4) for loss in result.losses],
+            "dev_history": [[step, round(acc, 4), round(loss, 4)] for step, acc, loss in result.dev_history]}

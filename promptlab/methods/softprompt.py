@@ -1,0 +1,72 @@
+"""Prompt tuning: train n prompt vectors in front of a frozen model, through the zero-shot scoring path."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from promptlab.methods.context import (MethodContext, MethodOutcome, TrainingOptions, predicted_indices,
+                                       require_choice, require_positive)
+from promptlab.softprompt import (INITS, REPARAMETERIZATIONS, SoftPrompt, initial_embeddings, prompt_identity,
+                                  save_soft_prompt)
+from promptlab.train import frozen, train
+from promptlab.verbalizer import AGGREGATIONS
+
+
+@dataclass
+class SoftPromptOptions(TrainingOptions):
+    steps: int = 60
+    lr: float = 0.03
+    batch_size: int = 32
+    eval_every: int = 5
+    patience: int = 4
+    weight_decay: float = 0.0
+    prompt_length: int = 8
+    init: str = "labels"  # vocab | text | labels
+    init_text: str = ""  # the text for init "text"
+    reparameterize: str = "none"  # none | mlp (P-tuning)
+    aggregate: str = "logsumexp"
+    save_to: str | None = None  # a folder for the trained prompt
+
+    def __post_init__(self):
+        super().__post_init__()
+        require_positive("prompt_length", self.prompt_length)
+        require_choice("init", self.init, INITS)
+        require_choice("reparameterize", self.reparameterize, REPARAMETERIZATIONS)
+        require_choice("aggregate", self.aggregate, AGGREGATIONS)
+
+
+def run_softprompt(context: MethodContext) -> MethodOutcome:
+    options: SoftPromptOptions = context.options
+    loaded, split = context.loaded, context.split
+    label_words = [word for words in context.setup.verbalizer.words.values() for word in words]
+    initial = initial_embeddings(loaded.model, loaded.tokenizer, length=options.prompt_length, init=options.init,
+                                 seed=context.seed, text=options.init_text, label_words=label_words)
+    torch.manual_seed(context.seed)  # the P-tuning encoder's initial weights
+    soft_prompt = SoftPrompt(initial, reparameterize=options.reparameterize).to(loaded.device)
+    scorer = context.scorer(aggregate=options.aggregate, batch_size=max(options.batch_size, 32))
+
+    def label_logprobs(prompts):
+        scorer.soft_prompt = soft_prompt()  # recomputed each call, so gradients reach the encoder too
+        return scorer.label_logprobs(prompts)
+
+    with frozen(loaded.model):
+        result = train(soft_prompt, label_logprobs, context.prompts(split.train), context.gold(split.train),
+                       context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
+                       description=f"softprompt seed {context.seed}")
+    with torch.inference_mode():
+        embeddings = soft_prompt().detach().float().cpu()
+        scorer.soft_prompt = embeddings.to(loaded.device)
+        test_logprobs = scorer.label_logprobs(context.prompts(context.test_examples))
+    details = {"best_step": result.best_step, "seconds_per_step": round(result.seconds_per_step, 4),
+               "losses": [round(loss, 4) for loss in result.losses],
+               "dev_history": [[step, round(acc, 4), round(loss, 4)] for step, acc, loss in result.dev_history]}
+    outcome = MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps, details)
+    if options.save_to:
+        outcome.save = lambda metrics: str(save_soft_prompt(options.save_to, embeddings, {
+            **prompt_identity(context.setup, loaded), "method": "softprompt", "seed": context.seed,
+            "k": len(split.train) // len(context.labels), "sample_checksum": split.checksum,
+            "training": {key: value for key, value in asdict(options).items() if key != "save_to"},
+            "train_steps": result.steps, "best_step": result.best_step, "dev_accuracy": result.best_dev_accuracy,
+            "test": {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}}))
+    return outcome

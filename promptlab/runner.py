@@ -1,0 +1,259 @@
+"""Running a suite: each run of its grid once, each finished run appended to results.jsonl at once.
+
+A row is appended (flushed and fsynced) as soon as its run finishes, so an interruption loses at
+most the run in flight. On start, rows already in the file are read and their runs skipped; a torn
+last line (a process killed while writing it) is cut off. A lock keeps two runners out of one folder.
+
+Per run: the task's test split, cut to the suite's `limit` by a fixed stratified sample (the same
+examples for every run); k=0 scores them zero-shot with the run's calibration, k>0 hands them
+with the train split to `promptlab.methods.run_method`. Runs are grouped by model, which loads once.
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TextIO
+
+from tqdm.auto import tqdm
+
+from promptlab import methods
+from promptlab.backends import Backend, make_backend
+from promptlab.errors import UserError
+from promptlab.models import LoadedModel, load_model, resolve_model, weights_fingerprint
+from promptlab.scoring import LabelScorer
+from promptlab.sources import SplitPlan, stratified_split
+from promptlab.suite import RunConfig, Suite, expand
+from promptlab.template import Prompt
+from promptlab.zeroshot import Setup, classify, render_all, require_labels
+
+RESULTS_FILE = "results.jsonl"
+TEST_SAMPLE_SEED = 0  # the `limit` sample of a test split: fixed, so every run sees the same examples
+VERSIONED_PACKAGES = ("promptlab", "torch", "transformers")
+ROW_METRICS = ("accuracy", "macro_f1", "dev_accuracy")
+# What run_method returns that rows keep under their own names, or leave out (predictions: too long).
+_KNOWN_RESULT_FIELDS = (*ROW_METRICS, "train_steps", "seconds", "method", "k", "seed", "options", "sample",
+                        "metrics", "predictions", "artifact")
+
+
+@dataclass
+class SuiteRun:
+    """What running a suite left: every row of its grid (old and new) in grid order."""
+
+    suite: str
+    output: Path
+    rows: list[dict]
+    ran: int  # runs done this time
+    skipped: int  # runs found finished in results.jsonl
+    seconds: float
+
+    @property
+    def runs(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class TaskData:
+    test: list[dict]
+    train: list[dict] | None  # None when no run of the task needs training examples
+    prompts: dict[str, list[Prompt]] = field(default_factory=dict)  # template name -> rendered test examples
+
+
+# ---------------------------------------------------------------- results.jsonl
+
+class ResultsFile:
+    """results.jsonl, locked while open: read the finished rows, append new ones durably."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+
+    def __enter__(self) -> "ResultsFile":
+        self._file = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise UserError("another promptlab eval is writing to this file", where=self.path,
+                            fix="wait for it to finish, or give another --output folder") from None
+        self.rows = self._read()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.close()  # closing releases the lock
+
+    def _read(self) -> list[dict]:
+        self._file.seek(0)
+        text = self._file.read()
+        lines = text.split("\n")
+        complete, last = lines[:-1], lines[-1]  # `last` is "" unless the final line was torn
+        rows = [self._parse(line, number) for number, line in enumerate(complete, start=1) if line.strip()]
+        if last:
+            self._cut_torn_line(len(text.encode()) - len(last.encode()))
+        return rows
+
+    def _parse(self, line: str, number: int) -> dict:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"not a JSON row ({error.msg})", where=self.path, line=number,
+                            fix="delete that line, or give another --output folder") from None
+        if not isinstance(row, dict) or "key" not in row:
+            raise UserError("not a results row (no 'key')", where=self.path, line=number,
+                            fix="delete that line, or give another --output folder")
+        return row
+
+    def _cut_torn_line(self, size: int) -> None:
+        # A run killed mid-write leaves a line without its newline: that run did not finish.
+        self._file.truncate(size)
+        self._file.seek(0, os.SEEK_END)
+
+    def append(self, row: dict) -> None:
+        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.rows.append(row)
+
+
+# ---------------------------------------------------------------- running
+
+def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: int = 32,
+              log: TextIO = sys.stderr) -> SuiteRun:
+    """Run every configuration of the suite not yet in `output`/results.jsonl; return all of the grid's rows."""
+    start = time.perf_counter()
+    configs = expand(suite)
+    output.mkdir(parents=True, exist_ok=True)
+    with ResultsFile(output / RESULTS_FILE) as results:
+        finished = {row["key"]: row for row in results.rows}
+        pending = [config for config in configs if config.key not in finished]
+        if pending:
+            data = prepare_data(suite, pending)  # data and template mistakes surface before any model loads
+            for model in dict.fromkeys(config.model for config in pending):
+                resolve_model(model)  # a wrong model name fails now, not after hours of other runs
+            _run_pending(suite, pending, data, results, finished, device=device, batch_size=batch_size, log=log)
+    return SuiteRun(suite=suite.name, output=output, rows=[finished[config.key] for config in configs],
+                    ran=len(pending), skipped=len(configs) - len(pending), seconds=time.perf_counter() - start)
+
+
+def _run_pending(suite: Suite, pending: list[RunConfig], data: dict[str, TaskData], results: ResultsFile,
+                 finished: dict[str, dict], *, device: str, batch_size: int, log: TextIO) -> None:
+    # The bar shows in a terminal only; the line logged per run carries its own ETA for log files.
+    bar = tqdm(total=len(pending), desc=f"eval {suite.name}", unit="run", file=log, dynamic_ncols=True, disable=None)
+    done, start = 0, time.perf_counter()
+    try:
+        for model_name in dict.fromkeys(config.model for config in pending):
+            loaded = load_model(model_name, device=device)
+            backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
+            for config in (config for config in pending if config.model == model_name):
+                bar.set_postfix_str(describe(config), refresh=True)
+                row = run_one(config, suite, data[config.task], loaded, backend, batch_size=batch_size)
+                results.append(row)
+                finished[row["key"]] = row
+                done += 1
+                bar.update(1)
+                eta = (time.perf_counter() - start) / done * (len(pending) - done)
+                bar.write(f"[{done}/{len(pending)}] {describe(config)}: accuracy {row['metrics']['accuracy']:.3f} "
+                          f"({row['seconds']:.1f} s; ETA {tqdm.format_interval(eta)})", file=log)
+    except KeyboardInterrupt:
+        bar.write(f"interrupted: {done} of {len(pending)} runs finished and saved in {results.path}; "
+                  "run the same command again to continue", file=log)
+        raise
+    finally:
+        bar.close()
+
+
+def describe(config: RunConfig) -> str:
+    seed = "" if config.seed is None else f" seed {config.seed}"
+    return f"{config.task} · {config.template}/{config.verbalizer} · {config.label} · k={config.k}{seed}"
+
+
+def prepare_data(suite: Suite, pending: list[RunConfig]) -> dict[str, TaskData]:
+    """Test samples (rendered with every template they meet) and train pools of the tasks that pending runs need."""
+    data: dict[str, TaskData] = {}
+    for config in pending:
+        setup = suite.setup(config)
+        if config.task not in data:
+            needs_train = any(other.task == config.task and other.k > 0 for other in pending)
+            data[config.task] = load_task_data(setup, config.limit, needs_train=needs_train)
+        prompts = data[config.task].prompts
+        if config.template not in prompts:
+            prompts[config.template] = render_all(setup.template, data[config.task].test)
+    return data
+
+
+def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> TaskData:
+    task = setup.task
+    test = task.examples("test")
+    require_labels(test, task.path)
+    if limit is not None and limit < len(test):
+        test = stratified_split(test, SplitPlan(test=limit, train=0), seed=TEST_SAMPLE_SEED)["test"]
+    train = None
+    if needs_train:
+        train = task.examples("train")
+        require_labels(train, task.path)
+    return TaskData(test=test, train=train)
+
+
+def run_one(config: RunConfig, suite: Suite, data: TaskData, loaded: LoadedModel, backend: Backend, *,
+            batch_size: int) -> dict:
+    """Run one configuration and return its results row."""
+    setup = suite.setup(config)
+    start = time.perf_counter()
+    if config.k == 0:
+        result = _zero_shot(config, setup, data, backend, batch_size)
+    else:
+        result = _few_shot(config, setup, data, loaded)
+    seconds = time.perf_counter() - start
+    return {
+        "key": config.key, "suite": suite.name, **asdict(config),
+        "model_source": loaded.source, "model_kind": loaded.kind, "model_fingerprint": loaded.fingerprint,
+        "device": str(loaded.device), "n_test": len(data.test), "n_labels": len(setup.task.labels),
+        "metrics": {name: result[name] for name in ROW_METRICS if result.get(name) is not None},
+        "train_steps": result.get("train_steps", 0), "seconds": round(seconds, 3),
+        "confusion": result["metrics"]["confusion"],
+        "method_options": result.get("options"),  # every option the method used, defaults included
+        "sample": result.get("sample"),  # the k-shot example ids drawn with this seed
+        "details": {name: value for name, value in result.items() if name not in _KNOWN_RESULT_FIELDS
+                    and isinstance(value, (int, float, str, bool))},
+        "versions": package_versions(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _zero_shot(config: RunConfig, setup: Setup, data: TaskData, backend: Backend, batch_size: int) -> dict:
+    scorer = LabelScorer(backend, setup.template, setup.verbalizer, aggregate=config.options["aggregate"],
+                         calibrate=config.options["calibrate"], batch_size=batch_size)
+    classified = classify(scorer, data.test, data.prompts[config.template], setup.task.labels)
+    return {"accuracy": classified.metrics["accuracy"], "macro_f1": classified.metrics["macro_f1"],
+            "metrics": classified.metrics}
+
+
+def _few_shot(config: RunConfig, setup: Setup, data: TaskData, loaded: LoadedModel) -> dict:
+    result = methods.run_method(config.method, setup=setup, loaded=loaded, train_pool=data.train,
+                        test_examples=data.test, k=config.k, seed=config.seed, options=dict(config.options))
+    _check_model_untouched(loaded, config)
+    return result
+
+
+def _check_model_untouched(loaded: LoadedModel, config: RunConfig) -> None:
+    # Runs share the loaded model; weights left changed by one run would silently skew every later one.
+    if weights_fingerprint(loaded.model) != loaded.fingerprint:
+        raise RuntimeError(f"method '{config.method}' left the model's weights changed ({describe(config)})")
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:  # e.g. promptlab run from a source tree that was never installed
+            versions[package] = "not installed"
+    return versions

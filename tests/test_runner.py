@@ -1,0 +1,166 @@
+import json
+from collections import Counter
+
+import pytest
+from click.testing import CliRunner
+
+from catalog_files import SENTIMENT_FILES, write_catalog
+from promptlab import methods, runner
+from promptlab.catalog import Catalog
+from promptlab.cli import main
+from promptlab.errors import UserError
+from promptlab.runner import RESULTS_FILE, ResultsFile, load_task_data, run_suite
+from promptlab.suite import expand, load_suite
+
+SUITE = """\
+description: toy curve
+tasks: [toy]
+models: [{model}]
+methods:
+  - zeroshot: {{calibrate: [none, contextual]}}
+  - majority
+shots: [0, 2, 4]
+seeds: [1, 2]
+"""
+GRID_SIZE = 2 + 2 * 2  # zero-shot calibrations + k values x seeds of majority (the real one: it is fast)
+
+
+@pytest.fixture
+def patch_run_method(monkeypatch):
+    """Replace run_method with `wrapper(real_run_method, method, **kwargs)`."""
+    real = methods.run_method
+
+    def patch(wrapper):
+        monkeypatch.setattr(methods, "run_method", lambda method, **kwargs: wrapper(real, method, **kwargs))
+    return patch
+
+
+@pytest.fixture
+def suite(tmp_path, tiny_gpt2_dir):
+    catalog_root = write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
+                                                        "eval_suites/toy-curve.yaml": SUITE.format(model=tiny_gpt2_dir)})
+    return load_suite("toy-curve", Catalog.from_options([catalog_root]))
+
+
+def read_rows(folder):
+    return [json.loads(line) for line in (folder / RESULTS_FILE).read_text().splitlines()]
+
+
+def test_rows_carry_the_full_configuration(suite, tmp_path):
+    outcome = run_suite(suite, tmp_path / "out", device="cpu")
+    rows = read_rows(tmp_path / "out")
+    assert (outcome.runs, outcome.ran, outcome.skipped) == (GRID_SIZE, GRID_SIZE, 0)
+    assert [row["key"] for row in rows] == [config.key for config in expand(suite)]
+    row = rows[0]
+    for field in ("suite", "task", "model", "template", "template_hash", "verbalizer", "verbalizer_hash", "method",
+                  "label", "options", "k", "seed", "limit", "model_fingerprint", "n_test", "seconds", "finished"):
+        assert field in row, field
+    assert row["template_hash"] == suite.setups["toy"][0].template.content_hash
+    assert set(row["versions"]) >= {"python", "torch", "transformers", "promptlab"}
+    assert set(row["metrics"]) == {"accuracy", "macro_f1"}
+    few_shot = rows[-1]
+    assert few_shot["k"] == 4 and few_shot["seed"] == 2
+    assert set(few_shot["metrics"]) == {"accuracy", "macro_f1", "dev_accuracy"}
+    assert few_shot["method_options"] == {} and few_shot["sample"] and few_shot["confusion"]["labels"] == ["negative", "positive"]
+
+
+def test_rerun_adds_no_rows_and_loads_no_model(suite, tmp_path, monkeypatch):
+    run_suite(suite, tmp_path / "out", device="cpu")
+    before = (tmp_path / "out" / RESULTS_FILE).read_bytes()
+    monkeypatch.setattr(runner, "load_model", lambda *args, **kwargs: pytest.fail("loaded a model"))
+    outcome = run_suite(suite, tmp_path / "out", device="cpu")
+    assert (outcome.ran, outcome.skipped, len(outcome.rows)) == (0, GRID_SIZE, GRID_SIZE)
+    assert (tmp_path / "out" / RESULTS_FILE).read_bytes() == before
+
+
+def test_interrupted_run_resumes_to_exactly_the_full_set(suite, tmp_path, patch_run_method):
+    calls = []
+
+    def interrupted_at_the_third(real, method, **kwargs):
+        calls.append(method)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(method, **kwargs)
+
+    patch_run_method(interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, tmp_path / "out", device="cpu")
+    assert len(read_rows(tmp_path / "out")) == 2 + 2  # both zero-shot runs and two few-shot runs
+
+    patch_run_method(lambda real, method, **kwargs: real(method, **kwargs))
+    outcome = run_suite(suite, tmp_path / "out", device="cpu")
+    keys = [row["key"] for row in read_rows(tmp_path / "out")]
+    assert outcome.ran == GRID_SIZE - 4
+    assert sorted(keys) == sorted(config.key for config in expand(suite))
+
+
+def test_torn_last_line_is_cut_and_its_run_redone(suite, tmp_path):
+    run_suite(suite, tmp_path / "out", device="cpu")
+    path = tmp_path / "out" / RESULTS_FILE
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][:40])  # killed while writing the last row
+    outcome = run_suite(suite, tmp_path / "out", device="cpu")
+    assert outcome.ran == 1
+    assert path.read_text().count("\n") == GRID_SIZE
+    assert sorted(row["key"] for row in read_rows(tmp_path / "out")) == sorted(c.key for c in expand(suite))
+
+
+def test_broken_line_inside_the_file_is_a_user_error(tmp_path):
+    path = tmp_path / RESULTS_FILE
+    path.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    with pytest.raises(UserError, match="not a JSON row") as caught:
+        with ResultsFile(path):
+            pass
+    assert caught.value.line == 2
+
+
+def test_second_writer_is_refused(tmp_path):
+    with ResultsFile(tmp_path / RESULTS_FILE):
+        with pytest.raises(UserError, match="another promptlab eval"):
+            with ResultsFile(tmp_path / RESULTS_FILE):
+                pass
+
+
+def test_limit_takes_a_stratified_sample(suite):
+    setup = suite.setups["toy"][0]
+    test = load_task_data(setup, 4, needs_train=False).test
+    assert Counter(example["label"] for example in test) == {"negative": 2, "positive": 2}
+    assert test == load_task_data(setup, 4, needs_train=False).test
+
+
+def test_method_that_changes_the_weights_is_caught(suite, tmp_path, patch_run_method):
+    def scribbling(real, method, *, loaded, **kwargs):
+        next(loaded.model.parameters()).data.add_(1.0)
+        return real(method, loaded=loaded, **kwargs)
+
+    patch_run_method(scribbling)
+    with pytest.raises(RuntimeError, match="left the model's weights changed"):
+        run_suite(suite, tmp_path / "out", device="cpu")
+
+
+def test_eval_command_writes_everything_and_ends_with_json(tmp_path, tiny_gpt2_dir):
+    write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
+                                         "eval_suites/toy-curve.yaml": SUITE.format(model=tiny_gpt2_dir)})
+    arguments = ["eval", "toy-curve", "--catalog", str(tmp_path / "catalog"), "--output", str(tmp_path / "out"),
+                 "--device", "cpu", "--json"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["suite"] == "toy-curve" and summary["runs"] == GRID_SIZE and summary["ran"] == GRID_SIZE
+    assert summary["output"] == str(tmp_path / "out") and summary["seconds"] > 0
+    for name in (RESULTS_FILE, "summary.csv", "kshot_curve.png", "report.md"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    again = json.loads(CliRunner().invoke(main, arguments).stdout.strip().splitlines()[-1])
+    assert (again["ran"], again["skipped"]) == (0, GRID_SIZE)
+    assert len(read_rows(tmp_path / "out")) == GRID_SIZE
+
+
+def test_eval_command_reports_a_bad_suite_in_one_message(tmp_path):
+    write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
+                                         "eval_suites/bad.yaml": "tasks: [toy]\nmodels: [m]\nmethods: [zeroshot]\n"
+                                                                 "shots: [0, 4]\n"})
+    result = CliRunner().invoke(main, ["eval", "bad", "--catalog", str(tmp_path / "catalog"),
+                                       "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "bad.yaml:4: shots above 0 need a few-shot method" in result.output
+    assert "Traceback" not in result.output

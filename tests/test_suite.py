@@ -1,0 +1,144 @@
+import pytest
+
+from catalog_files import SENTIMENT_FILES, write_catalog
+from promptlab.catalog import Catalog
+from promptlab.errors import UserError
+from promptlab.suite import expand, load_suite
+
+VALID = """\
+description: toy grid
+tasks: [toy]
+models: [some-model]
+methods:
+  - zeroshot: {calibrate: [none, contextual]}
+  - majority
+  - softprompt: {steps: 3}
+shots: [0, 2, 4]
+seeds: [1, 2]
+limit: 4
+"""
+
+
+def catalog_with(tmp_path, suite_text, extra=None):
+    write_catalog(tmp_path, {**SENTIMENT_FILES, **(extra or {}), "eval_suites/grid.yaml": suite_text})
+    return Catalog.from_options([tmp_path])
+
+
+def load(tmp_path, suite_text, extra=None):
+    return load_suite("grid", catalog_with(tmp_path, suite_text, extra))
+
+
+def test_valid_suite_expands_into_its_grid(tmp_path):
+    suite = load(tmp_path, VALID)
+    configs = expand(suite)
+    zero_shot = [config for config in configs if config.k == 0]
+    assert [config.label for config in zero_shot] == ["zeroshot (none)", "zeroshot (contextual)"]
+    assert all(config.seed is None and "train" not in config.data for config in zero_shot)
+    few_shot = [config for config in configs if config.k > 0]
+    assert len(few_shot) == 2 * 2 * 2  # methods x k x seeds
+    assert few_shot[0].options == {} and few_shot[-1].options == {"steps": 3}
+    assert {config.limit for config in configs} == {4}
+    assert len({config.key for config in configs}) == len(configs)
+
+
+def test_run_keys_are_stable_and_follow_the_template_text(tmp_path):
+    keys = [config.key for config in expand(load(tmp_path, VALID))]
+    assert keys == [config.key for config in expand(load(tmp_path, VALID))]
+    edited = load(tmp_path, VALID, {"templates/toy/t1.jinja": "{{ text }} Overall it was {{ mask }}."})
+    assert set(keys).isdisjoint(config.key for config in expand(edited))
+
+
+def test_defaults_every_template_and_the_default_verbalizer(tmp_path):
+    extra = {"templates/toy/t2.jinja": "Review: {{ text }} {{ mask }}", "verbalizers/toy/other.yaml":
+             "labels: {negative: bad, positive: good}\n"}
+    suite = load(tmp_path, "tasks: [toy]\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n", extra)
+    assert [(setup.template.name, setup.verbalizer.name) for setup in suite.setups["toy"]] == \
+        [("t1", "default"), ("t2", "default")]
+    assert [config.label for config in expand(suite)] == ["zeroshot (none)"] * 2
+    both = load(tmp_path, "tasks: [toy]\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n"
+                          "templates: {toy: t2}\nverbalizers: [default, other]\n", extra)
+    assert [(setup.template.name, setup.verbalizer.name) for setup in both.setups["toy"]] == \
+        [("t2", "default"), ("t2", "other")]
+
+
+def test_task_entry_limit_and_data_override(tmp_path):
+    (tmp_path / "mine.jsonl").write_text('{"text": "great", "label": "positive"}\n')
+    suite = load(tmp_path, "tasks: {toy: {limit: 2, test: ../mine.jsonl}}\nmodels: [m]\nmethods: [zeroshot]\n"
+                           "shots: [0]\nlimit: 9\n")
+    (config,) = expand(suite)
+    assert config.limit == 2
+    assert config.data["test"] == str((tmp_path / "mine.jsonl").resolve())
+    assert suite.setup(config).task.examples("test")[0]["text"] == "great"
+
+
+def test_suite_by_path_and_unknown_suite(tmp_path):
+    catalog = catalog_with(tmp_path, VALID)
+    assert load_suite(str(tmp_path / "eval_suites" / "grid.yaml"), catalog).name == "grid"
+    with pytest.raises(UserError, match="unknown suite 'gird'") as caught:
+        load_suite("gird", catalog)
+    assert "did you mean 'grid'?" in caught.value.fix
+    with pytest.raises(UserError, match="does not exist"):
+        load_suite(str(tmp_path / "nope.yaml"), catalog)
+
+
+BASE = "tasks: [toy]\nmodels: [m]\n"
+
+
+@pytest.mark.parametrize("text, message, line", [
+    (BASE + "methods: [zeroshot]\nshots: [0]\ntaks: 1\n", "unknown key 'taks'", 5),
+    ("tasks: [toy]\nmethods: [zeroshot]\nshots: [0]\n", "missing key 'models'", 1),
+    ("tasks: [tyo]\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n", "unknown task 'tyo'", 1),
+    ("tasks:\n  - toy\n  - toy\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n", "lists 'toy' twice", 3),
+    ("tasks: {toy: {limt: 3}}\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n", "unknown key 'limt'", 1),
+    (BASE + "templates:\n  - t1\n  - t9\nmethods: [zeroshot]\nshots: [0]\n", "unknown template of task 'toy' 't9'", 5),
+    (BASE + "templates: {other: [t1]}\nmethods: [zeroshot]\nshots: [0]\n", "names task 'other'", 3),
+    (BASE + "verbalizers: [loud]\nmethods: [zeroshot]\nshots: [0]\n", "unknown verbalizer", 3),
+    (BASE + "methods:\n  - zeroshot\n  - softprmpt\nshots: [0, 4]\nseeds: [1]\n", "unknown method 'softprmpt'", 5),
+    (BASE + "methods:\n  - zeroshot: {calibrate: [contextul]}\nshots: [0]\n", "unknown calibrate 'contextul'", 4),
+    (BASE + "methods:\n  - zeroshot: {calibrate: none, temperature: 2}\nshots: [0]\n", "unknown key 'temperature'", 4),
+    (BASE + "methods:\n  - zeroshot: {aggregate: [mean, max]}\nshots: [0]\n", "'aggregate' must be one of", 4),
+    (BASE + "methods:\n  - zeroshot: {calibrate: no}\nshots: [0]\n", "reads as a YAML boolean", 4),
+    (BASE + "methods:\n  - majority\n  - majority\nshots: [4]\nseeds: [1]\n", "listed twice", 5),
+    (BASE + "methods:\n  - softprompt: {stepz: 3}\nshots: [4]\nseeds: [1]\n", "has no option 'stepz'", 4),
+    (BASE + "methods:\n  - softprompt: {steps: -3}\nshots: [4]\nseeds: [1]\n", "must be a positive number", 4),
+    (BASE + "methods:\n  - {majority: {}, head: {}}\nshots: [4]\nseeds: [1]\n", "a method is a name", 4),
+    (BASE + "methods: [majority]\nshots: [4]\n", "few-shot runs need seeds", 1),
+    (BASE + "methods: [zeroshot]\nshots: [0, 4]\n", "shots above 0 need a few-shot method", 4),
+    (BASE + "methods: [majority]\nshots: [0, 4]\nseeds: [1]\n", "no zero-shot method", 4),
+    (BASE + "methods: [zeroshot]\nshots: [4]\nseeds: [1]\n", "shots do not include 0", 4),
+    (BASE + "methods: [zeroshot]\nshots:\n  - 0\n  - -4\n", "lists -4", 6),
+    (BASE + "methods: [zeroshot]\nshots: [0, 0]\n", "lists 0 twice", 4),
+    (BASE + "methods: [zeroshot]\nshots: [true]\n", "lists True", 4),
+    (BASE + "methods: [zeroshot]\nshots: [0]\nlimit: 0\n", "'limit' must be a whole number", 5),
+    (BASE + "methods: [zeroshot]\nshots: [0]\nmetrics: [accuracy, f1]\n", "unknown metric 'f1'", 5),
+    (BASE + "methods: [zeroshot]\nshots: [0]\nshots: [0]\n", "duplicate key 'shots'", 5),
+])
+def test_suite_errors_name_the_line(tmp_path, text, message, line):
+    with pytest.raises(UserError, match=message) as caught:
+        load(tmp_path, text)
+    assert caught.value.line == line
+    assert str(tmp_path / "eval_suites" / "grid.yaml") in caught.value.message
+
+
+def test_errors_suggest_a_fix(tmp_path):
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, "tasks: [tyo]\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n")
+    assert caught.value.fix == "did you mean 'toy'?"
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, BASE + "methods: [softprmpt]\nshots: [4]\nseeds: [1]\n")
+    assert caught.value.fix == "did you mean 'softprompt'?"
+
+
+def test_error_inside_a_named_template_keeps_its_own_file(tmp_path):
+    with pytest.raises(UserError, match="no answer slot") as caught:
+        load(tmp_path, BASE + "methods: [zeroshot]\nshots: [0]\n", {"templates/toy/t1.jinja": "{{ text }}"})
+    assert caught.value.where.name == "t1.jinja"
+
+
+def test_builtin_suites_load():
+    catalog = Catalog.from_options()
+    for name in ("quick", "offline-kshot"):
+        suite = load_suite(name, catalog)
+        assert expand(suite)
+    assert {entry.name for entry in load_suite("offline-kshot", catalog).tasks} == \
+        {"sentiment", "cr", "bbc", "snips", "tweets", "vitaminc"}
