@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -65,6 +66,13 @@ class TaskData:
     test: list[dict]
     train: list[dict] | None  # None when no run of the task needs training examples
     prompts: dict[str, list[Prompt]] = field(default_factory=dict)  # template name -> rendered test examples
+
+    def hashes(self, k: int) -> dict[str, str]:
+        """The hashes of the examples a run with this k reads: the test sample, and the train pool when k > 0."""
+        hashes = {"test": _examples_hash(self.test)}
+        if k > 0:
+            hashes["train"] = _examples_hash(self.train)
+        return hashes
 
 
 # ---------------------------------------------------------------- results.jsonl
@@ -123,6 +131,45 @@ class ResultsFile:
         self.rows.append(row)
 
 
+# ---------------------------------------------------------------- run identity
+
+def run_key(config: RunConfig, data: TaskData) -> str:
+    """A hash of the run's canonical configuration and of the exact examples it reads.
+
+    The data's hash is in it because a data spec (`source:cr/test`, a file) can name other examples
+    tomorrow; a run on other examples is another run, never one to skip.
+    """
+    canonical = json.dumps({**asdict(config), "data_sha256": data.hashes(config.k)}, sort_keys=True,
+                           ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _examples_hash(examples: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(examples, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def load_data(suite: Suite, configs: list[RunConfig]) -> dict[str, TaskData]:
+    """Every task's test sample and, where a k > 0 run needs it, train pool."""
+    data = {}
+    for entry in suite.tasks:
+        needs_train = any(config.task == entry.name and config.k > 0 for config in configs)
+        data[entry.name] = load_task_data(suite.setups[entry.name][0], entry.limit, needs_train=needs_train)
+    return data
+
+
+def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> TaskData:
+    task = setup.task
+    test = task.examples("test")
+    require_labels(test, task.path)
+    if limit is not None and limit < len(test):
+        test = stratified_split(test, SplitPlan(test=limit, train=0), seed=TEST_SAMPLE_SEED)["test"]
+    train = None
+    if needs_train:
+        train = task.examples("train")
+        require_labels(train, task.path)
+    return TaskData(test=test, train=train)
+
+
 # ---------------------------------------------------------------- running
 
 def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: int = 32,
@@ -130,33 +177,43 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
     """Run every configuration of the suite not yet in `output`/results.jsonl; return all of the grid's rows."""
     start = time.perf_counter()
     configs = expand(suite)
+    data = load_data(suite, configs)
+    keys = [run_key(config, data[config.task]) for config in configs]
     output.mkdir(parents=True, exist_ok=True)
     with ResultsFile(output / RESULTS_FILE) as results:
         finished = {row["key"]: row for row in results.rows}
-        pending = [config for config in configs if config.key not in finished]
+        pending = [(key, config) for key, config in zip(keys, configs) if key not in finished]
         if pending:
-            data = prepare_data(suite, pending)  # data and template mistakes surface before any model loads
-            for model in dict.fromkeys(config.model for config in pending):
+            _render_prompts(suite, [config for _, config in pending], data)  # template mistakes surface now
+            for model in dict.fromkeys(config.model for _, config in pending):
                 resolve_model(model)  # a wrong model name fails now, not after hours of other runs
             _run_pending(suite, pending, data, results, finished, device=device, batch_size=batch_size, log=log)
-    return SuiteRun(suite=suite.name, output=output, rows=[finished[config.key] for config in configs],
+    return SuiteRun(suite=suite.name, output=output, rows=[finished[key] for key in keys],
                     ran=len(pending), skipped=len(configs) - len(pending), seconds=time.perf_counter() - start)
 
 
-def _run_pending(suite: Suite, pending: list[RunConfig], data: dict[str, TaskData], results: ResultsFile,
-                 finished: dict[str, dict], *, device: str, batch_size: int, log: TextIO) -> None:
+def _render_prompts(suite: Suite, pending: list[RunConfig], data: dict[str, TaskData]) -> None:
+    for config in pending:
+        prompts = data[config.task].prompts
+        if config.template not in prompts:
+            prompts[config.template] = render_all(suite.setup(config).template, data[config.task].test)
+
+
+def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[str, TaskData],
+                 results: ResultsFile, finished: dict[str, dict], *, device: str, batch_size: int,
+                 log: TextIO) -> None:
     # The bar shows in a terminal only; the line logged per run carries its own ETA for log files.
     bar = tqdm(total=len(pending), desc=f"eval {suite.name}", unit="run", file=log, dynamic_ncols=True, disable=None)
     done, start = 0, time.perf_counter()
     try:
-        for model_name in dict.fromkeys(config.model for config in pending):
+        for model_name in dict.fromkeys(config.model for _, config in pending):
             loaded = load_model(model_name, device=device)
             backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
-            for config in (config for config in pending if config.model == model_name):
+            for key, config in ((key, config) for key, config in pending if config.model == model_name):
                 bar.set_postfix_str(describe(config), refresh=True)
-                row = run_one(config, suite, data[config.task], loaded, backend, batch_size=batch_size)
+                row = run_one(key, config, suite, data[config.task], loaded, backend, batch_size=batch_size)
                 results.append(row)
-                finished[row["key"]] = row
+                finished[key] = row
                 done += 1
                 bar.update(1)
                 eta = (time.perf_counter() - start) / done * (len(pending) - done)
@@ -175,34 +232,7 @@ def describe(config: RunConfig) -> str:
     return f"{config.task} · {config.template}/{config.verbalizer} · {config.label} · k={config.k}{seed}"
 
 
-def prepare_data(suite: Suite, pending: list[RunConfig]) -> dict[str, TaskData]:
-    """Test samples (rendered with every template they meet) and train pools of the tasks that pending runs need."""
-    data: dict[str, TaskData] = {}
-    for config in pending:
-        setup = suite.setup(config)
-        if config.task not in data:
-            needs_train = any(other.task == config.task and other.k > 0 for other in pending)
-            data[config.task] = load_task_data(setup, config.limit, needs_train=needs_train)
-        prompts = data[config.task].prompts
-        if config.template not in prompts:
-            prompts[config.template] = render_all(setup.template, data[config.task].test)
-    return data
-
-
-def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> TaskData:
-    task = setup.task
-    test = task.examples("test")
-    require_labels(test, task.path)
-    if limit is not None and limit < len(test):
-        test = stratified_split(test, SplitPlan(test=limit, train=0), seed=TEST_SAMPLE_SEED)["test"]
-    train = None
-    if needs_train:
-        train = task.examples("train")
-        require_labels(train, task.path)
-    return TaskData(test=test, train=train)
-
-
-def run_one(config: RunConfig, suite: Suite, data: TaskData, loaded: LoadedModel, backend: Backend, *,
+def run_one(key: str, config: RunConfig, suite: Suite, data: TaskData, loaded: LoadedModel, backend: Backend, *,
             batch_size: int) -> dict:
     """Run one configuration and return its results row."""
     setup = suite.setup(config)
@@ -213,7 +243,7 @@ def run_one(config: RunConfig, suite: Suite, data: TaskData, loaded: LoadedModel
         result = _few_shot(config, setup, data, loaded)
     seconds = time.perf_counter() - start
     return {
-        "key": config.key, "suite": suite.name, **asdict(config),
+        "key": key, "suite": suite.name, **asdict(config), "data_sha256": data.hashes(config.k),
         "model_source": loaded.source, "model_kind": loaded.kind, "model_fingerprint": loaded.fingerprint,
         "device": str(loaded.device), "n_test": len(data.test), "n_labels": len(setup.task.labels),
         "metrics": {name: result[name] for name in ROW_METRICS if result.get(name) is not None},

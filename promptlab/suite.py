@@ -19,14 +19,12 @@
 entry may hold `limit` (overrides the suite's) and `test`/`train` data specs that replace the
 task's own splits (a file relative to the suite file, or `source:NAME/SPLIT`).
 
-Every run of the grid is a `RunConfig`; its `key` hashes the canonical configuration, including
-the content hashes of template and verbalizer, so an edited template runs again while finished
-runs are found and skipped.
+Every run of the grid is a `RunConfig`: plain data, with the content hashes of its template and
+verbalizer, which the runner hashes (with the examples the run reads) into the run's key.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,7 +68,7 @@ class MethodVariant:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One run of the grid, as plain data: what results.jsonl records and the run key hashes."""
+    """One run of the grid, as plain data: what results.jsonl records and the run's key hashes."""
 
     task: str
     data: dict  # split -> data spec the run reads ("test"; "train" too when k > 0)
@@ -85,11 +83,6 @@ class RunConfig:
     options: dict
     k: int
     seed: int | None  # None for zero-shot runs, which have nothing to draw
-
-    @property
-    def key(self) -> str:
-        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

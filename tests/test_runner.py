@@ -9,7 +9,7 @@ from promptlab import methods, runner
 from promptlab.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.runner import RESULTS_FILE, ResultsFile, load_task_data, run_suite
+from promptlab.runner import RESULTS_FILE, ResultsFile, load_data, load_task_data, run_key, run_suite
 from promptlab.suite import expand, load_suite
 
 SUITE = """\
@@ -42,6 +42,12 @@ def suite(tmp_path, tiny_gpt2_dir):
     return load_suite("toy-curve", Catalog.from_options([catalog_root]))
 
 
+def grid_keys(suite):
+    configs = expand(suite)
+    data = load_data(suite, configs)
+    return [run_key(config, data[config.task]) for config in configs]
+
+
 def read_rows(folder):
     return [json.loads(line) for line in (folder / RESULTS_FILE).read_text().splitlines()]
 
@@ -50,7 +56,7 @@ def test_rows_carry_the_full_configuration(suite, tmp_path):
     outcome = run_suite(suite, tmp_path / "out", device="cpu")
     rows = read_rows(tmp_path / "out")
     assert (outcome.runs, outcome.ran, outcome.skipped) == (GRID_SIZE, GRID_SIZE, 0)
-    assert [row["key"] for row in rows] == [config.key for config in expand(suite)]
+    assert [row["key"] for row in rows] == grid_keys(suite)
     row = rows[0]
     for field in ("suite", "task", "model", "template", "template_hash", "verbalizer", "verbalizer_hash", "method",
                   "label", "options", "k", "seed", "limit", "model_fingerprint", "n_test", "seconds", "finished"):
@@ -91,7 +97,7 @@ def test_interrupted_run_resumes_to_exactly_the_full_set(suite, tmp_path, patch_
     outcome = run_suite(suite, tmp_path / "out", device="cpu")
     keys = [row["key"] for row in read_rows(tmp_path / "out")]
     assert outcome.ran == GRID_SIZE - 4
-    assert sorted(keys) == sorted(config.key for config in expand(suite))
+    assert sorted(keys) == sorted(grid_keys(suite))
 
 
 def test_torn_last_line_is_cut_and_its_run_redone(suite, tmp_path):
@@ -102,7 +108,16 @@ def test_torn_last_line_is_cut_and_its_run_redone(suite, tmp_path):
     outcome = run_suite(suite, tmp_path / "out", device="cpu")
     assert outcome.ran == 1
     assert path.read_text().count("\n") == GRID_SIZE
-    assert sorted(row["key"] for row in read_rows(tmp_path / "out")) == sorted(c.key for c in expand(suite))
+    assert sorted(row["key"] for row in read_rows(tmp_path / "out")) == sorted(grid_keys(suite))
+
+
+def test_changed_data_is_a_new_run(suite, tmp_path):
+    run_suite(suite, tmp_path / "out", device="cpu")
+    test_file = suite.setups["toy"][0].task.path.parent / "data" / "test.jsonl"
+    test_file.write_text(test_file.read_text().replace("a great movie", "a great film"))
+    outcome = run_suite(suite, tmp_path / "out", device="cpu")
+    assert outcome.ran == GRID_SIZE
+    assert len(read_rows(tmp_path / "out")) == 2 * GRID_SIZE
 
 
 def test_broken_line_inside_the_file_is_a_user_error(tmp_path):

@@ -38,14 +38,14 @@ def test_valid_suite_expands_into_its_grid(tmp_path):
     assert len(few_shot) == 2 * 2 * 2  # methods x k x seeds
     assert few_shot[0].options == {} and few_shot[-1].options == {"steps": 3}
     assert {config.limit for config in configs} == {4}
-    assert len({config.key for config in configs}) == len(configs)
+    assert all(configs.count(config) == 1 for config in configs)
 
 
-def test_run_keys_are_stable_and_follow_the_template_text(tmp_path):
-    keys = [config.key for config in expand(load(tmp_path, VALID))]
-    assert keys == [config.key for config in expand(load(tmp_path, VALID))]
+def test_configs_are_stable_and_carry_the_template_text_hash(tmp_path):
+    configs = expand(load(tmp_path, VALID))
+    assert configs == expand(load(tmp_path, VALID))
     edited = load(tmp_path, VALID, {"templates/toy/t1.jinja": "{{ text }} Overall it was {{ mask }}."})
-    assert set(keys).isdisjoint(config.key for config in expand(edited))
+    assert {config.template_hash for config in configs}.isdisjoint(config.template_hash for config in expand(edited))
 
 
 def test_defaults_every_template_and_the_default_verbalizer(tmp_path):
