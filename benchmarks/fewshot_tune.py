@@ -18,7 +18,8 @@ import torch
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog
 from promptlab.methods import run_method
-from promptlab.models import DEFAULT_MODEL, load_model
+from promptlab.aliases import DEFAULT_MODEL
+from promptlab.models import load_model
 from promptlab.scoring import LabelScorer
 from promptlab.zeroshot import Setup, classify, render_all
 

@@ -59,12 +59,48 @@ def main():
 @catalog_option
 @click.option("--output", type=click.Path(), default=None, help="Folder for predictions.jsonl and metrics.json.")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
+@click.option("--prompt", type=click.Path(), default=None,
+              help="A trained soft prompt folder (from `fewshot --output`) to put in front of every example.")
 def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
-             catalogs, output, as_json):
+             catalogs, output, as_json, prompt):
     """Classify a task's examples with a template and a verbalizer, no training."""
     options = dict(locals())
     from promptlab.commands.zeroshot import run_zeroshot_command
     run_zeroshot_command(**options)
+
+
+# -- fewshot ----------------------------------------------------------------------------------
+FEWSHOT_METHODS = ("softprompt", "finetune", "finetune-head", "icl", "head", "majority")  # promptlab.methods.METHODS
+
+
+@main.command()
+@click.option("--task", required=True, help="Task name; its train split is the pool the k-shot sample comes from.")
+@click.option("--k", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Training examples per class; a dev set of k per class is drawn too (LM-BFF).")
+@click.option("--template", default=None, help="Template name [default: the task's only template].")
+@click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
+@click.option("--method", type=click.Choice(FEWSHOT_METHODS), default="softprompt", show_default=True)
+@click.option("--seeds", default="13,21,42,87,100", show_default=True, help="Comma-separated sampling/training seeds.")
+@model_option
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps [default: the method's].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate [default: the method's].")
+@click.option("--prompt-length", type=click.IntRange(min=1), default=None,
+              help="Soft prompt vectors (softprompt) [default: 8].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Training batch size [default: the method's].")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N test examples.")
+@device_option
+@catalog_option
+@click.option("--output", type=click.Path(), default=None,
+              help="Folder for fewshot.json and, per seed, predictions and the trained soft prompt.")
+@click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
+def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, limit, device,
+            catalogs, output, as_json):
+    """Train on k examples per class over several seeds; report mean ± std next to zero-shot."""
+    options = dict(locals())
+    from promptlab.commands.fewshot import run_fewshot_command
+    run_fewshot_command(**options)
 
 
 # -- eval -------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ import math
 import os
 import statistics
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 SUMMARY_FILE = "summary.csv"
 CURVE_FILE = "kshot_curve.png"
@@ -88,7 +88,7 @@ def curve_cells(rows: list[dict], metrics: tuple[str, ...]) -> list[Cell]:
     return cells(_ordered(rows), ("task", "model", "label", "k"), metrics)
 
 
-def plot_kshot_curves(rows: list[dict], path: Path, metric: str) -> None:
+def plot_kshot_curves(rows: list[dict], path: Path, metric: str, *, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
@@ -107,6 +107,7 @@ def plot_kshot_curves(rows: list[dict], path: Path, metric: str) -> None:
                     several_models, _chance(rows, task))
     for axis in list(axes.flat)[len(tasks):]:
         axis.set_visible(False)
+    figure.suptitle(title)
     handles, labels = _legend_entries(axes.flat)
     figure.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), frameon=False)
     buffer = io.BytesIO()
@@ -189,9 +190,10 @@ def report_markdown(rows: list[dict], *, suite: str, description: str, metrics: 
         for model in dict.fromkeys(cell.group[1] for cell in curve if cell.group[0] == task):
             parts += _task_tables(task, model, [cell for cell in curve if cell.group[:2] == (task, model)], metrics)
     parts += ["## Every template, verbalizer, method and k", "", _summary_table(rows, metrics), "",
-              "Mean ± sample standard deviation over seeds (task tables: over templates, verbalizers and seeds). "
-              "Zero-shot runs are deterministic and run once per template. "
-              f"The same numbers are in {SUMMARY_FILE}; every run, with its full configuration, in results.jsonl.", ""]
+              ("Mean ± sample standard deviation over seeds (task tables: over templates, verbalizers and seeds). "
+               "Zero-shot runs are deterministic and run once per template. "
+               f"The same numbers are in {SUMMARY_FILE}; every run, with its full configuration, in results.jsonl."),
+              ""]
     return "\n".join(parts)
 
 
@@ -243,7 +245,9 @@ def write_reports(rows: list[dict], output: Path, *, suite: str, description: st
     """Write summary.csv, kshot_curve.png and report.md into `output`; return their paths."""
     paths = [output / SUMMARY_FILE, output / CURVE_FILE, output / REPORT_FILE]
     _atomic_write(paths[0], summary_csv(rows, metrics).encode())
-    plot_kshot_curves(rows, paths[1], metrics[0])
+    models = ", ".join(dict.fromkeys(row["model"].rstrip("/").rsplit("/", 1)[-1] for row in rows))  # short names
+    plot_kshot_curves(rows, paths[1], metrics[0], title=f"{suite}: {METRIC_NAMES.get(metrics[0], metrics[0])} "
+                                                        f"against k ({models})")
     _atomic_write(paths[2], report_markdown(rows, suite=suite, description=description, metrics=metrics,
                                             ran=ran, seconds=seconds).encode())
     return paths

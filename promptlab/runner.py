@@ -1,8 +1,9 @@
 """Running a suite: each run of its grid once, each finished run appended to results.jsonl at once.
 
 A row is appended (flushed and fsynced) as soon as its run finishes, so an interruption loses at
-most the run in flight. On start, rows already in the file are read and their runs skipped; a torn
-last line (a process killed while writing it) is cut off. A lock keeps two runners out of one folder.
+most the run in flight. A run is known by its key, a hash of its configuration and of the examples
+it reads; on start, rows already in the file are read and their keys skipped, and a torn last line
+(a process killed while writing it) is cut off. A lock keeps two runners out of one folder.
 
 Per run: the task's test split, cut to the suite's `limit` by a fixed stratified sample (the same
 examples for every run); k=0 scores them zero-shot with the run's calibration, k>0 hands them
@@ -84,7 +85,7 @@ class ResultsFile:
         self.path = path
         self.rows: list[dict] = []
 
-    def __enter__(self) -> "ResultsFile":
+    def __enter__(self) -> ResultsFile:
         self._file = open(self.path, "a+", encoding="utf-8")
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -251,6 +252,7 @@ def run_one(key: str, config: RunConfig, suite: Suite, data: TaskData, loaded: L
         "confusion": result["metrics"]["confusion"],
         "method_options": result.get("options"),  # every option the method used, defaults included
         "sample": result.get("sample"),  # the k-shot example ids drawn with this seed
+        "artifact": result.get("artifact"),  # e.g. where a trained soft prompt was saved
         "details": {name: value for name, value in result.items() if name not in _KNOWN_RESULT_FIELDS
                     and isinstance(value, (int, float, str, bool))},
         "versions": package_versions(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

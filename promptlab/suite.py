@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from promptlab.catalog import Catalog
 from promptlab.data import SOURCE_PREFIX
 from promptlab.errors import UserError, did_you_mean, unknown
-from promptlab.methods import METHODS as FEWSHOT_METHODS, method_options
+from promptlab.methods import METHODS as FEWSHOT_METHODS
+from promptlab.methods import method_options
 from promptlab.scoring import CALIBRATIONS
 from promptlab.verbalizer import AGGREGATIONS
 from promptlab.yamlfile import Mapping, Sequence, check_keys, load_yaml

@@ -13,31 +13,39 @@ from promptlab.models import load_model, resolve_model
 from promptlab.outputs import output_folder, write_json, write_jsonl
 from promptlab.progress import progress_bar
 from promptlab.scoring import LabelScorer
+from promptlab.softprompt import check_compatible, load_soft_prompt
 from promptlab.zeroshot import Setup, classify, render_all, require_labels
 
 
 def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggregate, data, split, limit,
-                         batch_size, device, catalogs, output, as_json) -> None:
+                         batch_size, device, catalogs, output, as_json, prompt=None) -> None:
     setup = Setup.load(Catalog.from_options(catalogs), task, template, verbalizer)
     examples = setup.task.examples(split, data=data, limit=limit)
     require_labels(examples, data or setup.task.path)
     prompts = render_all(setup.template, examples)  # every template/data mistake surfaces before the model loads
+    saved = load_soft_prompt(prompt) if prompt else None
+    if saved:
+        check_compatible(saved, setup=setup)  # task, template, verbalizer: before the model loads
     folder = output_folder(output) if output else None
     model_name = model or DEFAULT_MODEL
     resolve_model(model_name)
     loaded = load_model(model_name, device=device)
+    if saved:
+        check_compatible(saved, setup=setup, loaded=loaded)
     scorer = LabelScorer(make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device),
                          setup.template, setup.verbalizer, aggregate=aggregate, calibrate=calibrate,
-                         batch_size=batch_size)
+                         batch_size=batch_size, soft_prompt=saved.embeddings.to(loaded.device) if saved else None)
     with progress_bar(len(prompts), "scoring", unit="ex") as bar:
         result = classify(scorer, examples, prompts, setup.task.labels, progress=bar.update)
     summary = {**setup.describe(), "model": loaded.name, "kind": loaded.kind, "device": str(loaded.device),
-               "calibrate": calibrate, "aggregate": aggregate, "split": None if data else split, "data": data,
+               "calibrate": calibrate, "aggregate": aggregate, "prompt": prompt,
+               "split": None if data else split, "data": data,
                "n": len(examples), "accuracy": result.metrics["accuracy"], "macro_f1": result.metrics["macro_f1"],
                "seconds": round(result.seconds, 3),
                "examples_per_second": round(len(examples) / max(result.seconds, 1e-9), 2)}
     click.echo(f"{setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} · "
-               f"{loaded.name} ({loaded.kind}, {loaded.device}) · calibrate {calibrate}")
+               f"{loaded.name} ({loaded.kind}, {loaded.device}) · calibrate {calibrate}"
+               + (f" · soft prompt {saved.folder}" if saved else ""))
     click.echo(format_metrics(result.metrics))
     click.echo(f"\n{len(examples)} examples in {result.seconds:.1f} s ({summary['examples_per_second']} examples/s)")
     if folder:

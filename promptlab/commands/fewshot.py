@@ -1,0 +1,122 @@
+"""`promptlab fewshot`: check files, data and options first, then load the model, train and report per seed."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import click
+
+from promptlab.backends import make_backend
+from promptlab.catalog import Catalog
+from promptlab.errors import UserError
+from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method
+from promptlab.aliases import DEFAULT_MODEL
+from promptlab.models import LoadedModel, load_model, resolve_model
+from promptlab.outputs import output_folder, write_json, write_jsonl
+from promptlab.progress import progress_bar
+from promptlab.sampling import parse_seeds, sample_kshot
+from promptlab.scoring import LabelScorer
+from promptlab.zeroshot import Setup, classify, render_all, require_labels
+
+ZERO_SHOT_CALIBRATION = "contextual"
+# CLI flags that set method options; a flag the method does not take is an error, not ignored.
+OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-length", "batch_size": "--batch-size"}
+
+
+def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
+                        limit, device, catalogs, output, as_json) -> None:
+    started = time.perf_counter()
+    catalog = Catalog.from_options(catalogs)
+    setup = Setup.load(catalog, task, template or _only_template(catalog, task), verbalizer)
+    seed_list = parse_seeds(seeds)
+    flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size}
+    options = _method_flags(method, {name: value for name, value in flags.items() if value is not None})
+    pool, test = _check_data(setup, k, seed_list, limit)
+    folder = output_folder(output) if output else None
+    model_name = model or DEFAULT_MODEL
+    resolve_model(model_name)
+    loaded = load_model(model_name, device=device)
+    click.echo(f"{setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} · "
+               f"{loaded.name} ({loaded.kind}, {loaded.device}) · {method} · k={k} · {len(test)} test examples")
+    zero_shot = _zero_shot_accuracy(setup, loaded, test)
+    click.echo(f"zero-shot ({ZERO_SHOT_CALIBRATION} calibration): accuracy {zero_shot:.4f}")
+    per_seed = []
+    for seed in seed_list:
+        seed_options = dict(options)
+        if folder and method == "softprompt":
+            seed_options["save_to"] = str(folder / f"seed-{seed}")
+        result = run_method(method, setup=setup, loaded=loaded, train_pool=pool, test_examples=test, k=k, seed=seed,
+                            options=seed_options)
+        click.echo(_seed_line(result))
+        if folder:
+            write_jsonl(folder / f"seed-{seed}" / "predictions.jsonl", result["predictions"])
+        per_seed.append({key: value for key, value in result.items() if key != "predictions"})
+    summary = _summary(setup, loaded, method, k, seed_list, per_seed, zero_shot, len(test), started)
+    click.echo(f"\n{method} k={k}: accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} over "
+               f"{len(seed_list)} seed(s)   zero-shot {zero_shot:.4f}   ({summary['seconds']:.0f} s)")
+    if folder:
+        write_json(folder / "fewshot.json", summary)
+        click.echo(f"wrote {folder / 'fewshot.json'}")
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+
+
+def _only_template(catalog: Catalog, task: str) -> str:
+    names = sorted(catalog.template_files(task))
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise UserError(f"task '{task}' has no template", fix=f"write templates/{task}/t1.jinja in a catalog")
+    raise UserError(f"task '{task}' has several templates", fix="pass --template " + "|".join(names))
+
+
+def _method_flags(method: str, given: dict) -> dict:
+    """The options the flags set, checked against the method before any model loads."""
+    for name in given:
+        if name not in DEFAULT_OPTIONS.get(method, {}):
+            raise UserError(f"{OPTION_FLAGS[name]} does not apply to --method {method}",
+                            fix=f"leave out {OPTION_FLAGS[name]}")
+    method_options(method, given)
+    return given
+
+
+def _check_data(setup: Setup, k: int, seeds: list[int], limit: int | None) -> tuple[list[dict], list[dict]]:
+    """Load and render everything, and sample every seed: data mistakes surface before the model loads."""
+    pool = setup.task.examples("train")
+    test = setup.task.examples("test", limit=limit)
+    require_labels(test, setup.task.path)
+    render_all(setup.template, pool + test)
+    for seed in seeds:
+        sample_kshot(pool, setup.task.labels, k, seed)
+    return pool, test
+
+
+def _zero_shot_accuracy(setup: Setup, loaded: LoadedModel, test: list[dict]) -> float:
+    scorer = LabelScorer(make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device), setup.template,
+                         setup.verbalizer, calibrate=ZERO_SHOT_CALIBRATION)
+    with progress_bar(len(test), "zero-shot", unit="ex") as bar:
+        result = classify(scorer, test, render_all(setup.template, test), setup.task.labels, progress=bar.update)
+    return result.metrics["accuracy"]
+
+
+def _seed_line(result: dict) -> str:
+    dev = "-" if result["dev_accuracy"] is None else f"{result['dev_accuracy']:.4f}"
+    line = (f"seed {result['seed']:>4}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
+            f"dev {dev}  steps {result['train_steps']}  {result['seconds']:.1f} s")
+    if result.get("artifact"):
+        line += f"  saved {result['artifact']}"
+    return line
+
+
+def _summary(setup: Setup, loaded: LoadedModel, method: str, k: int, seeds: list[int], per_seed: list[dict],
+             zero_shot: float, n: int, started: float) -> dict:
+    accuracies = [result["accuracy"] for result in per_seed]
+    return {**setup.describe(), "model": loaded.name, "model_fingerprint": loaded.fingerprint, "method": method, "k": k,
+            "seeds": seeds, "n": n, "accuracy_mean": statistics.mean(accuracies),
+            "accuracy_std": statistics.pstdev(accuracies),
+            "macro_f1_mean": statistics.mean(result["macro_f1"] for result in per_seed),
+            "zero_shot_accuracy": zero_shot, "zero_shot_calibration": ZERO_SHOT_CALIBRATION,
+            "options": {key: value for key, value in per_seed[0]["options"].items() if key != "save_to"},
+            "per_seed": per_seed,
+            "seconds": round(time.perf_counter() - started, 1)}
