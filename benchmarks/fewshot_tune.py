@@ -35,7 +35,10 @@ from promptlab.zeroshot import Setup, classify, render_all
 @click.option("--k", default=16)
 @click.option("--limit", default=500)
 @click.option("--zero-shot/--no-zero-shot", default=True)
-def main(task, template, verbalizer, model, methods, option_sets, seeds, k, limit, zero_shot):
+@click.option("--threads", default=None, type=int, help="torch threads (1 is faster on a busy machine).")
+def main(task, template, verbalizer, model, methods, option_sets, seeds, k, limit, zero_shot, threads):
+    if threads:
+        torch.set_num_threads(threads)
     setup = Setup.load(Catalog.from_options(), task, template, verbalizer)
     pool = setup.task.examples("train")
     test = setup.task.examples("test")
@@ -59,10 +62,11 @@ def main(task, template, verbalizer, model, methods, option_sets, seeds, k, limi
                               "accuracy_std": round(statistics.pstdev(accuracies), 4), "per_seed": accuracies,
                               "dev": [run["dev_accuracy"] for run in runs], "steps": [run["train_steps"] for run in runs],
                               "best_step": [run.get("best_step") for run in runs],
+                              "dev_history": [run.get("dev_history") for run in runs],
+                              "losses": [run.get("losses") for run in runs],
                               "seconds_per_step": [run.get("seconds_per_step") for run in runs],
                               "seconds": round(time.perf_counter() - started, 1)}), flush=True)
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(torch.get_num_threads())
     main()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from promptlab.distributed import quiet_other_processes
 from promptlab.errors import UserError
 
 CALIBRATIONS = ("none", "contextual", "pmi")
@@ -40,6 +41,7 @@ def _catalog(catalogs):
 @click.version_option(package_name="promptlab")
 def main():
     """Prompt learning and few/zero-shot text classification with templates and verbalizers as files."""
+    quiet_other_processes()  # under a launcher only the main process prints results
 
 
 # -- zeroshot ---------------------------------------------------------------------------------
@@ -48,7 +50,8 @@ def main():
 @click.option("--template", required=True, help="Template name (templates/<task>/<name>.jinja).")
 @click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
 @model_option
-@click.option("--calibrate", type=click.Choice(CALIBRATIONS), default="none", show_default=True)
+@click.option("--calibrate", type=click.Choice(CALIBRATIONS), default="contextual", show_default=True,
+              help="contextual: divide out the label bias of content-free inputs; pmi: domain-conditional PMI.")
 @click.option("--aggregate", type=click.Choice(AGGREGATIONS), default="logsumexp", show_default=True,
               help="How the words of one label combine.")
 @click.option("--data", type=click.Path(dir_okay=False), default=None, help="A JSONL/CSV/TSV file replacing the split.")

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .distributed import process_device
 from .errors import UserError, did_you_mean
 from .aliases import ALIASES, Kind, ModelAlias, converted_dir, is_converted, packaged_weights
 
@@ -60,9 +61,15 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    """float32 by default; half precisions only on a GPU, where they pay off."""
+    """float32 by default; half precisions only on a GPU, where they pay off.
+
+    'auto' is bfloat16 on a GPU that supports it and float32 elsewhere: never float16 unasked,
+    whose narrow range overflows in some models.
+    """
     if dtype is None:
         return torch.float32
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     if dtype not in _DTYPES:
         raise UserError(f"unknown dtype '{dtype}'", fix=did_you_mean(dtype, _DTYPES))
     chosen = _DTYPES[dtype]
@@ -274,7 +281,7 @@ def _publish(staging: Path, target: Path) -> None:
 
 def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
     """Load an alias, folder or hub id, ready to score: eval mode, on the device, tokenizer set up."""
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(process_device(device))  # under a launcher: this process's own GPU
     torch_dtype = resolve_dtype(dtype, torch_device)
     source, kind = resolve_model(name)
     local_only = Path(source).is_dir()  # local folders must never touch the network

@@ -5,9 +5,12 @@ import sys
 
 from tqdm.auto import tqdm
 
+from promptlab.distributed import process_rank
+
 LONG_RUN = 64  # items; shorter runs finish before a bar is worth drawing
 
 
 def progress_bar(total: int, description: str, **options) -> tqdm:
+    shown = total >= LONG_RUN and process_rank() == 0  # under a launcher, the main process's bar only
     return tqdm(total=total, desc=description, file=sys.stderr, leave=False, dynamic_ncols=True,
-                disable=None if total >= LONG_RUN else True, **options)
+                disable=None if shown else True, **options)

@@ -4,7 +4,8 @@
   sample standard deviation over seeds of each metric (zero-shot runs are deterministic: one run).
 - kshot_curve.png: the first metric against k, one panel per task, one line per method (and model,
   when there are several) averaged over templates, verbalizers and seeds, with a +-std band. A
-  zero-shot method is a point at k=0 continued as a dashed level across the panel; chance is dotted.
+  zero-shot method is a point at k=0 (with an error bar over templates) continued as a dashed level
+  across the panel; chance is dotted.
 - report.md: per-task tables of the same curve numbers, the picture, and every summary line.
 """
 from __future__ import annotations
@@ -143,8 +144,10 @@ def _draw_panel(axis, task: str, task_cells: list[Cell], shots: list[int], metri
         means = [cell.mean[metric] for cell in points]
         stds = [cell.std[metric] for cell in points]
         colour = colours[name]
-        if xs == [0] and len(shots) > 1:  # zero-shot: a level to compare the few-shot lines against
+        if xs == [0]:  # zero-shot: a level to read the few-shot lines against
             axis.hlines(means[0], 0, len(shots) - 1, colors=colour, linestyles="dashed", linewidth=1.2)
+        if len(xs) == 1:  # a band needs two points; one point gets an error bar
+            axis.errorbar(xs, means, yerr=stds, color=colour, capsize=3, linewidth=1.2)
         axis.plot(xs, means, marker="o", color=colour, label=name, linewidth=1.8, markersize=4)
         axis.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                           color=colour, alpha=0.15, linewidth=0)

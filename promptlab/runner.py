@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -27,11 +28,12 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
-from promptlab import methods
+from promptlab import distributed, methods
 from promptlab.backends import Backend, make_backend
 from promptlab.errors import UserError
 from promptlab.models import LoadedModel, load_model, resolve_model, weights_fingerprint
 from promptlab.scoring import LabelScorer
+from promptlab.shared_results import SharedResults
 from promptlab.sources import SplitPlan, stratified_split
 from promptlab.suite import RunConfig, Suite, expand
 from promptlab.template import Prompt
@@ -158,6 +160,22 @@ def load_data(suite: Suite, configs: list[RunConfig]) -> dict[str, TaskData]:
     return data
 
 
+def check_train_pools(suite: Suite, configs: list[RunConfig], data: dict[str, TaskData]) -> None:
+    """Every label must have the 2k train examples (k to train on, k for dev) that the largest k of its task draws."""
+    for entry in suite.tasks:
+        largest = max((config.k for config in configs if config.task == entry.name), default=0)
+        if largest == 0:
+            continue
+        counts = Counter(example["label"] for example in data[entry.name].train)
+        scarcest = min(suite.setups[entry.name][0].task.labels, key=lambda label: counts[label])
+        if counts[scarcest] < 2 * largest:
+            fitting = [k for k in entry.shots if 2 * k <= counts[scarcest]]
+            raise UserError(f"task '{entry.name}': label '{scarcest}' has {counts[scarcest]} training examples, "
+                            f"but k={largest} draws {2 * largest} (k to train on and k for the dev set)",
+                            where=suite.path, fix=f"give the task its own shots:  tasks: {{{entry.name}: "
+                                                  f"{{shots: {fitting}}}}}")
+
+
 def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> TaskData:
     task = setup.task
     test = task.examples("test")
@@ -179,16 +197,20 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
     start = time.perf_counter()
     configs = expand(suite)
     data = load_data(suite, configs)
+    check_train_pools(suite, configs, data)
     keys = [run_key(config, data[config.task]) for config in configs]
     output.mkdir(parents=True, exist_ok=True)
-    with ResultsFile(output / RESULTS_FILE) as results:
+    with SharedResults(output / RESULTS_FILE) as results:  # under a launcher: a file per process, merged
         finished = {row["key"]: row for row in results.rows}
         pending = [(key, config) for key, config in zip(keys, configs) if key not in finished]
         if pending:
             _render_prompts(suite, [config for _, config in pending], data)  # template mistakes surface now
             for model in dict.fromkeys(config.model for _, config in pending):
                 resolve_model(model)  # a wrong model name fails now, not after hours of other runs
-            _run_pending(suite, pending, data, results, finished, device=device, batch_size=batch_size, log=log)
+            mine = distributed.shard(pending)  # under a launcher run i goes to process i % world, whole
+            with distributed.alone():
+                _run_pending(suite, mine, data, results, finished, device=device, batch_size=batch_size, log=log)
+    finished.update((row["key"], row) for row in results.rows)  # the runs of the other processes
     return SuiteRun(suite=suite.name, output=output, rows=[finished[key] for key in keys],
                     ran=len(pending), skipped=len(configs) - len(pending), seconds=time.perf_counter() - start)
 
@@ -204,7 +226,8 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
                  results: ResultsFile, finished: dict[str, dict], *, device: str, batch_size: int,
                  log: TextIO) -> None:
     # The bar shows in a terminal only; the line logged per run carries its own ETA for log files.
-    bar = tqdm(total=len(pending), desc=f"eval {suite.name}", unit="run", file=log, dynamic_ncols=True, disable=None)
+    bar = tqdm(total=len(pending), desc=f"eval {suite.name}", unit="run", file=log, dynamic_ncols=True,
+                disable=None if distributed.process_rank() == 0 else True)
     done, start = 0, time.perf_counter()
     try:
         for model_name in dict.fromkeys(config.model for _, config in pending):

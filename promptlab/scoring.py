@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from promptlab.backends import Backend
+from promptlab.batching import BackOff
 from promptlab.template import Prompt, Template
 from promptlab.verbalizer import AGGREGATIONS, Verbalizer
 
@@ -31,7 +32,7 @@ class LabelScorer:
     verbalizer: Verbalizer
     aggregate: str = "logsumexp"
     calibrate: str = "none"
-    batch_size: int = 32
+    batch_size: int = 32  # the first try: a batch that runs out of GPU memory is halved, and so is this
     soft_prompt: torch.Tensor | None = None
 
     def __post_init__(self):
@@ -45,18 +46,31 @@ class LabelScorer:
             self.word_of[label, :count] = torch.arange(start, start + count)
             start += count
         self._baseline: torch.Tensor | None = None
+        self._backoff = BackOff()
 
     # -- building blocks -------------------------------------------------------------------
+    def length_batches(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """The batches `word_scores` runs: prompt indices sorted by length (stable), cut every batch_size.
+
+        Whole batches taken from this list in order are batched exactly so again, which is how
+        processes share the work without changing any example's batch (zeroshot.score_all).
+        """
+        order = sorted(range(len(prompts)), key=lambda i: self.backend.prompt_length(prompts[i]))
+        return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
     def word_scores(self, prompts: Sequence[Prompt], *, progress: Callable[[int], None] | None = None) -> torch.Tensor:
         """log p(word | prompt) [N, W], computed in batches of similar length, returned in input order."""
-        order = sorted(range(len(prompts)), key=lambda i: self.backend.prompt_length(prompts[i]))
+        batches = self.length_batches(prompts)
         pieces = []
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            pieces.append(self.backend.word_logprobs([prompts[i] for i in batch], self.words, self.soft_prompt))
+        for batch in batches:
+            pieces.extend(self._backoff.run(batch, lambda rows: self.backend.word_logprobs(
+                [prompts[i] for i in rows], self.words, self.soft_prompt)))
             if progress:
                 progress(len(batch))
+        if self._backoff.limit:  # later calls start at the size that fitted
+            self.batch_size = min(self.batch_size, self._backoff.limit)
         stacked = torch.cat(pieces)
+        order = [i for batch in batches for i in batch]
         return stacked[torch.argsort(torch.tensor(order, device=stacked.device))]
 
     def aggregate_words(self, word_scores: torch.Tensor) -> torch.Tensor:

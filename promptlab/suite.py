@@ -1,7 +1,7 @@
 """Evaluation suites: a grid of runs named in one YAML file, checked strictly before anything runs.
 
     description: Sentiment, zero-shot against few-shot
-    tasks: [sentiment, cr]              # or a mapping: {sentiment: {limit: 100}, cr: {test: my/cr.jsonl}}
+    tasks: [sentiment, cr]              # or a mapping: {sentiment: {limit: 100, shots: [0, 4]}, cr: {test: my/cr.jsonl}}
     models: [smollm2-135m]              # aliases, local model folders or hub ids
     templates: [t1, t2]                 # or {sentiment: [t1], cr: [t2]}; default: every template of each task
     verbalizers: {sentiment: [default, many]}   # same forms; default: each task's default verbalizer
@@ -16,8 +16,9 @@
     metrics: [accuracy, macro_f1]       # what the summary reports; the first one is plotted
 
 `tasks`, `models`, `methods` and `shots` are required, `seeds` too when a k is above 0. A task
-entry may hold `limit` (overrides the suite's) and `test`/`train` data specs that replace the
-task's own splits (a file relative to the suite file, or `source:NAME/SPLIT`).
+entry may hold `limit` and `shots` (overriding the suite's: a small train split may not have the
+2k examples per label that a k needs) and `test`/`train` data specs that replace the task's own
+splits (a file relative to the suite file, or `source:NAME/SPLIT`).
 
 Every run of the grid is a `RunConfig`: plain data, with the content hashes of its template and
 verbalizer, which the runner hashes (with the examples the run reads) into the run's key.
@@ -44,7 +45,7 @@ from promptlab.zeroshot import Setup
 
 SUITE_KEYS = ("description", "tasks", "models", "templates", "verbalizers", "methods", "shots", "seeds",
               "limit", "metrics")
-TASK_ENTRY_KEYS = ("limit", "test", "train")
+TASK_ENTRY_KEYS = ("limit", "shots", "test", "train")
 ZEROSHOT = "zeroshot"
 ZEROSHOT_OPTIONS = ("calibrate", "aggregate", "label")
 METRICS = ("accuracy", "macro_f1")
@@ -55,6 +56,7 @@ SUITE_SUFFIXES = (".yaml", ".yml")
 class TaskEntry:
     name: str
     limit: int | None  # test examples (the entry's limit, else the suite's); None: the whole test split
+    shots: tuple[int, ...]  # the entry's shots, else the suite's; sorted
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,6 @@ class Suite:
     models: tuple[str, ...]
     setups: dict[str, tuple[Setup, ...]]  # task -> one Setup per (template, verbalizer)
     methods: tuple[MethodVariant, ...]
-    shots: tuple[int, ...]
     seeds: tuple[int, ...]
     metrics: tuple[str, ...]
 
@@ -126,16 +127,16 @@ def load_suite(name: str, catalog: Catalog) -> Suite:
     path = suite_path(name, catalog)
     data = load_yaml(path)
     check_keys(data, SUITE_KEYS, where=path, required=("tasks", "models", "methods", "shots"))
-    entries = _task_entries(data, path, catalog)
-    task_names = [entry.name for entry in entries]
     methods = _methods(data, path)
-    shots = _int_list(data, "shots", path, minimum=0)
+    entries = _task_entries(data, path, catalog, methods)
     seeds = _int_list(data, "seeds", path, minimum=0) if "seeds" in data else ()
-    _check_grid(data, path, methods, shots, seeds)
+    if not seeds and any(k > 0 for entry in entries for k in entry.shots):
+        raise UserError("few-shot runs need seeds", where=path, line=data.line or None,
+                        fix="add e.g.  seeds: [13, 21, 42]")
     return Suite(
         name=path.stem, path=path, description=_text(data, "description", path),
-        tasks=entries, models=_models(data, path), setups=_setups(data, path, catalog, task_names),
-        methods=methods, shots=tuple(sorted(shots)), seeds=seeds, metrics=_metrics(data, path))
+        tasks=entries, models=_models(data, path), setups=_setups(data, path, catalog, [e.name for e in entries]),
+        methods=methods, seeds=seeds, metrics=_metrics(data, path))
 
 
 def expand(suite: Suite) -> list[RunConfig]:
@@ -144,7 +145,7 @@ def expand(suite: Suite) -> list[RunConfig]:
     for model in suite.models:
         for entry in suite.tasks:
             for setup in suite.setups[entry.name]:
-                for k in suite.shots:
+                for k in entry.shots:
                     for variant in suite.methods:
                         if variant.zero_shot == (k == 0):
                             configs += [_config(entry, setup, model, variant, k, seed)
@@ -164,8 +165,10 @@ def _config(entry: TaskEntry, setup: Setup, model: str, variant: MethodVariant, 
 
 # ---------------------------------------------------------------- sections
 
-def _task_entries(data: Mapping, path: Path, catalog: Catalog) -> tuple[TaskEntry, ...]:
+def _task_entries(data: Mapping, path: Path, catalog: Catalog,
+                  methods: tuple[MethodVariant, ...]) -> tuple[TaskEntry, ...]:
     suite_limit = _positive_int(data.get("limit"), "limit", path, data.line_of("limit"))
+    suite_shots = _shots(data, path, methods)
     value = data["tasks"]
     if isinstance(value, Mapping):
         items = [(name, options, value.line_of(name)) for name, options in value.items()]
@@ -179,7 +182,8 @@ def _task_entries(data: Mapping, path: Path, catalog: Catalog) -> tuple[TaskEntr
             catalog.task(str(name))
         options = _task_options(options, str(name), path, line)
         limit = _positive_int(options.get("limit"), "limit", path, options.line_of("limit"))
-        entries.append(TaskEntry(name=str(name), limit=limit or suite_limit))
+        shots = _shots(options, path, methods) if "shots" in options else suite_shots
+        entries.append(TaskEntry(name=str(name), limit=limit or suite_limit, shots=shots))
     return tuple(entries)
 
 
@@ -342,9 +346,14 @@ def _metrics(data: Mapping, path: Path) -> tuple[str, ...]:
     return tuple(name for name, _ in names)
 
 
-def _check_grid(data: Mapping, path: Path, methods: tuple[MethodVariant, ...], shots: list[int],
-                seeds: tuple[int, ...]) -> None:
-    """Every k has a method to run and every method a k; few-shot runs need seeds."""
+def _shots(data: Mapping, path: Path, methods: tuple[MethodVariant, ...]) -> tuple[int, ...]:
+    """`shots` of the suite or of a task entry: every k has a method to run and every method a k."""
+    shots = _int_list(data, "shots", path, minimum=0)
+    _check_grid(data, path, methods, shots)
+    return tuple(sorted(shots))
+
+
+def _check_grid(data: Mapping, path: Path, methods: tuple[MethodVariant, ...], shots: tuple[int, ...]) -> None:
     has_zero_shot = any(variant.zero_shot for variant in methods)
     has_few_shot = not all(variant.zero_shot for variant in methods)
     line = data.line_of("shots")
@@ -360,9 +369,6 @@ def _check_grid(data: Mapping, path: Path, methods: tuple[MethodVariant, ...], s
     if has_few_shot and not any(k > 0 for k in shots):
         raise UserError("few-shot methods are listed but every shot is 0", where=path, line=line,
                         fix="add k values above 0, e.g.  shots: [0, 4, 16]")
-    if has_few_shot and not seeds:
-        raise UserError("few-shot runs need seeds", where=path, line=data.line or None,
-                        fix="add e.g.  seeds: [13, 21, 42]")
 
 
 # ---------------------------------------------------------------- small readers

@@ -20,6 +20,8 @@ from typing import Callable, Iterator, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from promptlab import distributed
+
 LabelLogprobs = Callable[[Sequence], torch.Tensor]
 
 
@@ -69,8 +71,9 @@ def train(module: torch.nn.Module, label_logprobs: LabelLogprobs, train_inputs: 
         for step in range(1, config.steps + 1):
             started = time.perf_counter()
             rows = next(batches)
-            loss = _step(optimizer, parameters, label_logprobs, [train_inputs[i] for i in rows],
-                         torch.tensor([train_labels[i] for i in rows]), config.max_grad_norm)
+            mine = distributed.shard(rows)  # data parallel under a launcher: a share of the same batch each
+            loss = _step(optimizer, parameters, label_logprobs, [train_inputs[i] for i in mine],
+                         torch.tensor([train_labels[i] for i in mine]), config.max_grad_norm, batch_rows=len(rows))
             result.train_seconds += time.perf_counter() - started
             result.steps = step
             result.losses.append(loss)
@@ -86,14 +89,19 @@ def train(module: torch.nn.Module, label_logprobs: LabelLogprobs, train_inputs: 
 
 
 def _step(optimizer, parameters, label_logprobs: LabelLogprobs, inputs: list, gold: torch.Tensor,
-          max_grad_norm: float) -> float:
+          max_grad_norm: float, *, batch_rows: int) -> float:
+    """One step on this process's `inputs` out of a batch of `batch_rows`; the batch's mean loss."""
     optimizer.zero_grad(set_to_none=True)
-    logprobs = label_logprobs(inputs)
-    loss = torch.nn.functional.nll_loss(logprobs, gold.to(logprobs.device))
-    loss.backward()
+    loss = torch.zeros(())
+    if inputs:  # a batch smaller than the number of processes leaves some without a share
+        logprobs = label_logprobs(inputs)
+        # Sum over the share, divided by the whole batch: the processes' sums add up to the batch mean.
+        loss = torch.nn.functional.nll_loss(logprobs, gold.to(logprobs.device), reduction="sum") / batch_rows
+        loss.backward()
+    loss_value = distributed.sum_gradients(parameters, loss)
     torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
     optimizer.step()
-    return float(loss.detach())
+    return loss_value
 
 
 def _batches(size: int, batch_size: int, seed: int) -> Iterator[list[int]]:
@@ -162,8 +170,8 @@ def frozen(model: torch.nn.Module) -> Iterator[None]:
 
 def _training_bar(total: int, description: str) -> tqdm:
     # Unlike progress.progress_bar this shows short runs too: every step takes seconds.
-    return tqdm(total=total, desc=description, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None,
-                unit="step")
+    return tqdm(total=total, desc=description, file=sys.stderr, leave=False, dynamic_ncols=True,
+                disable=None if distributed.process_rank() == 0 else True, unit="step")
 
 
 def _percent(accuracy: float | None) -> str:

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import torch
 
+from promptlab import distributed
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
 from promptlab.metrics import classification_metrics
@@ -71,7 +72,25 @@ def classify(scorer, examples: list[dict], prompts: list[Prompt], labels: list[s
     """Score all prompts in inference mode and compute metrics against the gold labels."""
     start = time.perf_counter()
     with torch.inference_mode():
-        logprobs = scorer.label_logprobs(prompts, progress=progress).float().cpu()
+        logprobs = score_all(scorer, prompts, len(labels), progress=progress)
     result = Classified(labels, examples, logprobs, time.perf_counter() - start)
     result.metrics = classification_metrics([e["label"] for e in examples], result.predicted, labels)
     return result
+
+
+def score_all(scorer, prompts: list[Prompt], n_labels: int, *, progress=None) -> torch.Tensor:
+    """Label log-probabilities [N, labels] on the CPU; under a launcher every process scores a share.
+
+    The shares are whole batches of the single-process run (batch i on process i % world), so every
+    example is scored in the same batch, padding included, as in one process: the same numbers.
+    The scores are gathered once, and every process gets all of them.
+    """
+    if distributed.world() == 1:
+        return scorer.label_logprobs(prompts, progress=progress).float().cpu()
+    mine = [i for batch in distributed.shard(scorer.length_batches(prompts)) for i in batch]
+    if not mine:  # fewer batches than processes
+        return distributed.gather_rows([], torch.empty(0, n_labels), len(prompts))
+    # The main process's bar stands for all: the shares are of about equal size.
+    main_progress = (lambda n: progress(n * distributed.world())) if progress and distributed.is_main() else None
+    local = scorer.label_logprobs([prompts[i] for i in mine], progress=main_progress).float().cpu()
+    return distributed.gather_rows(mine, local, len(prompts))

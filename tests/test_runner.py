@@ -120,6 +120,16 @@ def test_changed_data_is_a_new_run(suite, tmp_path):
     assert len(read_rows(tmp_path / "out")) == 2 * GRID_SIZE
 
 
+def test_too_few_training_examples_for_a_k_fail_before_any_run(tmp_path, tiny_gpt2_dir):
+    suite_text = SUITE.format(model=tiny_gpt2_dir).replace("shots: [0, 2, 4]", "shots: [0, 2, 5]")
+    catalog_root = write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES, "eval_suites/big-k.yaml": suite_text})
+    suite = load_suite("big-k", Catalog.from_options([catalog_root]))
+    with pytest.raises(UserError, match="has 8 training examples, but k=5 draws 10") as caught:
+        run_suite(suite, tmp_path / "out", device="cpu")
+    assert "shots: [0, 2]" in caught.value.fix
+    assert not (tmp_path / "out" / RESULTS_FILE).exists()
+
+
 def test_broken_line_inside_the_file_is_a_user_error(tmp_path):
     path = tmp_path / RESULTS_FILE
     path.write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')

@@ -71,6 +71,11 @@ def test_task_entry_limit_and_data_override(tmp_path):
     assert suite.setup(config).task.examples("test")[0]["text"] == "great"
 
 
+def test_task_entry_shots_override_the_suites(tmp_path):
+    suite = load(tmp_path, VALID.replace("tasks: [toy]", "tasks: {toy: {shots: [0, 2]}}"))
+    assert {config.k for config in expand(suite)} == {0, 2}
+
+
 def test_suite_by_path_and_unknown_suite(tmp_path):
     catalog = catalog_with(tmp_path, VALID)
     assert load_suite(str(tmp_path / "eval_suites" / "grid.yaml"), catalog).name == "grid"
@@ -110,6 +115,7 @@ BASE = "tasks: [toy]\nmodels: [m]\n"
     (BASE + "methods: [zeroshot]\nshots: [0, 0]\n", "lists 0 twice", 4),
     (BASE + "methods: [zeroshot]\nshots: [true]\n", "lists True", 4),
     (BASE + "methods: [zeroshot]\nshots: [0]\nlimit: 0\n", "'limit' must be a whole number", 5),
+    ("tasks:\n  toy: {shots: [0, 4]}\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n", "need a few-shot method", 2),
     (BASE + "methods: [zeroshot]\nshots: [0]\nmetrics: [accuracy, f1]\n", "unknown metric 'f1'", 5),
     (BASE + "methods: [zeroshot]\nshots: [0]\nshots: [0]\n", "duplicate key 'shots'", 5),
 ])
@@ -137,7 +143,7 @@ def test_error_inside_a_named_template_keeps_its_own_file(tmp_path):
 
 def test_builtin_suites_load():
     catalog = Catalog.from_options()
-    for name in ("quick", "offline-kshot"):
+    for name in ("quick", "offline-kshot", "offline-kshot-cpu"):
         suite = load_suite(name, catalog)
         assert expand(suite)
     assert {entry.name for entry in load_suite("offline-kshot", catalog).tasks} == \

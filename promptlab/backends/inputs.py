@@ -18,13 +18,23 @@ def split_trailing_space(text: str) -> tuple[str, str]:
 def pad(rows: Sequence[Sequence[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token rows into ids [B, T] and an attention mask [B, T]."""
     width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, span] = torch.tensor(row, dtype=torch.long)
-        mask[i, span] = 1
-    return ids, mask
+    fill = [width - len(row) for row in rows]
+    if left:
+        ids = [[pad_id] * n + list(row) for n, row in zip(fill, rows)]
+        mask = [[0] * n + [1] * len(row) for n, row in zip(fill, rows)]
+    else:
+        ids = [list(row) + [pad_id] * n for n, row in zip(fill, rows)]
+        mask = [[1] * len(row) + [0] * n for n, row in zip(fill, rows)]
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log_softmax(logits)[..., tokens] without materialising the log-softmax over the vocabulary.
+
+    logits [..., V] and tokens [..., K] -> [..., K], in float32 whatever the model's dtype.
+    """
+    logits = logits.float()
+    return logits.gather(-1, tokens) - logits.logsumexp(-1, keepdim=True)
 
 
 def embed(model: torch.nn.Module, ids: torch.Tensor, soft_slots: torch.Tensor | None,

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from promptlab.backends.inputs import embed, pad, split_trailing_space
+from promptlab.backends.inputs import embed, pad, split_trailing_space, token_logprobs
 from promptlab.template import Prompt
 
 
@@ -65,20 +65,21 @@ class MaskedLMBackend:
         slots = [0] * len(self.open) + [1] * n_soft + [0] * (len(ids) - len(self.open) - n_soft)
         return ids, slots, len(self.open) + n_soft + len(before)
 
-    def _mask_logprobs(self, ids, slots, positions, soft_prompt) -> torch.Tensor:
-        """log-softmax over the vocabulary at the given positions: [R, P, V]."""
-        ids_t, attention = pad(ids, self.pad_id, left=False)
-        ids_t, attention = ids_t.to(self.device), attention.to(self.device)
-        soft_slots = pad(slots, 0, left=False)[0].bool().to(self.device)
-        index = torch.as_tensor(positions, device=self.device)
-        inputs = embed(self.model, ids_t, soft_slots, soft_prompt)
+    def _inputs(self, rows: list[tuple[list[int], list[int], int]]) -> tuple[torch.Tensor, ...]:
+        """Right-padded ids, attention mask and soft-prompt slots on the device, and each answer's start."""
+        ids, attention = pad([row[0] for row in rows], self.pad_id, left=False)
+        soft_slots = pad([row[1] for row in rows], 0, left=False)[0].bool()
+        starts = torch.tensor([row[2] for row in rows])
+        return tuple(tensor.to(self.device) for tensor in (ids, attention, soft_slots, starts))
+
+    def _mask_logits(self, ids, attention, soft_slots, positions, soft_prompt) -> torch.Tensor:
+        """Logits at the given positions only: [R, P, V]."""
+        inputs = embed(self.model, ids, soft_slots, soft_prompt)
         if self.head is None:
             logits = self.model(inputs_embeds=inputs, attention_mask=attention).logits
-            picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-        else:
-            hidden = self.encoder(inputs_embeds=inputs, attention_mask=attention).last_hidden_state
-            picked = self.head(hidden.gather(1, index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])))
-        return picked.float().log_softmax(-1)
+            return logits.gather(1, positions.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        hidden = self.encoder(inputs_embeds=inputs, attention_mask=attention).last_hidden_state
+        return self.head(hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])))
 
     def word_logprobs(self, prompts: Sequence[Prompt], words: Sequence[str],
                       soft_prompt: torch.Tensor | None = None) -> torch.Tensor:
@@ -97,33 +98,36 @@ class MaskedLMBackend:
     def _single_token(self, prompts, targets, pairs, n_soft, soft_prompt) -> torch.Tensor:
         """All one-token words of an example share one input with a single mask: one forward."""
         examples = sorted({b for b, _ in pairs})
-        rows = [self._row(prompts[b], [self.mask_id], n_soft) for b in examples]
-        logprobs = self._mask_logprobs([r[0] for r in rows], [r[1] for r in rows], [[r[2]] for r in rows],
-                                       soft_prompt)[:, 0]  # [E, V]
+        ids, attention, soft_slots, starts = self._inputs([self._row(prompts[b], [self.mask_id], n_soft)
+                                                           for b in examples])
+        logits = self._mask_logits(ids, attention, soft_slots, starts.unsqueeze(1), soft_prompt)[:, 0].float()
         where = {b: i for i, b in enumerate(examples)}
-        out = torch.zeros(len(prompts), len(targets[0]), device=self.device)
         row_index = torch.tensor([where[b] for b, _ in pairs], device=self.device)
         token_index = torch.tensor([targets[b][w][0] for b, w in pairs], device=self.device)
-        flat = torch.tensor([b * out.shape[1] + w for b, w in pairs], device=self.device)
-        return out.flatten().index_add(0, flat, logprobs[row_index, token_index]).view_as(out)
+        picked = logits[row_index, token_index] - logits.logsumexp(-1)[row_index]
+        return _scatter(picked, pairs, len(prompts), len(targets[0]))
 
     def _multi_token(self, prompts, targets, pairs, length, n_soft, soft_prompt) -> torch.Tensor:
         """PET decoding: fill the most probable remaining target token first, `length` forwards."""
-        rows = [self._row(prompts[b], [self.mask_id] * length, n_soft) for b, _ in pairs]
-        ids = [row[0] for row in rows]
-        slots = [row[1] for row in rows]
-        positions = [[row[2] + k for k in range(length)] for row in rows]
+        ids, attention, soft_slots, starts = self._inputs([self._row(prompts[b], [self.mask_id] * length, n_soft)
+                                                           for b, _ in pairs])
+        positions = starts.unsqueeze(1) + torch.arange(length, device=self.device)  # [R, L]
         wanted = torch.tensor([targets[b][w] for b, w in pairs], device=self.device)  # [R, L]
+        rows = torch.arange(len(pairs), device=self.device)
         filled = torch.zeros_like(wanted, dtype=torch.bool)
         totals = torch.zeros(len(pairs), device=self.device)
         for _ in range(length):
-            logprobs = self._mask_logprobs(ids, slots, positions, soft_prompt)  # [R, L, V]
-            target_logprobs = logprobs.gather(2, wanted.unsqueeze(-1)).squeeze(-1).masked_fill(filled, float("-inf"))
+            logits = self._mask_logits(ids, attention, soft_slots, positions, soft_prompt)  # [R, L, V]
+            target_logprobs = token_logprobs(logits, wanted.unsqueeze(-1)).squeeze(-1).masked_fill(filled, float("-inf"))
             choice = target_logprobs.detach().argmax(1)  # [R]
             totals = totals + target_logprobs.gather(1, choice.unsqueeze(1)).squeeze(1)
-            filled[torch.arange(len(pairs)), choice] = True
-            for r, k in enumerate(choice.tolist()):
-                ids[r][positions[r][k]] = targets[pairs[r][0]][pairs[r][1]][k]
-        out = torch.zeros(len(prompts), len(targets[0]), device=self.device)
-        flat = torch.tensor([b * out.shape[1] + w for b, w in pairs], device=self.device)
-        return out.flatten().index_add(0, flat, totals).view_as(out)
+            filled[rows, choice] = True
+            ids = ids.index_put((rows, positions[rows, choice]), wanted[rows, choice])
+        return _scatter(totals, pairs, len(prompts), len(targets[0]))
+
+
+def _scatter(values: torch.Tensor, pairs: list[tuple[int, int]], n_examples: int, n_words: int) -> torch.Tensor:
+    """[B, W] scores holding values[i] at pairs[i] = (example, word), zero elsewhere."""
+    out = torch.zeros(n_examples * n_words, device=values.device, dtype=values.dtype)
+    flat = torch.tensor([b * n_words + w for b, w in pairs], device=values.device)
+    return out.index_add(0, flat, values).view(n_examples, n_words)

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from promptlab import distributed
 from promptlab.catalog import Catalog
 from promptlab.outputs import output_folder
 from promptlab.report import write_reports
@@ -24,6 +25,8 @@ def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json) ->
         outcome = run_suite(loaded, folder, device=device, batch_size=batch_size)
     except KeyboardInterrupt:
         raise SystemExit(INTERRUPTED) from None
+    if not distributed.is_main():
+        return  # under a launcher the main process writes the reports
     files = write_reports(outcome.rows, folder, suite=loaded.name, description=loaded.description,
                           metrics=loaded.metrics, ran=outcome.ran, seconds=outcome.seconds)
     seconds = time.perf_counter() - start

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from promptlab import distributed
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
@@ -33,7 +34,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size}
     options = _method_flags(method, {name: value for name, value in flags.items() if value is not None})
     pool, test = _check_data(setup, k, seed_list, limit)
-    folder = output_folder(output) if output else None
+    folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
     model_name = model or DEFAULT_MODEL
     resolve_model(model_name)
     loaded = load_model(model_name, device=device)

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from promptlab import distributed
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog
 from promptlab.metrics import format_metrics
@@ -26,7 +27,8 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
     saved = load_soft_prompt(prompt) if prompt else None
     if saved:
         check_compatible(saved, setup=setup)  # task, template, verbalizer: before the model loads
-    folder = output_folder(output) if output else None
+        calibrate, aggregate = _trained_scoring(saved, calibrate=calibrate, aggregate=aggregate)
+    folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
     model_name = model or DEFAULT_MODEL
     resolve_model(model_name)
     loaded = load_model(model_name, device=device)
@@ -41,7 +43,7 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
                "calibrate": calibrate, "aggregate": aggregate, "prompt": prompt,
                "split": None if data else split, "data": data,
                "n": len(examples), "accuracy": result.metrics["accuracy"], "macro_f1": result.metrics["macro_f1"],
-               "seconds": round(result.seconds, 3),
+               "seconds": round(result.seconds, 3), "processes": distributed.world(),
                "examples_per_second": round(len(examples) / max(result.seconds, 1e-9), 2)}
     click.echo(f"{setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} · "
                f"{loaded.name} ({loaded.kind}, {loaded.device}) · calibrate {calibrate}"
@@ -54,3 +56,15 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
         click.echo(f"wrote {folder / 'predictions.jsonl'} and {folder / 'metrics.json'}")
     if as_json:
         click.echo(json.dumps(summary))
+
+
+def _trained_scoring(saved, *, calibrate: str, aggregate: str) -> tuple[str, str]:
+    """Flags left at their defaults take the scoring the prompt was trained with, so its scores reproduce."""
+    context = click.get_current_context(silent=True)
+    trained = saved.metadata.get("scoring", {})
+
+    def pick(name: str, value: str) -> str:
+        defaulted = context is not None and context.get_parameter_source(name) == click.core.ParameterSource.DEFAULT
+        return trained.get(name, value) if defaulted else value
+
+    return pick("calibrate", calibrate), pick("aggregate", aggregate)

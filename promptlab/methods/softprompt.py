@@ -65,6 +65,7 @@ def run_softprompt(context: MethodContext) -> MethodOutcome:
     if options.save_to:
         outcome.save = lambda metrics: str(save_soft_prompt(options.save_to, embeddings, {
             **prompt_identity(context.setup, loaded), "method": "softprompt", "seed": context.seed,
+            "scoring": {"calibrate": "none", "aggregate": options.aggregate},
             "k": len(split.train) // len(context.labels), "sample_checksum": split.checksum,
             "training": {key: value for key, value in asdict(options).items() if key != "save_to"},
             "train_steps": result.steps, "best_step": result.best_step, "dev_accuracy": result.best_dev_accuracy,

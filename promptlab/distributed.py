@@ -1,0 +1,188 @@
+"""Many processes through a launcher (`accelerate launch`, `torchrun`, `mpirun`), one process otherwise.
+
+A launcher tells each process its rank and the number of processes in environment variables; this
+module reads them and nothing else until a collective is needed, so a single-process run never
+initialises torch.distributed and the CLI starts without importing torch or accelerate. The process
+group itself is accelerate's `PartialState` (gloo on CPUs, NCCL on GPUs).
+
+Two scopes:
+- the launch: `processes()`, `process_rank()`: every process the launcher started;
+- the job: `world()`, `rank()`, `is_main()`: the processes working together on the current job. That
+  is the launch, except inside `alone()`, where this process works by itself (an eval suite hands
+  whole runs to each process, and a run must not wait for the others).
+
+What is shared, and how results stay the same as in one process:
+- `shard(items)`: item i goes to process i % world (batches of examples, rows of a training batch,
+  runs of a suite);
+- `gather_rows(indices, rows, total)`: every process's rows, put back in their original order, once;
+- `sum_gradients(parameters, loss)`: DDP's gradient all-reduce, for a loss already divided by the
+  global batch size, so the summed gradient is the one a single process computes.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeVar
+
+if TYPE_CHECKING:
+    import torch
+
+T = TypeVar("T")
+
+# What launchers set: torchrun and `accelerate launch` the torch names, mpirun those of its MPI.
+_WORLD_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+_alone_depth = 0
+
+
+# ---------------------------------------------------------------- who am I
+
+def _first_int(names: Sequence[str], default: int) -> int:
+    for name in names:
+        if os.environ.get(name):
+            return int(os.environ[name])
+    return default
+
+
+def processes() -> int:
+    """How many processes the launcher started (1 without a launcher)."""
+    return _first_int(_WORLD_VARIABLES, 1)
+
+
+def process_rank() -> int:
+    return _first_int(_RANK_VARIABLES, 0) if processes() > 1 else 0
+
+
+def world() -> int:
+    """How many processes share the current job: the launch, or 1 inside `alone()`."""
+    return 1 if _alone_depth else processes()
+
+
+def rank() -> int:
+    return 0 if _alone_depth else process_rank()
+
+
+def is_main() -> bool:
+    """True on the process that writes the job's outputs (every process inside `alone()`)."""
+    return rank() == 0
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside, this process works by itself: nothing is sharded, gathered or reduced."""
+    global _alone_depth
+    _alone_depth += 1
+    try:
+        yield
+    finally:
+        _alone_depth -= 1
+
+
+def shard(items: Sequence[T]) -> list[T]:
+    """This process's share: item i goes to process i % world."""
+    return list(items[rank()::world()])
+
+
+# ---------------------------------------------------------------- start-up
+
+def quiet_other_processes() -> None:
+    """Under a launcher only the main process prints results: the others' stdout goes nowhere.
+
+    Their stderr stays, so an error on any process is seen.
+    """
+    _warn_single_cpu_launch()
+    if process_rank() != 0:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+
+
+def _warn_single_cpu_launch() -> None:
+    # `accelerate launch --cpu --num_processes N` starts N processes through mpirun only
+    # (--mpirun_hostfile); without it, it starts one and only sets MASTER_ADDR.
+    accelerate_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
+    if processes() == 1 and accelerate_cpu and os.environ.get("MASTER_ADDR"):
+        print("promptlab: `accelerate launch --cpu` started one process (several CPU processes need "
+              "--mpirun_hostfile); running as one process. For N CPU processes: "
+              "`accelerate launch --multi_gpu --num_processes N` on a machine without GPUs, or "
+              "`torchrun --nproc-per-node N -m promptlab ...`", file=sys.stderr)
+
+
+def process_device(device: str) -> str:
+    """The device this process runs on: under a launcher, 'auto' and 'cuda' mean its own GPU.
+
+    The launcher's choice wins for 'auto' (`accelerate launch --cpu`: the CPU). '--device cpu'
+    keeps everything, collectives included, on the CPU.
+    """
+    if processes() == 1:
+        return device
+    state = _state(cpu=device == "cpu")
+    return "cpu" if state.device.type == "cpu" else str(state.device)  # accelerate says cpu:0, cpu:1, ...
+
+
+def _state(*, cpu: bool = False):
+    """accelerate's process group, started on first use: gloo on CPUs, NCCL on GPUs."""
+    import torch
+    from accelerate import PartialState
+    use_cpu = cpu or os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" or not torch.cuda.is_available()
+    # Without cpu=True accelerate would treat a CPU-only launch as no launch at all.
+    return PartialState(cpu=use_cpu)
+
+
+# ---------------------------------------------------------------- collectives
+
+def gather_rows(indices: Sequence[int], rows: "torch.Tensor", total: int) -> "torch.Tensor":
+    """Every process's `rows` (row j belongs at position indices[j]) as one [total, ...] tensor.
+
+    One all-gather; every process gets the whole tensor, on the CPU.
+    """
+    import torch
+    from accelerate.utils import gather_object
+    _state()
+    pieces = gather_object([(list(indices), rows.cpu())])
+    full = torch.empty((total, *rows.shape[1:]), dtype=rows.dtype)
+    for piece_indices, piece_rows in pieces:
+        full[torch.tensor(piece_indices, dtype=torch.long)] = piece_rows
+    return full
+
+
+def gather(value: Any) -> list:
+    """One picklable value from every process, in rank order, on every process."""
+    if world() == 1:
+        return [value]
+    from accelerate.utils import gather_object
+    _state()
+    return gather_object([value])
+
+
+def broadcast(value: Any) -> Any:
+    """The main process's `value`, on every process."""
+    if world() == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+    _state()
+    return broadcast_object_list([value])[0]
+
+
+def sum_gradients(parameters: Sequence["torch.nn.Parameter"], loss: "torch.Tensor") -> float:
+    """Sum every process's gradients and loss (DDP's all-reduce); return the summed loss.
+
+    Each process's loss must already be divided by the global batch size: the sums are then exactly
+    the mean loss and gradient of the whole batch. A parameter no process computed a gradient for
+    keeps none, as in one process (the optimizer skips it, weight decay included).
+    """
+    if world() == 1:
+        return float(loss.detach())
+    import torch
+    import torch.distributed as dist
+    _state()
+    device = parameters[0].device
+    has_gradient = torch.tensor([p.grad is not None for p in parameters], dtype=torch.int32, device=device)
+    dist.all_reduce(has_gradient)
+    for parameter, anyone in zip(parameters, has_gradient.tolist()):
+        if anyone:
+            if parameter.grad is None:  # this process's share did not reach it; others' did
+                parameter.grad = torch.zeros_like(parameter)
+            dist.all_reduce(parameter.grad)
+    total = loss.detach().float().reshape(1).to(device)
+    dist.all_reduce(total)
+    return float(total)

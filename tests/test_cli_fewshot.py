@@ -1,0 +1,123 @@
+"""`promptlab fewshot` and `promptlab zeroshot --prompt` through the real CLI, on tiny models."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from catalog_files import write_catalog
+from fewshot_toys import TOY_FILES, sensitive_model
+from promptlab.cli import main
+
+REQUIRED = {"task", "k", "method", "model", "seeds", "per_seed", "accuracy_mean", "accuracy_std",
+            "zero_shot_accuracy", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    return write_catalog(tmp_path_factory.mktemp("toy-catalog"), TOY_FILES)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_gpt2_dir, tmp_path_factory):
+    return sensitive_model(tiny_gpt2_dir, tmp_path_factory.mktemp("sensitive-gpt2"))
+
+
+def invoke(*args, exit_code=0):
+    result = CliRunner().invoke(main, list(map(str, args)))
+    assert result.exit_code == exit_code, result.output
+    return result
+
+
+def last_json(result) -> dict:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(catalog, model, tmp_path_factory):
+    """One softprompt run over two seeds, saved: (summary, output folder)."""
+    out = tmp_path_factory.mktemp("fewshot-out")
+    result = invoke("fewshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--k", 4, "--seeds", "13,21",
+                    "--model", model, "--steps", 3, "--lr", 0.3, "--prompt-length", 4, "--output", out, "--json")
+    assert "zero-shot (contextual calibration)" in result.stdout and "seed   13: accuracy" in result.stdout
+    return last_json(result), out
+
+
+def test_fewshot_reports_per_seed_mean_std_and_zero_shot(trained, model):
+    summary, _ = trained
+    assert REQUIRED <= set(summary)
+    assert summary["method"] == "softprompt" and summary["k"] == 4 and summary["seeds"] == [13, 21]
+    assert summary["model"] == str(model) and summary["n"] == 10
+    accuracies = [run["accuracy"] for run in summary["per_seed"]]
+    assert summary["accuracy_mean"] == pytest.approx(sum(accuracies) / 2)
+    assert summary["accuracy_std"] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2)
+    assert [run["train_steps"] for run in summary["per_seed"]] == [3, 3]
+    assert summary["options"]["steps"] == 3 and summary["options"]["prompt_length"] == 4
+    assert 0 <= summary["zero_shot_accuracy"] <= 1
+    assert summary["per_seed"][0]["sample"]["checksum"] != summary["per_seed"][1]["sample"]["checksum"]
+
+
+def test_fewshot_output_holds_summary_predictions_and_prompts(trained):
+    summary, out = trained
+    assert json.loads((out / "fewshot.json").read_text())["accuracy_mean"] == summary["accuracy_mean"]
+    for seed in (13, 21):
+        rows = (out / f"seed-{seed}" / "predictions.jsonl").read_text().splitlines()
+        assert len(rows) == 10 and set(json.loads(rows[0])) == {"id", "gold", "predicted"}
+        metadata = json.loads((out / f"seed-{seed}" / "soft_prompt.json").read_text())
+        assert metadata["seed"] == seed and metadata["n_tokens"] == 4 and metadata["training"]["steps"] == 3
+        assert metadata["test"]["accuracy"] == summary["per_seed"][[13, 21].index(seed)]["accuracy"]
+
+
+def test_zeroshot_with_the_saved_prompt_reproduces_its_accuracy(trained, catalog, model):
+    summary, out = trained
+    result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model,
+                    "--prompt", out / "seed-13", "--json")
+    assert last_json(result)["accuracy"] == summary["per_seed"][0]["accuracy"]
+    assert "soft prompt" in result.stdout
+
+
+def test_zeroshot_refuses_a_prompt_for_another_template(trained, catalog, model):
+    _, out = trained
+    result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t2", "--model", model,
+                    "--prompt", out / "seed-13", exit_code=2)
+    assert "trained with template 't1', this run uses 't2'" in result.output and "--template t1" in result.output
+
+
+def test_zeroshot_refuses_a_prompt_for_another_model(trained, catalog, tiny_gpt2_dir):
+    _, out = trained
+    result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", tiny_gpt2_dir,
+                    "--prompt", out / "seed-13", exit_code=2)
+    assert "weights fingerprint" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("method", ["majority", "head", "icl"])
+def test_other_methods_run_from_the_same_command_line(catalog, model, method):
+    result = invoke("fewshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--k", 2,
+                    "--seeds", "13,21,42", "--model", model, "--method", method, "--limit", 6, "--json")
+    summary = last_json(result)
+    assert summary["method"] == method and summary["n"] == 6 and len(summary["per_seed"]) == 3
+    assert all(run["train_steps"] == 0 for run in summary["per_seed"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--k", 50], "label 'negative' has 20 training example(s), but k=50 needs 100"),
+    (["--method", "icl", "--lr", 0.1], "--lr does not apply to --method icl"),
+    (["--seeds", "13,x"], "--seeds must be comma-separated integers"),
+    (["--template", "t9"], "unknown template of task 'toy' 't9'"),
+])
+def test_mistakes_fail_before_the_model_loads(catalog, tmp_path, args, message):
+    result = invoke("fewshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model",
+                    tmp_path / "no-such-model", *args, exit_code=2)
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_several_templates_need_a_choice(catalog):
+    result = invoke("fewshot", "--catalog", catalog, "--task", "toy", exit_code=2)
+    assert "several templates" in result.output and "--template t1|t2" in result.output
+
+
+def test_icl_on_a_masked_lm_is_a_clear_error(catalog, tiny_bert_dir):
+    result = invoke("fewshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--k", 2, "--seeds", 13,
+                    "--model", tiny_bert_dir, "--method", "icl", exit_code=2)
+    assert "icl needs a causal model" in result.output

@@ -1,0 +1,162 @@
+"""Few-shot methods through run_method: the contract the CLI and the eval harness rely on."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from catalog_files import NLI_FILES, write_catalog
+from fewshot_toys import TOY_FILES, sensitive_model
+from promptlab.catalog import Catalog
+from promptlab.demonstrations import random_choice, render_demonstration, similar_choice, with_demonstrations
+from promptlab.errors import UserError
+from promptlab.features import example_text, features_of
+from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, run_method
+from promptlab.models import load_model
+from promptlab.sampling import sample_kshot
+from promptlab.template import Prompt
+from promptlab.zeroshot import Setup
+
+FAST = {"softprompt": {"steps": 3, "eval_every": 2, "batch_size": 8}, "finetune": {"steps": 2, "eval_every": 2},
+        "finetune-head": {"steps": 2, "eval_every": 2}, "icl": {"per_class": 2}, "head": {}, "majority": {}}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Setup:
+    catalog = Catalog.from_options([write_catalog(tmp_path_factory.mktemp("toy-catalog"), TOY_FILES)])
+    return Setup.load(catalog, "toy", "t1")
+
+
+@pytest.fixture(scope="module")
+def gpt2(tiny_gpt2_dir, tmp_path_factory):
+    return load_model(str(sensitive_model(tiny_gpt2_dir, tmp_path_factory.mktemp("sensitive-gpt2"))), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bert(tiny_bert_dir):
+    return load_model(str(tiny_bert_dir), device="cpu")
+
+
+def run(method, setup, loaded, *, seed=13, k=4, **options):
+    return run_method(method, setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+                      test_examples=setup.task.examples("test"), k=k, seed=seed, options={**FAST[method], **options})
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def test_registry_names_and_defaults():
+    assert METHODS == ("softprompt", "finetune", "finetune-head", "icl", "head", "majority")
+    assert set(DEFAULT_OPTIONS) == set(METHODS)
+    assert DEFAULT_OPTIONS["softprompt"]["init"] in ("vocab", "text", "labels")
+    from promptlab import cli
+    assert cli.FEWSHOT_METHODS == METHODS  # the CLI lists them without importing torch
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_returns_the_contract_and_leaves_the_model_untouched(method, setup, gpt2):
+    before = weights(gpt2.model)
+    flags = [p.requires_grad for p in gpt2.model.parameters()]
+    result = run(method, setup, gpt2)
+    assert {"accuracy", "macro_f1", "dev_accuracy", "seconds", "train_steps"} <= set(result)
+    assert 0 <= result["accuracy"] <= 1 and result["seconds"] > 0
+    assert result["method"] == method and result["seed"] == 13 and result["k"] == 4
+    assert result["sample"]["checksum"] == sample_kshot(setup.task.examples("train"), setup.task.labels, 4, 13).checksum
+    assert len(result["predictions"]) == 10 and result["metrics"]["n"] == 10
+    assert result["train_steps"] == (0 if method in ("icl", "head", "majority") else result["train_steps"] or 1)
+    assert all(torch.equal(p, before[name]) for name, p in gpt2.model.named_parameters())
+    assert [p.requires_grad for p in gpt2.model.parameters()] == flags
+    assert all(p.grad is None for p in gpt2.model.parameters())
+
+
+@pytest.mark.parametrize("method", ["softprompt", "finetune", "finetune-head", "head"])
+def test_same_seed_same_numbers(method, setup, gpt2):
+    first, second = run(method, setup, gpt2, seed=21), run(method, setup, gpt2, seed=21)
+    for key in ("accuracy", "dev_accuracy", "train_steps", "predictions", "losses", "sample"):
+        assert first.get(key) == second.get(key), key
+
+
+def test_finetune_trains_a_copy_on_a_masked_lm(setup, bert):
+    before = weights(bert.model)
+    result = run("finetune", setup, bert, steps=3, eval_every=1, lr=1e-3)
+    assert result["train_steps"] == 3 and len(result["dev_history"]) == 4 and result["losses"][-1] != result["losses"][0]
+    assert all(torch.equal(p, before[name]) for name, p in bert.model.named_parameters())
+
+
+def test_softprompt_with_p_tuning_encoder_on_a_masked_lm(setup, bert):
+    result = run("softprompt", setup, bert, reparameterize="mlp", init="labels", prompt_length=3)
+    assert result["train_steps"] == 3 and result["options"]["reparameterize"] == "mlp"
+
+
+def test_icl_needs_a_causal_model(setup, bert):
+    with pytest.raises(UserError, match="icl needs a causal model"):
+        run("icl", setup, bert)
+
+
+def test_icl_similar_selection_runs(setup, gpt2):
+    result = run("icl", setup, gpt2, selection="similar", per_class=1)
+    assert result["demonstrations_per_prompt"] == 2 and result["dev_accuracy"] is not None
+
+
+def test_majority_predicts_the_first_label_on_a_balanced_sample(setup, gpt2):
+    result = run("majority", setup, gpt2)
+    assert {row["predicted"] for row in result["predictions"]} == {"negative"}
+    assert result["accuracy"] == 0.5 and result["dev_accuracy"] == 0.5
+
+
+def test_head_picks_c_on_dev(setup, gpt2):
+    result = run("head", setup, gpt2, c_values=[0.1, 1.0])
+    assert result["c"] in (0.1, 1.0) and 0 <= result["dev_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("method, options, message", [
+    ("softprompt", {"step": 3}, "(?s)has no option 'step'.*did you mean 'steps'"),
+    ("majority", {"lr": 1.0}, "(?s)has no option 'lr'.*takes no options"),
+    ("softprompt", {"init": "random"}, "init='random' is not one of"),
+    ("finetune", {"lr": -1}, "lr must be a positive number"),
+    ("icl", {"selection": "nearest"}, "selection='nearest'"),
+    ("fewshot", {}, "unknown method 'fewshot'"),
+])
+def test_option_mistakes_are_user_errors(method, options, message):
+    with pytest.raises(UserError, match=message):
+        method_options(method, options)
+
+
+def test_too_few_training_examples_is_a_user_error(setup, gpt2):
+    with pytest.raises(UserError, match="k=11 needs 22"):
+        run("majority", setup, gpt2, k=11)
+
+
+# ---------------------------------------------------------------- demonstrations
+
+def test_demonstrations_use_the_gold_labels_first_word_and_wrap_the_prompt(setup):
+    example = {"id": "x", "text": "fun", "label": "positive"}
+    assert render_demonstration(setup.template, setup.verbalizer, example) == "fun it was good"
+    wrapped = with_demonstrations(Prompt("great it was ", "."), ["a", "b"], "\n\n")
+    assert wrapped == Prompt("a\n\nb\n\ngreat it was ", ".")
+
+
+def test_random_choice_is_balanced_seeded_and_varies_per_example():
+    labels = ["n", "p", "n", "p", "n", "p"]
+    chosen = random_choice(labels, ["n", "p"], per_class=2, count=20, seed="test-13")
+    assert all(sorted(labels[i] for i in rows) == ["n", "n", "p", "p"] for rows in chosen)
+    assert chosen == random_choice(labels, ["n", "p"], per_class=2, count=20, seed="test-13")
+    assert len({tuple(rows) for rows in chosen}) > 1
+
+
+def test_similar_choice_puts_the_most_similar_last():
+    train = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [-1.0, 0.0]])
+    chosen = similar_choice(train, torch.tensor([[1.0, 0.1]]), ["n", "p", "p", "n"], ["n", "p"], per_class=1)
+    assert chosen == [[2, 0]]
+
+
+def test_example_text_follows_the_template_field_order(tmp_path):
+    nli = Setup.load(Catalog.from_options([write_catalog(tmp_path, NLI_FILES)]), "nli", "t1")
+    assert example_text(nli.template, {"hypothesis": "h", "premise": "p"}) == "p\nh"
+
+
+def test_features_do_not_depend_on_the_batch(gpt2):
+    texts = ["great", "a very boring movie and not fun at all", "love it"]
+    together = features_of(gpt2.model, gpt2.tokenizer, texts, gpt2.device)
+    alone = torch.cat([features_of(gpt2.model, gpt2.tokenizer, [text], gpt2.device) for text in texts])
+    assert torch.allclose(together, alone, atol=1e-5)
