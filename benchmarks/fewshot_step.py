@@ -63,7 +63,8 @@ def main(model, task, template, k, prompt_length, repeats):
 def _bare_step(loaded, prompts, gold, soft) -> float:
     """Causal LMs only: the same left-padded ids with the prompt vectors in front, one backward."""
     tokenizer, model = loaded.tokenizer, loaded.model
-    rows = [tokenizer(split_trailing_space(prompt.before)[0], add_special_tokens=False)["input_ids"] for prompt in prompts]
+    rows = [tokenizer(split_trailing_space(prompt.before)[0], add_special_tokens=False)["input_ids"]
+            for prompt in prompts]
     ids, mask = pad(rows, tokenizer.pad_token_id, left=True)
     started = time.perf_counter()
     vectors = soft()

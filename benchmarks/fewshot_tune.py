@@ -58,9 +58,11 @@ def main(task, template, verbalizer, model, methods, option_sets, seeds, k, limi
             runs = [run_method(method, setup=setup, loaded=loaded, train_pool=pool, test_examples=test, k=k,
                                seed=int(seed), options=overrides) for seed in seeds.split(",")]
             accuracies = [run["accuracy"] for run in runs]
-            print(json.dumps({"method": method, "options": overrides, "accuracy_mean": round(statistics.mean(accuracies), 4),
+            print(json.dumps({"method": method, "options": overrides,
+                              "accuracy_mean": round(statistics.mean(accuracies), 4),
                               "accuracy_std": round(statistics.pstdev(accuracies), 4), "per_seed": accuracies,
-                              "dev": [run["dev_accuracy"] for run in runs], "steps": [run["train_steps"] for run in runs],
+                              "dev": [run["dev_accuracy"] for run in runs],
+                              "steps": [run["train_steps"] for run in runs],
                               "best_step": [run.get("best_step") for run in runs],
                               "dev_history": [run.get("dev_history") for run in runs],
                               "losses": [run.get("losses") for run in runs],

@@ -30,6 +30,16 @@ catalog_option = click.option("--catalog", "catalogs", multiple=True, type=click
                               help="Extra catalog folder (repeatable); later ones override earlier ones.")
 model_option = click.option("--model", default=None, help="Model alias, local folder or hub id [default: smollm2-135m].")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _batch_size(ctx, param, value: str) -> int | str:
+    """A positive integer, or 'auto': a size that suits the device (promptlab.batching)."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"'{value}' is neither a positive integer nor 'auto'")
+    return int(value)
 
 
 def _catalog(catalogs):
@@ -57,15 +67,19 @@ def main():
 @click.option("--data", type=click.Path(dir_okay=False), default=None, help="A JSONL/CSV/TSV file replacing the split.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N examples.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", default="auto", show_default=True, callback=_batch_size, metavar="N|auto",
+              help="Examples per forward, or auto: 32 on the CPU, 256 on a GPU; halved whenever the GPU runs out "
+                   "of memory.")
 @device_option
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+              help="Weights' precision; half precisions need a GPU. auto: bfloat16 where the GPU supports it.")
 @catalog_option
 @click.option("--output", type=click.Path(), default=None, help="Folder for predictions.jsonl and metrics.json.")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
 @click.option("--prompt", type=click.Path(), default=None,
               help="A trained soft prompt folder (from `fewshot --output`) to put in front of every example.")
 def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
-             catalogs, output, as_json, prompt):
+             dtype, catalogs, output, as_json, prompt):
     """Classify a task's examples with a template and a verbalizer, no training."""
     options = dict(locals())
     from promptlab.commands.zeroshot import run_zeroshot_command

@@ -41,9 +41,9 @@ def pooled_features(model, tokenizer, texts: Sequence[str], device: torch.device
 def features_of(model, tokenizer, texts: Sequence[str], device: torch.device, *, layer: int = -1) -> torch.Tensor:
     """pooled_features for many texts, in batches, without gradients, on the CPU: [N, hidden]."""
     with torch.inference_mode():
-        pieces = [pooled_features(model, tokenizer, texts[start:start + FEATURE_BATCH], device, layer=layer).float().cpu()
+        pieces = [pooled_features(model, tokenizer, texts[start:start + FEATURE_BATCH], device, layer=layer)
                   for start in range(0, len(texts), FEATURE_BATCH)]
-    return torch.cat(pieces)
+    return torch.cat(pieces).float().cpu()
 
 
 def _fallback_token(tokenizer) -> int:

@@ -7,7 +7,9 @@ it reads; on start, rows already in the file are read and their keys skipped, an
 
 Per run: the task's test split, cut to the suite's `limit` by a fixed stratified sample (the same
 examples for every run); k=0 scores them zero-shot with the run's calibration, k>0 hands them
-with the train split to `promptlab.methods.run_method`. Runs are grouped by model, which loads once.
+with the train split to `promptlab.methods.run_method`. Runs go model by model (each loads once),
+then method by method in the order the suite lists them, so listing cheap methods first gives an
+interrupted long run results for every task.
 """
 from __future__ import annotations
 
@@ -202,7 +204,7 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
     output.mkdir(parents=True, exist_ok=True)
     with SharedResults(output / RESULTS_FILE) as results:  # under a launcher: a file per process, merged
         finished = {row["key"]: row for row in results.rows}
-        pending = [(key, config) for key, config in zip(keys, configs) if key not in finished]
+        pending = execution_order(suite, [(key, config) for key, config in zip(keys, configs) if key not in finished])
         if pending:
             _render_prompts(suite, [config for _, config in pending], data)  # template mistakes surface now
             for model in dict.fromkeys(config.model for _, config in pending):
@@ -213,6 +215,15 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
     finished.update((row["key"], row) for row in results.rows)  # the runs of the other processes
     return SuiteRun(suite=suite.name, output=output, rows=[finished[key] for key in keys],
                     ran=len(pending), skipped=len(configs) - len(pending), seconds=time.perf_counter() - start)
+
+
+def execution_order(suite: Suite, pending: list[tuple[str, RunConfig]]) -> list[tuple[str, RunConfig]]:
+    """Model by model (each loads once), then method by method in the suite's order, then k.
+
+    So a long run that is stopped early has covered every task with the methods listed first.
+    """
+    labels = [variant.label for variant in suite.methods]
+    return sorted(pending, key=lambda item: (suite.models.index(item[1].model), labels.index(item[1].label), item[1].k))
 
 
 def _render_prompts(suite: Suite, pending: list[RunConfig], data: dict[str, TaskData]) -> None:

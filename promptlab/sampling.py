@@ -31,7 +31,7 @@ class KShotSplit:
 def sample_kshot(examples: Sequence[dict], labels: Sequence[str], k: int, seed: int) -> KShotSplit:
     """k train and k dev examples of every label, disjoint, the same for the same (examples, k, seed)."""
     if k < 1:
-        raise UserError(f"k must be at least 1, got {k}", fix="pass --k 16 (LM-BFF's setting) or another positive number")
+        raise UserError(f"k must be at least 1, got {k}", fix="pass --k 16 (LM-BFF's setting) or another positive k")
     rng = random.Random(seed)
     train: list[dict] = []
     dev: list[dict] = []
@@ -60,7 +60,8 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise UserError(f"--seeds must be comma-separated integers, got '{text}'", fix="e.g. --seeds 13,21,42") from None
+        raise UserError(f"--seeds must be comma-separated integers, got '{text}'",
+                        fix="e.g. --seeds 13,21,42") from None
     if not seeds:
         raise UserError("--seeds names no seed", fix="e.g. --seeds 13,21,42")
     if len(set(seeds)) != len(seeds):

@@ -73,7 +73,8 @@ def initial_embeddings(model: torch.nn.Module, tokenizer, *, length: int, init: 
     return table[torch.tensor(ids, device=table.device)].float().cpu().clone()
 
 
-def _init_token_ids(tokenizer, *, init: str, length: int, seed: int, text: str, label_words, vocabulary: int) -> list[int]:
+def _init_token_ids(tokenizer, *, init: str, length: int, seed: int, text: str, label_words,
+                    vocabulary: int) -> list[int]:
     if init == "vocab":
         special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
         candidates = [i for i in range(min(vocabulary, _FREQUENT_VOCABULARY)) if i not in special]
@@ -176,7 +177,8 @@ def check_compatible(saved: SavedPrompt, *, setup, loaded=None) -> None:
         _compare_file(kind, meta.get(kind), meta.get(f"{kind}_hash"), item, problems, fixes)
     if loaded is not None and meta.get("model_fingerprint") != loaded.fingerprint:
         problems.append(f"it was trained for model '{meta.get('model')}' (weights fingerprint "
-                        f"{meta.get('model_fingerprint')}), this run uses '{loaded.name}' (fingerprint {loaded.fingerprint})")
+                        f"{meta.get('model_fingerprint')}), this run uses '{loaded.name}' "
+                        f"(fingerprint {loaded.fingerprint})")
         fixes.append(f"pass --model {meta.get('model')}, or train a prompt for this model with "
                      f"`promptlab fewshot --model {loaded.name}`")
     if problems:

@@ -74,7 +74,11 @@ def test_zeroshot_with_the_saved_prompt_reproduces_its_accuracy(trained, catalog
     result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model,
                     "--prompt", out / "seed-13", "--json")
     assert last_json(result)["accuracy"] == summary["per_seed"][0]["accuracy"]
+    assert last_json(result)["calibrate"] == "none"  # as trained, since --calibrate was left at its default
     assert "soft prompt" in result.stdout
+    explicit = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model,
+                      "--prompt", out / "seed-13", "--calibrate", "pmi", "--json")
+    assert last_json(explicit)["calibrate"] == "pmi"
 
 
 def test_zeroshot_refuses_a_prompt_for_another_template(trained, catalog, model):

@@ -45,6 +45,14 @@ methods:
 shots: [0, 2]
 seeds: [1, 2]
 """
+ZERO_SHOT_SUITE = """\
+description: toy zero-shot suite
+tasks: [toy]
+models: [{model}]
+methods: [{{zeroshot: {{calibrate: [none, contextual, pmi]}}}}, majority]
+shots: [0, 2]
+seeds: [1, 2]
+"""
 TIME_FIELDS = ("seconds", "finished", "details")  # details: seconds per step
 
 
@@ -57,7 +65,8 @@ def as_process(monkeypatch, rank: int, world: int) -> None:
 def catalog(tmp_path, tiny_bert_dir):
     seven = "".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in SEVEN)
     return write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES, "seven.jsonl": seven,
-                                                "eval_suites/toy-dist.yaml": SUITE.format(model=tiny_bert_dir)})
+                                                "eval_suites/toy-dist.yaml": SUITE.format(model=tiny_bert_dir),
+                                                "eval_suites/toy-zero.yaml": ZERO_SHOT_SUITE.format(model=tiny_bert_dir)})
 
 
 # ---------------------------------------------------------------- one process playing each part
@@ -139,7 +148,7 @@ def test_a_single_process_cpu_launch_is_announced(monkeypatch, capsys):
 
 
 def test_rows_left_by_an_interrupted_launch_are_merged_not_run_again(catalog, tmp_path):
-    suite = load_suite("toy-dist", Catalog.from_options([catalog]))
+    suite = load_suite("toy-zero", Catalog.from_options([catalog]))
     full = run_suite(suite, tmp_path / "full", device="cpu")
     lines = (tmp_path / "full" / RESULTS_FILE).read_text().splitlines(keepends=True)
     out = tmp_path / "out"
@@ -181,7 +190,7 @@ def _commands(catalog: Path, bert: Path, gpt2: Path, out: Path, device: list[str
         ["zeroshot", *common, "--model", str(gpt2), "--calibrate", "pmi", "--output", str(out / "zeroshot-gpt2")],
         [*fewshot, "--method", "softprompt", "--output", str(out / "softprompt")],
         [*fewshot, "--method", "finetune", "--output", str(out / "finetune")],
-        ["eval", "toy-dist", "--catalog", str(catalog), *device, "--output", str(out / "eval")],
+        ["eval", "toy-dist", "--catalog", str(catalog), "--json", *device, "--output", str(out / "eval")],
     ]
 
 

@@ -79,7 +79,8 @@ def test_same_seed_same_numbers(method, setup, gpt2):
 def test_finetune_trains_a_copy_on_a_masked_lm(setup, bert):
     before = weights(bert.model)
     result = run("finetune", setup, bert, steps=3, eval_every=1, lr=1e-3)
-    assert result["train_steps"] == 3 and len(result["dev_history"]) == 4 and result["losses"][-1] != result["losses"][0]
+    assert result["train_steps"] == 3 and len(result["dev_history"]) == 4
+    assert result["losses"][-1] != result["losses"][0]
     assert all(torch.equal(p, before[name]) for name, p in bert.model.named_parameters())
 
 

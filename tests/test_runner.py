@@ -9,7 +9,8 @@ from promptlab import methods, runner
 from promptlab.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.runner import RESULTS_FILE, ResultsFile, load_data, load_task_data, run_key, run_suite
+from promptlab.runner import (RESULTS_FILE, ResultsFile, execution_order, load_data, load_task_data, run_key,
+                              run_suite)
 from promptlab.suite import expand, load_suite
 
 SUITE = """\
@@ -144,6 +145,17 @@ def test_second_writer_is_refused(tmp_path):
         with pytest.raises(UserError, match="another promptlab eval"):
             with ResultsFile(tmp_path / RESULTS_FILE):
                 pass
+
+
+def test_runs_go_method_by_method(tmp_path):
+    suite_text = SUITE.format(model="m").replace("  - majority\n", "  - majority\n  - softprompt: {steps: 1}\n")
+    catalog_root = write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES, "eval_suites/two.yaml": suite_text})
+    two_methods = load_suite("two", Catalog.from_options([catalog_root]))
+    configs = expand(two_methods)
+    assert [config.method for config in configs][2:5] == ["majority", "majority", "softprompt"]  # grid: k, method, seed
+    ordered = [config for _, config in execution_order(two_methods, [("", config) for config in configs])]
+    assert [(config.method, config.k) for config in ordered] == [("zeroshot", 0)] * 2 + [("majority", 2)] * 2 + \
+        [("majority", 4)] * 2 + [("softprompt", 2)] * 2 + [("softprompt", 4)] * 2
 
 
 def test_limit_takes_a_stratified_sample(suite):

@@ -108,21 +108,26 @@ class MaskedLMBackend:
         return _scatter(picked, pairs, len(prompts), len(targets[0]))
 
     def _multi_token(self, prompts, targets, pairs, length, n_soft, soft_prompt) -> torch.Tensor:
-        """PET decoding: fill the most probable remaining target token first, `length` forwards."""
+        """PET decoding: fill the most probable remaining target token first, `length` forwards.
+
+        Step s reads only the length - s positions still masked, so the head and the softmax
+        over the vocabulary run on half the positions overall.
+        """
         ids, attention, soft_slots, starts = self._inputs([self._row(prompts[b], [self.mask_id] * length, n_soft)
                                                            for b, _ in pairs])
-        positions = starts.unsqueeze(1) + torch.arange(length, device=self.device)  # [R, L]
-        wanted = torch.tensor([targets[b][w] for b, w in pairs], device=self.device)  # [R, L]
         rows = torch.arange(len(pairs), device=self.device)
-        filled = torch.zeros_like(wanted, dtype=torch.bool)
+        masked = torch.arange(length, device=self.device).repeat(len(pairs), 1)  # [R, still masked]: answer offsets
+        wanted = torch.tensor([targets[b][w] for b, w in pairs], device=self.device)  # [R, L]
         totals = torch.zeros(len(pairs), device=self.device)
-        for _ in range(length):
-            logits = self._mask_logits(ids, attention, soft_slots, positions, soft_prompt)  # [R, L, V]
-            target_logprobs = token_logprobs(logits, wanted.unsqueeze(-1)).squeeze(-1).masked_fill(filled, float("-inf"))
-            choice = target_logprobs.detach().argmax(1)  # [R]
-            totals = totals + target_logprobs.gather(1, choice.unsqueeze(1)).squeeze(1)
-            filled[rows, choice] = True
-            ids = ids.index_put((rows, positions[rows, choice]), wanted[rows, choice])
+        for remaining in range(length, 0, -1):
+            positions = starts.unsqueeze(1) + masked
+            logits = self._mask_logits(ids, attention, soft_slots, positions, soft_prompt)  # [R, remaining, V]
+            target_logprobs = token_logprobs(logits, wanted.gather(1, masked).unsqueeze(-1)).squeeze(-1)
+            choice = target_logprobs.detach().argmax(1)  # [R]: index into the still-masked offsets
+            totals = totals + target_logprobs[rows, choice]
+            ids = ids.index_put((rows, positions[rows, choice]), wanted[rows, masked[rows, choice]])
+            keep = torch.ones_like(masked, dtype=torch.bool).index_put((rows, choice), torch.tensor(False))
+            masked = masked[keep].view(len(pairs), remaining - 1)
         return _scatter(totals, pairs, len(prompts), len(targets[0]))
 
 

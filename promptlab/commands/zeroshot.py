@@ -7,6 +7,7 @@ import click
 
 from promptlab import distributed
 from promptlab.backends import make_backend
+from promptlab.batching import initial_batch_size
 from promptlab.catalog import Catalog
 from promptlab.metrics import format_metrics
 from promptlab.aliases import DEFAULT_MODEL
@@ -19,7 +20,7 @@ from promptlab.zeroshot import Setup, classify, render_all, require_labels
 
 
 def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggregate, data, split, limit,
-                         batch_size, device, catalogs, output, as_json, prompt=None) -> None:
+                         batch_size, device, catalogs, output, as_json, prompt=None, dtype=None) -> None:
     setup = Setup.load(Catalog.from_options(catalogs), task, template, verbalizer)
     examples = setup.task.examples(split, data=data, limit=limit)
     require_labels(examples, data or setup.task.path)
@@ -31,15 +32,17 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
     folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
     model_name = model or DEFAULT_MODEL
     resolve_model(model_name)
-    loaded = load_model(model_name, device=device)
+    loaded = load_model(model_name, device=device, dtype=dtype)
     if saved:
         check_compatible(saved, setup=setup, loaded=loaded)
     scorer = LabelScorer(make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device),
                          setup.template, setup.verbalizer, aggregate=aggregate, calibrate=calibrate,
-                         batch_size=batch_size, soft_prompt=saved.embeddings.to(loaded.device) if saved else None)
+                         batch_size=initial_batch_size(batch_size, loaded.device),
+                         soft_prompt=saved.embeddings.to(loaded.device) if saved else None)
     with progress_bar(len(prompts), "scoring", unit="ex") as bar:
         result = classify(scorer, examples, prompts, setup.task.labels, progress=bar.update)
     summary = {**setup.describe(), "model": loaded.name, "kind": loaded.kind, "device": str(loaded.device),
+               "dtype": str(loaded.model.dtype).removeprefix("torch."), "batch_size": scorer.batch_size,
                "calibrate": calibrate, "aggregate": aggregate, "prompt": prompt,
                "split": None if data else split, "data": data,
                "n": len(examples), "accuracy": result.metrics["accuracy"], "macro_f1": result.metrics["macro_f1"],

@@ -33,7 +33,8 @@ def run_head(context: MethodContext) -> MethodOutcome:
     """SetFit's head without its contrastive step: standardised features, the C that does best on dev."""
     options: HeadOptions = context.options
     split = context.split
-    train_x, dev_x, test_x = (_features(context, examples) for examples in (split.train, split.dev, context.test_examples))
+    train_x, dev_x, test_x = (_features(context, examples)
+                              for examples in (split.train, split.dev, context.test_examples))
     train_y, dev_y = np.array(context.gold(split.train)), np.array(context.gold(split.dev))
     best_c, best_accuracy, best_classifier = None, -1.0, None
     for c in options.c_values:

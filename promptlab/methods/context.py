@@ -12,7 +12,7 @@ from promptlab.models import LoadedModel
 from promptlab.sampling import KShotSplit
 from promptlab.scoring import LabelScorer
 from promptlab.template import Prompt
-from promptlab.train import TrainConfig
+from promptlab.train import TrainConfig, TrainResult
 from promptlab.zeroshot import Setup, render_all
 
 EVAL_BATCH = 32  # examples per scoring forward outside training
@@ -92,3 +92,10 @@ class MethodOutcome:
 
 def predicted_indices(logprobs: torch.Tensor) -> list[int]:
     return logprobs.argmax(-1).tolist()
+
+
+def training_details(result: TrainResult) -> dict:
+    """What a trained method reports beyond accuracy: the kept step, speed, and the curves."""
+    return {"best_step": result.best_step, "seconds_per_step": round(result.seconds_per_step, 4),
+            "losses": [round(loss, 4) for loss in result.losses],
+            "dev_history": [[step, round(accuracy, 4), round(loss, 4)] for step, accuracy, loss in result.dev_history]}

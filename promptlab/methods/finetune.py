@@ -14,9 +14,10 @@ import torch
 
 from promptlab.features import example_text, pooled_features
 from promptlab.methods.context import (EVAL_BATCH, MethodContext, MethodOutcome, TrainingOptions, predicted_indices,
-                                       require_choice)
-from promptlab.train import TrainResult, train
+                                       require_choice, training_details)
+from promptlab.train import train
 from promptlab.verbalizer import AGGREGATIONS
+from promptlab.zeroshot import score_all
 
 
 @dataclass
@@ -53,8 +54,9 @@ def run_finetune(context: MethodContext) -> MethodOutcome:
                    context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
                    description=f"finetune seed {context.seed}")
     with torch.inference_mode():
-        test_logprobs = scorer.label_logprobs(context.prompts(context.test_examples))
-    return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps, _details(result))
+        test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
+    return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
+                         training_details(result))
 
 
 def run_finetune_head(context: MethodContext) -> MethodOutcome:
@@ -78,15 +80,10 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
     with torch.inference_mode():
         test_logprobs = torch.cat([label_logprobs(test_texts[start:start + EVAL_BATCH]).cpu()
                                    for start in range(0, len(test_texts), EVAL_BATCH)])
-    return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps, _details(result))
+    return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
+                         training_details(result))
 
 
 def _trainable_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A deep copy with every weight trainable; eval mode keeps dropout off, so same seed, same numbers."""
     return copy.deepcopy(model).eval().requires_grad_(True)
-
-
-def _details(result: TrainResult) -> dict:
-    return {"best_step": result.best_step, "seconds_per_step": round(result.seconds_per_step, 4),
-            "losses": [round(loss, 4) for loss in result.losses],
-            "dev_history": [[step, round(acc, 4), round(loss, 4)] for step, acc, loss in result.dev_history]}

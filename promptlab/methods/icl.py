@@ -14,6 +14,7 @@ from promptlab.methods.context import MethodContext, MethodOutcome, predicted_in
 from promptlab.template import Prompt
 from promptlab.train import evaluate
 from promptlab.verbalizer import AGGREGATIONS
+from promptlab.zeroshot import score_all
 
 
 @dataclass
@@ -39,7 +40,8 @@ def run_icl(context: MethodContext) -> MethodOutcome:
     dev_prompts = _prompts_with_demonstrations(context, context.split.dev, "dev")
     dev_accuracy, _ = evaluate(scorer.label_logprobs, dev_prompts, context.gold(context.split.dev))
     with torch.inference_mode():
-        test_logprobs = scorer.label_logprobs(_prompts_with_demonstrations(context, context.test_examples, "test"))
+        test_prompts = _prompts_with_demonstrations(context, context.test_examples, "test")
+        test_logprobs = score_all(scorer, test_prompts, len(context.labels))
     return MethodOutcome(predicted_indices(test_logprobs), dev_accuracy,
                          details={"demonstrations_per_prompt": _per_class(context) * len(context.labels)})
 

@@ -5,12 +5,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from promptlab.methods.context import (MethodContext, MethodOutcome, TrainingOptions, predicted_indices,
-                                       require_choice, require_positive)
+from promptlab.methods.context import (EVAL_BATCH, MethodContext, MethodOutcome, TrainingOptions,
+                                       predicted_indices, require_choice, require_positive, training_details)
 from promptlab.softprompt import (INITS, REPARAMETERIZATIONS, SoftPrompt, initial_embeddings, prompt_identity,
                                   save_soft_prompt)
 from promptlab.train import frozen, train
 from promptlab.verbalizer import AGGREGATIONS
+from promptlab.zeroshot import score_all
 
 
 @dataclass
@@ -44,7 +45,7 @@ def run_softprompt(context: MethodContext) -> MethodOutcome:
                                  seed=context.seed, text=options.init_text, label_words=label_words)
     torch.manual_seed(context.seed)  # the P-tuning encoder's initial weights
     soft_prompt = SoftPrompt(initial, reparameterize=options.reparameterize).to(loaded.device)
-    scorer = context.scorer(aggregate=options.aggregate, batch_size=max(options.batch_size, 32))
+    scorer = context.scorer(aggregate=options.aggregate, batch_size=max(options.batch_size, EVAL_BATCH))
 
     def label_logprobs(prompts):
         scorer.soft_prompt = soft_prompt()  # recomputed each call, so gradients reach the encoder too
@@ -57,11 +58,9 @@ def run_softprompt(context: MethodContext) -> MethodOutcome:
     with torch.inference_mode():
         embeddings = soft_prompt().detach().float().cpu()
         scorer.soft_prompt = embeddings.to(loaded.device)
-        test_logprobs = scorer.label_logprobs(context.prompts(context.test_examples))
-    details = {"best_step": result.best_step, "seconds_per_step": round(result.seconds_per_step, 4),
-               "losses": [round(loss, 4) for loss in result.losses],
-               "dev_history": [[step, round(acc, 4), round(loss, 4)] for step, acc, loss in result.dev_history]}
-    outcome = MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps, details)
+        test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
+    outcome = MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
+                            training_details(result))
     if options.save_to:
         outcome.save = lambda metrics: str(save_soft_prompt(options.save_to, embeddings, {
             **prompt_identity(context.setup, loaded), "method": "softprompt", "seed": context.seed,
