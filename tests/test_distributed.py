@@ -66,7 +66,8 @@ def catalog(tmp_path, tiny_bert_dir):
     seven = "".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in SEVEN)
     return write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES, "seven.jsonl": seven,
                                                 "eval_suites/toy-dist.yaml": SUITE.format(model=tiny_bert_dir),
-                                                "eval_suites/toy-zero.yaml": ZERO_SHOT_SUITE.format(model=tiny_bert_dir)})
+                                                "eval_suites/toy-zero.yaml":
+                                                    ZERO_SHOT_SUITE.format(model=tiny_bert_dir)})
 
 
 # ---------------------------------------------------------------- one process playing each part

@@ -16,11 +16,11 @@ from promptlab.zeroshot import score_all
 
 @dataclass
 class SoftPromptOptions(TrainingOptions):
-    steps: int = 60
-    lr: float = 0.03
+    steps: int = 30
+    lr: float = 0.01
     batch_size: int = 32
     eval_every: int = 5
-    patience: int = 4
+    patience: int = 3
     weight_decay: float = 0.0
     prompt_length: int = 8
     init: str = "labels"  # vocab | text | labels
