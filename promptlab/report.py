@@ -101,7 +101,7 @@ def plot_kshot_curves(rows: list[dict], path: Path, metric: str, *, title: str) 
     columns = min(3, len(tasks))
     rows_of_panels = math.ceil(len(tasks) / columns)
     figure, axes = plt.subplots(rows_of_panels, columns, squeeze=False, layout="constrained",
-                                figsize=(4.6 * columns, 3.4 * rows_of_panels + 0.8))
+                                figsize=(max(4.6 * columns, 7.0), 3.4 * rows_of_panels + 0.8))
     colours = _colours(curve, several_models)
     for axis, task in zip(axes.flat, tasks):
         _draw_panel(axis, task, [cell for cell in curve if cell.group[0] == task], shots, metric, colours,
@@ -110,9 +110,9 @@ def plot_kshot_curves(rows: list[dict], path: Path, metric: str, *, title: str) 
         axis.set_visible(False)
     figure.suptitle(title)
     handles, labels = _legend_entries(axes.flat)
-    figure.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), frameon=False)
+    figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3 * columns, 5), frameon=False)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")  # nothing clipped, legend included
     plt.close(figure)
     _atomic_write(path, buffer.getvalue())
 
