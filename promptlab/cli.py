@@ -2,10 +2,7 @@
 so `--help`, `templates` and `models list` start instantly."""
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-
 import click
 
 from promptlab.distributed import quiet_other_processes
@@ -243,10 +240,6 @@ def data_prepare(names):
     from promptlab.sources import SOURCES, prepare
     for name in names or SOURCES:
         click.echo(f"{name}: {prepare(name)}")
-
-
-def _emit_json(payload: dict) -> None:
-    click.echo(json.dumps(payload, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -8,20 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from catalog_files import write_file as write
 from promptlab import data, sources
 from promptlab.data import check_fields, load_examples
 from promptlab.errors import UserError
 
 LABELS = ["negative", "positive"]
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def load(spec, base_dir: Path, **options) -> list[dict]:

@@ -20,13 +20,12 @@ words, one forward each.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-from promptlab.backends.inputs import embed, pad, split_trailing_space, token_logprobs
+from promptlab.backends.inputs import PromptTokens, embed, pad, token_logprobs
 from promptlab.template import Prompt
 
 _PACKED_TOKENS = 512  # word tokens packed behind one context; more labels take further forwards
@@ -49,30 +48,23 @@ class _Packed:
         return _Packed(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
 
 
-class CausalLMBackend:
+class CausalLMBackend(PromptTokens):
     kind = "causal"
 
     def __init__(self, model, tokenizer, device: torch.device, *, max_length: int | None = None):
-        self.model, self.tokenizer, self.device = model, tokenizer, device
+        super().__init__(tokenizer)
+        self.model, self.device = model, device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         bos = tokenizer.bos_token_id
         self.start = [bos] if bos is not None and getattr(tokenizer, "add_bos_token", False) else []
         self.empty_context = self.start or [bos if bos is not None else tokenizer.eos_token_id]
         self.max_length = max_length or getattr(model.config, "max_position_embeddings", 2048)
-        self._tokens = functools.lru_cache(maxsize=200_000)(self._tokenize)
-
-    def _tokenize(self, text: str) -> tuple[int, ...]:
-        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
-
-    def word_tokens(self, prompt: Prompt, word: str) -> list[int]:
-        """The word's tokens, carrying the whitespace that the template put before the slot."""
-        return list(self._tokens(split_trailing_space(prompt.before)[1] + word))
 
     def prompt_length(self, prompt: Prompt) -> int:
-        return len(self._tokens(split_trailing_space(prompt.before)[0]))
+        return len(self.context_tokens(prompt))
 
     def _context(self, prompt: Prompt, budget: int) -> list[int]:
-        tokens = list(self._tokens(split_trailing_space(prompt.before)[0]))
+        tokens = self.context_tokens(prompt)
         if not tokens:
             return list(self.empty_context)
         return self.start + tokens[-(budget - len(self.start)):]  # truncate from the left

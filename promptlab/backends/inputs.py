@@ -1,10 +1,13 @@
 """Token-level helpers shared by the backends: splitting whitespace, padding, soft prompts."""
 from __future__ import annotations
 
+import functools
 import re
 from typing import Sequence
 
 import torch
+
+from promptlab.template import Prompt
 
 _TRAILING_SPACE = re.compile(r"\s*\Z")
 
@@ -13,6 +16,25 @@ def split_trailing_space(text: str) -> tuple[str, str]:
     """('It was ', ) -> ('It was', ' '): the space belongs to the answer's first token."""
     space = _TRAILING_SPACE.search(text).group(0)
     return text[: len(text) - len(space)], space
+
+
+class PromptTokens:
+    """Tokenization shared by the backends, memoised: each distinct text is tokenized once per run."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._tokens = functools.lru_cache(maxsize=200_000)(self._tokenize)
+
+    def _tokenize(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
+
+    def word_tokens(self, prompt: Prompt, word: str) -> list[int]:
+        """The word's tokens, carrying the whitespace that the template put before the slot."""
+        return list(self._tokens(split_trailing_space(prompt.before)[1] + word))
+
+    def context_tokens(self, prompt: Prompt) -> list[int]:
+        """The text before the slot, its trailing whitespace left to the word."""
+        return list(self._tokens(split_trailing_space(prompt.before)[0]))
 
 
 def pad(rows: Sequence[Sequence[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:

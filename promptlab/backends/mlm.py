@@ -12,12 +12,11 @@ text after it, so the slot and its neighbourhood always survive.
 """
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import torch
 
-from promptlab.backends.inputs import embed, pad, split_trailing_space, token_logprobs
+from promptlab.backends.inputs import PromptTokens, embed, pad, token_logprobs
 from promptlab.template import Prompt
 
 
@@ -30,11 +29,12 @@ def split_lm_head(model) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     return encoder, heads[0]
 
 
-class MaskedLMBackend:
+class MaskedLMBackend(PromptTokens):
     kind = "mlm"
 
     def __init__(self, model, tokenizer, device: torch.device, *, max_length: int | None = None):
-        self.model, self.tokenizer, self.device = model, tokenizer, device
+        super().__init__(tokenizer)
+        self.model, self.device = model, device
         self.mask_id = tokenizer.mask_token_id
         self.open = [tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id]
         self.close = [tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id]
@@ -42,20 +42,13 @@ class MaskedLMBackend:
         positions = getattr(model.config, "max_position_embeddings", 512) - 2  # RoBERTa offsets positions by 2
         self.max_length = max_length or min(tokenizer.model_max_length, positions)
         self.encoder, self.head = split_lm_head(model)
-        self._tokens = functools.lru_cache(maxsize=200_000)(self._tokenize)
-
-    def _tokenize(self, text: str) -> tuple[int, ...]:
-        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
-
-    def word_tokens(self, prompt: Prompt, word: str) -> list[int]:
-        return list(self._tokens(split_trailing_space(prompt.before)[1] + word))
 
     def prompt_length(self, prompt: Prompt) -> int:
-        return len(self._tokens(split_trailing_space(prompt.before)[0])) + len(self._tokens(prompt.after))
+        return len(self.context_tokens(prompt)) + len(self._tokens(prompt.after))
 
     def _row(self, prompt: Prompt, answer: list[int], n_soft: int) -> tuple[list[int], list[int], int]:
         """Token ids, soft-prompt slot flags, and where the answer starts."""
-        before = list(self._tokens(split_trailing_space(prompt.before)[0]))
+        before = self.context_tokens(prompt)
         after = list(self._tokens(prompt.after))
         room = self.max_length - len(self.open) - len(self.close) - n_soft - len(answer)
         overflow = max(0, len(before) + len(after) - room)
