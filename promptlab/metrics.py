@@ -1,6 +1,7 @@
 """Classification metrics over label names, in the task's label order."""
 from __future__ import annotations
 
+import statistics
 from typing import Sequence
 
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
@@ -34,3 +35,8 @@ def format_metrics(metrics: dict) -> str:
     for label, row in zip(labels, metrics["confusion"]["matrix"]):
         lines.append(f"{label:<{width}}  " + "  ".join(f"{count:>10d}" for count in row))
     return "\n".join(lines)
+
+
+def seed_std(values: Sequence[float]) -> float:
+    """Sample standard deviation over seeds, 0 for a single run (as LM-BFF's mean (std) tables)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0

@@ -10,12 +10,14 @@ from typing import Iterable
 from promptlab.errors import UserError
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and a rename, creating the folder: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
+        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide results from other users
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -23,11 +25,11 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data) -> None:
-    _atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    _atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode())
 
 
 def output_folder(path: str | Path) -> Path:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import statistics
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from promptlab.metrics import seed_std
+from promptlab.outputs import write_atomic
 
 SUMMARY_FILE = "summary.csv"
 CURVE_FILE = "kshot_curve.png"
@@ -46,7 +47,7 @@ def cells(rows: list[dict], group: Iterable[str], metrics: Iterable[str]) -> lis
         grouped.setdefault(tuple(row[name] for name in group), []).append(row)
     return [Cell(key, len(members),
                  {metric: statistics.fmean(_values(members, metric)) for metric in metrics},
-                 {metric: _std(_values(members, metric)) for metric in metrics},
+                 {metric: seed_std(_values(members, metric)) for metric in metrics},
                  statistics.fmean(row["seconds"] for row in members))
             for key, members in grouped.items()]
 
@@ -55,8 +56,6 @@ def _values(rows: list[dict], metric: str) -> list[float]:
     return [row["metrics"][metric] for row in rows]
 
 
-def _std(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _ordered(rows: list[dict]) -> list[dict]:
@@ -114,7 +113,7 @@ def plot_kshot_curves(rows: list[dict], path: Path, metric: str, *, title: str) 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")  # nothing clipped, legend included
     plt.close(figure)
-    _atomic_write(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def _colours(curve: list[Cell], several_models: bool) -> dict[str, str]:
@@ -165,19 +164,6 @@ def _legend_entries(axes) -> tuple[list, list[str]]:
         for handle, label in zip(*axis.get_legend_handles_labels()):
             entries.setdefault(label, handle)
     return list(entries.values()), list(entries)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and a rename: a reader never sees half a report."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide reports from other users
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- report.md
@@ -247,10 +233,10 @@ def write_reports(rows: list[dict], output: Path, *, suite: str, description: st
                   ran: int, seconds: float) -> list[Path]:
     """Write summary.csv, kshot_curve.png and report.md into `output`; return their paths."""
     paths = [output / SUMMARY_FILE, output / CURVE_FILE, output / REPORT_FILE]
-    _atomic_write(paths[0], summary_csv(rows, metrics).encode())
+    write_atomic(paths[0], summary_csv(rows, metrics).encode())
     models = ", ".join(dict.fromkeys(row["model"].rstrip("/").rsplit("/", 1)[-1] for row in rows))  # short names
     plot_kshot_curves(rows, paths[1], metrics[0], title=f"{suite}: {METRIC_NAMES.get(metrics[0], metrics[0])} "
                                                         f"against k ({models})")
-    _atomic_write(paths[2], report_markdown(rows, suite=suite, description=description, metrics=metrics,
+    write_atomic(paths[2], report_markdown(rows, suite=suite, description=description, metrics=metrics,
                                             ran=ran, seconds=seconds).encode())
     return paths

@@ -11,6 +11,7 @@ from promptlab import distributed
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
+from promptlab.metrics import seed_std
 from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method
 from promptlab.aliases import DEFAULT_MODEL
 from promptlab.models import LoadedModel, load_model, resolve_model
@@ -115,7 +116,7 @@ def _summary(setup: Setup, loaded: LoadedModel, method: str, k: int, seeds: list
     accuracies = [result["accuracy"] for result in per_seed]
     return {**setup.describe(), "model": loaded.name, "model_fingerprint": loaded.fingerprint, "method": method, "k": k,
             "seeds": seeds, "n": n, "accuracy_mean": statistics.mean(accuracies),
-            "accuracy_std": statistics.pstdev(accuracies),
+            "accuracy_std": seed_std(accuracies),
             "macro_f1_mean": statistics.mean(result["macro_f1"] for result in per_seed),
             "zero_shot_accuracy": zero_shot, "zero_shot_calibration": ZERO_SHOT_CALIBRATION,
             "options": {key: value for key, value in per_seed[0]["options"].items() if key != "save_to"},
