@@ -127,7 +127,9 @@ def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prom
 @device_option
 @catalog_option
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line: suite, output, runs, seconds.")
-def eval_suite(suite, output, batch_size, device, catalogs, as_json):
+@click.option("--report-only", is_flag=True,
+              help="Run nothing: write the reports from the runs already finished in DIR (e.g. of a stopped run).")
+def eval_suite(suite, output, batch_size, device, catalogs, as_json, report_only):
     """Run an evaluation suite (a name in eval_suites/ or a .yaml path) and write its reports."""
     options = dict(locals())
     from promptlab.commands.eval import run_eval_command

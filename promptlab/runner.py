@@ -52,18 +52,15 @@ _KNOWN_RESULT_FIELDS = (*ROW_METRICS, "train_steps", "seconds", "method", "k", "
 
 @dataclass
 class SuiteRun:
-    """What running a suite left: every row of its grid (old and new) in grid order."""
+    """What running a suite left: every finished row of its grid (old and new) in grid order."""
 
     suite: str
     output: Path
     rows: list[dict]
+    runs: int  # the size of the grid
     ran: int  # runs done this time
     skipped: int  # runs found finished in results.jsonl
     seconds: float
-
-    @property
-    def runs(self) -> int:
-        return len(self.rows)
 
 
 @dataclass
@@ -193,9 +190,12 @@ def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> Tas
 
 # ---------------------------------------------------------------- running
 
-def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: int = 32,
+def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: int = 32, run: bool = True,
               log: TextIO = sys.stderr) -> SuiteRun:
-    """Run every configuration of the suite not yet in `output`/results.jsonl; return all of the grid's rows."""
+    """Run every configuration of the suite not yet in `output`/results.jsonl; return the grid's finished rows.
+
+    With run=False nothing runs: the rows already finished are returned, for reports of a partial run.
+    """
     start = time.perf_counter()
     configs = expand(suite)
     data = load_data(suite, configs)
@@ -205,7 +205,7 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
     with SharedResults(output / RESULTS_FILE) as results:  # under a launcher: a file per process, merged
         finished = {row["key"]: row for row in results.rows}
         pending = execution_order(suite, [(key, config) for key, config in zip(keys, configs) if key not in finished])
-        if pending:
+        if pending and run:
             _render_prompts(suite, [config for _, config in pending], data)  # template mistakes surface now
             for model in dict.fromkeys(config.model for _, config in pending):
                 resolve_model(model)  # a wrong model name fails now, not after hours of other runs
@@ -213,8 +213,9 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
             with distributed.alone():
                 _run_pending(suite, mine, data, results, finished, device=device, batch_size=batch_size, log=log)
     finished.update((row["key"], row) for row in results.rows)  # the runs of the other processes
-    return SuiteRun(suite=suite.name, output=output, rows=[finished[key] for key in keys],
-                    ran=len(pending), skipped=len(configs) - len(pending), seconds=time.perf_counter() - start)
+    return SuiteRun(suite=suite.name, output=output, rows=[finished[key] for key in keys if key in finished],
+                    runs=len(configs), ran=len(pending) if run else 0, skipped=len(configs) - len(pending),
+                    seconds=time.perf_counter() - start)
 
 
 def execution_order(suite: Suite, pending: list[tuple[str, RunConfig]]) -> list[tuple[str, RunConfig]]:

@@ -201,3 +201,26 @@ def test_eval_command_reports_a_bad_suite_in_one_message(tmp_path):
     assert result.exit_code == 2
     assert "bad.yaml:4: shots above 0 need a few-shot method" in result.output
     assert "Traceback" not in result.output
+
+
+def test_report_only_reports_the_finished_runs_of_a_stopped_suite(tmp_path, tiny_gpt2_dir, monkeypatch):
+    write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
+                                         "eval_suites/toy-curve.yaml": SUITE.format(model=tiny_gpt2_dir)})
+    arguments = ["eval", "toy-curve", "--catalog", str(tmp_path / "catalog"), "--output", str(tmp_path / "out"),
+                 "--device", "cpu", "--json"]
+    assert CliRunner().invoke(main, arguments).exit_code == 0
+    path = tmp_path / "out" / RESULTS_FILE
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:3]))  # as if stopped after 3 runs
+    for name in ("summary.csv", "kshot_curve.png", "report.md"):
+        (tmp_path / "out" / name).unlink()
+    monkeypatch.setattr(runner, "load_model", lambda *args, **kwargs: pytest.fail("loaded a model"))
+
+    result = CliRunner().invoke(main, [*arguments, "--report-only"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["runs"], summary["ran"], summary["skipped"]) == (GRID_SIZE, 0, 3)
+    assert f"{GRID_SIZE - 3} not run" in result.stdout
+    assert len(read_rows(tmp_path / "out")) == 3
+    summary_rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()[1:]
+    assert sum(int(line.split(",")[6]) for line in summary_rows) == 3  # the runs column covers exactly those rows
+    assert (tmp_path / "out" / "kshot_curve.png").stat().st_size > 0

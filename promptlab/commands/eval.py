@@ -16,13 +16,13 @@ from promptlab.suite import expand, load_suite
 INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C
 
 
-def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json) -> None:
+def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json, report_only) -> None:
     start = time.perf_counter()
     loaded = load_suite(suite, Catalog.from_options(catalogs))
     folder = output_folder(output)
     click.echo(f"suite {loaded.name}: {len(expand(loaded))} runs into {folder}", err=True)
     try:
-        outcome = run_suite(loaded, folder, device=device, batch_size=batch_size)
+        outcome = run_suite(loaded, folder, device=device, batch_size=batch_size, run=not report_only)
     except KeyboardInterrupt:
         raise SystemExit(INTERRUPTED) from None
     if not distributed.is_main():
@@ -30,8 +30,9 @@ def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json) ->
     files = write_reports(outcome.rows, folder, suite=loaded.name, description=loaded.description,
                           metrics=loaded.metrics, ran=outcome.ran, seconds=outcome.seconds)
     seconds = time.perf_counter() - start
-    click.echo(f"{outcome.runs} runs: {outcome.ran} run now, {outcome.skipped} already in {RESULTS_FILE} "
-               f"({seconds:.1f} s)")
+    left = outcome.runs - outcome.ran - outcome.skipped
+    click.echo(f"{outcome.runs} runs: {outcome.ran} run now, {outcome.skipped} already in {RESULTS_FILE}"
+               + (f", {left} not run (the reports cover the finished ones)" if left else "") + f" ({seconds:.1f} s)")
     for path in [folder / RESULTS_FILE, *files]:
         click.echo(f"wrote {path}")
     if as_json:
