@@ -7,6 +7,7 @@ import click
 
 from promptlab.distributed import quiet_other_processes
 from promptlab.errors import UserError
+from promptlab.sampling import DEFAULT_SEEDS  # torch-free
 
 CALIBRATIONS = ("none", "contextual", "pmi")
 AGGREGATIONS = ("logsumexp", "mean", "max")
@@ -94,7 +95,8 @@ FEWSHOT_METHODS = ("softprompt", "finetune", "finetune-head", "icl", "head", "ma
 @click.option("--template", default=None, help="Template name [default: the task's only template].")
 @click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
 @click.option("--method", type=click.Choice(FEWSHOT_METHODS), default="softprompt", show_default=True)
-@click.option("--seeds", default="13,21,42,87,100", show_default=True, help="Comma-separated sampling/training seeds.")
+@click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
+              help="Comma-separated sampling/training seeds (LM-BFF's five by default).")
 @model_option
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps [default: the method's].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,

@@ -66,23 +66,6 @@ def load_examples(spec: Any, *, base_dir: Path, labels: list[str], label_field: 
     return examples
 
 
-def check_fields(examples: list[dict], fields: set[str], *, where: str | Path | None) -> None:
-    """Fail on the first example that lacks a field the caller (a template) needs."""
-    for row, example in enumerate(examples):
-        missing = sorted(fields - example.keys())
-        if not missing:
-            continue
-        if isinstance(example, Example):
-            place = f"{example.place} of {example.origin}"
-        else:
-            place = f"row {row + 1}"
-        names = ", ".join(f"'{name}'" for name in missing)
-        raise UserError(f"example id {example.get('id')} ({place}) has no field {names}; "
-                        f"fields present: {', '.join(sorted(example))}", where=where,
-                        fix="add the field to the data, map a column to it with 'columns:', "
-                            "or use a field the data has")
-
-
 # ---------------------------------------------------------------- labels and ids
 
 def _to_example(fields: dict, line: int | None, row: int, *, origin: str, labels: list[str],

@@ -10,7 +10,7 @@ import pytest
 
 from catalog_files import write_file as write
 from promptlab import data, sources
-from promptlab.data import check_fields, load_examples
+from promptlab.data import load_examples
 from promptlab.errors import UserError
 
 LABELS = ["negative", "positive"]
@@ -335,27 +335,6 @@ def test_dataset_unknown_column(tmp_path, hub_cache):
     spec = {"dataset": "json", "data_files": "rows.jsonl", "split": "train", "columns": {"sentense": "text"}}
     error = error_of(spec, tmp_path)
     assert "has no column 'sentense'" in error.message and "did you mean 'sentence'?" in error.fix
-
-
-# ---------------------------------------------------------------- check_fields
-
-def test_check_fields_passes_when_fields_present(tmp_path):
-    write(tmp_path / "d.jsonl", '{"premise": "p", "hypothesis": "h"}\n')
-    check_fields(load("d.jsonl", tmp_path), {"premise", "hypothesis"}, where="task.yaml")
-
-
-def test_check_fields_names_the_example_and_the_fields_present(tmp_path):
-    write(tmp_path / "d.jsonl", '{"premise": "p", "hypothesis": "h"}\n{"premise": "q"}\n')
-    with pytest.raises(UserError) as caught:
-        check_fields(load("d.jsonl", tmp_path), {"premise", "hypothesis"}, where="task.yaml")
-    message = caught.value.message
-    assert message.startswith("task.yaml: example id 1 (line 2 of ")
-    assert "has no field 'hypothesis'; fields present: id, label, premise" in message
-
-
-def test_check_fields_on_plain_dicts():
-    with pytest.raises(UserError, match=r"example id 7 \(row 1\) has no field 'text'"):
-        check_fields([{"id": "7"}], {"text"}, where=None)
 
 
 def test_examples_are_plain_dicts_to_callers(tmp_path):
