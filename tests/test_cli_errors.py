@@ -1,5 +1,7 @@
 """Every user mistake: one message naming the file (and line), the problem and the fix; exit 2; no traceback."""
+import errno
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -77,12 +79,20 @@ def test_bad_input_is_one_clear_message(run, case):
     assert_user_error(result, *fragments)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_unreadable_data_file(run, tmp_path):
+def test_unreadable_data_file(run, tmp_path, monkeypatch):
     root = write_catalog(tmp_path / "catalog", SENTIMENT_FILES)
-    (root / "tasks/data/test.jsonl").chmod(0)
+    unreadable = (root / "tasks/data/test.jsonl").resolve()
+    unreadable.chmod(0)
+    if os.geteuid() == 0:  # root reads any file: refuse this one as the system would refuse anyone else
+        read_bytes = Path.read_bytes
+
+        def refuse(path):
+            if path.resolve() == unreadable:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return read_bytes(path)
+        monkeypatch.setattr(Path, "read_bytes", refuse)
     result, _ = run({})
-    assert_user_error(result, "test.jsonl")
+    assert_user_error(result, "test.jsonl", "cannot read data file: Permission denied", "check the file's permissions")
 
 
 def test_data_that_is_a_folder_is_unreadable(run, tmp_path):
