@@ -3,6 +3,7 @@ so `--help`, `templates` and `models list` start instantly."""
 from __future__ import annotations
 
 import sys
+
 import click
 
 from promptlab.distributed import quiet_other_processes

@@ -56,8 +56,6 @@ def _values(rows: list[dict], metric: str) -> list[float]:
     return [row["metrics"][metric] for row in rows]
 
 
-
-
 def _ordered(rows: list[dict]) -> list[dict]:
     """Rows sorted for reading: task, model, template, verbalizer as first met; method as first met; then k."""
     first: dict[tuple, int] = {}

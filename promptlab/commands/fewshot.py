@@ -11,8 +11,8 @@ from promptlab import distributed
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
-from promptlab.metrics import seed_std
 from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method
+from promptlab.metrics import seed_std
 from promptlab.aliases import DEFAULT_MODEL
 from promptlab.models import LoadedModel, load_model, resolve_model
 from promptlab.outputs import output_folder, write_json, write_jsonl
