@@ -18,13 +18,13 @@ import torch
 from promptlab.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
 from promptlab.backends.inputs import pad, split_trailing_space
-from promptlab.catalog import Catalog
+from promptlab.catalog import Catalog, Setup
 from promptlab.models import load_model
+from promptlab.pipeline import render_all
 from promptlab.sampling import sample_kshot
 from promptlab.scoring import LabelScorer
 from promptlab.softprompt import SoftPrompt, initial_embeddings
 from promptlab.train import TrainConfig, frozen, train
-from promptlab.zeroshot import Setup, render_all
 
 
 @click.command()

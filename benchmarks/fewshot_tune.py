@@ -15,13 +15,13 @@ import time
 import click
 import torch
 
-from promptlab.backends import make_backend
-from promptlab.catalog import Catalog
-from promptlab.methods import run_method
 from promptlab.aliases import DEFAULT_MODEL
+from promptlab.backends import make_backend
+from promptlab.catalog import Catalog, Setup
+from promptlab.methods import run_method
 from promptlab.models import load_model
+from promptlab.pipeline import classify, render_all
 from promptlab.scoring import LabelScorer
-from promptlab.zeroshot import Setup, classify, render_all
 
 
 @click.command()

@@ -73,8 +73,7 @@ class Measured:
 def export_examples(task: str, limit_mr: int, folder: Path) -> Path:
     """The benchmark's examples as JSONL, with the prompt text and gold index lm-eval needs."""
     from promptlab.backends.inputs import split_trailing_space
-    from promptlab.catalog import Catalog
-    from promptlab.zeroshot import Setup
+    from promptlab.catalog import Catalog, Setup
 
     template, verbalizer, _ = BENCHMARKS[task]
     setup = Setup.load(Catalog.from_options(()), task, template, verbalizer)
@@ -96,8 +95,7 @@ def export_examples(task: str, limit_mr: int, folder: Path) -> Path:
 def label_words(task: str) -> tuple[list[str], str]:
     """One word per label, in label order, and the whitespace the template puts before the slot."""
     from promptlab.backends.inputs import split_trailing_space
-    from promptlab.catalog import Catalog
-    from promptlab.zeroshot import Setup
+    from promptlab.catalog import Catalog, Setup
 
     template, verbalizer, _ = BENCHMARKS[task]
     setup = Setup.load(Catalog.from_options(()), task, template, verbalizer)
@@ -217,6 +215,7 @@ def _with_folder(run, folder: Path):
 def bare(data, batch_size):
     """The bare forward: the model on every prompt once, nothing else timed."""
     import torch
+
     from promptlab.models import load_model
 
     contexts = [json.loads(line)["context"] for line in Path(data).open()]

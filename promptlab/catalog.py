@@ -97,3 +97,21 @@ class Catalog:
     # suites
     def suite_files(self) -> dict[str, Path]:
         return self._files("eval_suites", "*.yaml")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The files that define a classifier: task, template and verbalizer."""
+
+    task: Task
+    template: Template
+    verbalizer: Verbalizer
+
+    @classmethod
+    def load(cls, catalog: Catalog, task: str, template: str, verbalizer: str | None = None) -> Setup:
+        loaded_task = catalog.task(task)
+        return cls(loaded_task, catalog.template(task, template), catalog.verbalizer(loaded_task, verbalizer))
+
+    def describe(self) -> dict:
+        return {"task": self.task.name, "template": self.template.name, "template_hash": self.template.content_hash,
+                "verbalizer": self.verbalizer.name, "verbalizer_hash": self.verbalizer.content_hash}

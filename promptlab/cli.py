@@ -182,7 +182,7 @@ def templates_show(task, template, catalogs):
 @catalog_option
 def templates_render(task, template, verbalizer, data, split, count, catalogs):
     """Show the exact text the model sees for the first examples, answer slot filled with each label word."""
-    from promptlab.zeroshot import Setup
+    from promptlab.catalog import Setup
     setup = Setup.load(_catalog(catalogs), task, template, verbalizer)
     for example in setup.task.examples(split, data=data, limit=count):
         prompt = setup.template.render(example)

@@ -7,11 +7,9 @@ tokens, words that lose their leading space, and labels whose words share a firs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
-from promptlab.template import Prompt
 
 
 @dataclass(frozen=True)

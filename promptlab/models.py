@@ -19,10 +19,16 @@ from typing import Any
 
 import torch
 
+from .aliases import (
+    ALIASES,
+    Kind,
+    ModelAlias,
+    converted_dir,
+    is_converted,
+    packaged_weights,
+)
 from .distributed import process_device
 from .errors import UserError, did_you_mean
-from .aliases import ALIASES, Kind, ModelAlias, converted_dir, is_converted, packaged_weights
-
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICE_AVAILABLE = {"cpu": lambda: True, "cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
@@ -104,8 +110,10 @@ def detect_kind(config: Any) -> Kind:
 
 
 def _lm_mappings() -> tuple[dict[str, str], dict[str, str]]:
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
     return MODEL_FOR_MASKED_LM_MAPPING_NAMES, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 

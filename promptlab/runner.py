@@ -32,14 +32,16 @@ from tqdm.auto import tqdm
 
 from promptlab import distributed, methods
 from promptlab.backends import Backend, make_backend
+from promptlab.catalog import Setup
 from promptlab.errors import UserError
 from promptlab.models import LoadedModel, load_model, resolve_model, weights_fingerprint
+from promptlab.pipeline import classify, render_all, require_labels
+from promptlab.sampling import stratified_split
 from promptlab.scoring import LabelScorer
 from promptlab.shared_results import SharedResults
-from promptlab.sources import SplitPlan, stratified_split
+from promptlab.sources import SplitPlan
 from promptlab.suite import RunConfig, Suite, expand
 from promptlab.template import Prompt
-from promptlab.zeroshot import Setup, classify, render_all, require_labels
 
 RESULTS_FILE = "results.jsonl"
 TEST_SAMPLE_SEED = 0  # the `limit` sample of a test split: fixed, so every run sees the same examples

@@ -10,9 +10,12 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from promptlab.errors import UserError
+
+if TYPE_CHECKING:
+    from promptlab.sources.base import SplitPlan
 
 DEFAULT_SEEDS = (13, 21, 42, 87, 100)  # LM-BFF's seeds
 
@@ -67,3 +70,48 @@ def parse_seeds(text: str) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds repeats a seed: '{text}'", fix="list each seed once")
     return seeds
+
+
+def stratified_split(examples: list[dict], plan: SplitPlan, *, seed: int) -> dict[str, list[dict]]:
+    """Seeded train/test splits with each label's share kept, each in a seeded random order
+    (so `--limit N` takes a fair sample rather than the file's first label)."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[dict]] = {}
+    for example in examples:
+        by_label.setdefault(example["label"], []).append(example)
+    for label in sorted(by_label):
+        rng.shuffle(by_label[label])
+    test_size = round(plan.test * len(examples)) if isinstance(plan.test, float) else plan.test
+    test = _take(by_label, test_size)
+    train_size = sum(map(len, by_label.values())) if plan.train is None else plan.train
+    train = _take(by_label, train_size)
+    splits = {"train": sorted(train, key=_by_id), "test": sorted(test, key=_by_id)}
+    for name in ("train", "test"):
+        rng.shuffle(splits[name])
+    return splits
+
+
+def _take(by_label: dict[str, list[dict]], size: int) -> list[dict]:
+    """Remove and return `size` examples, each label giving its proportional share."""
+    quotas = _proportional_quotas(size, {label: len(group) for label, group in by_label.items()})
+    taken = []
+    for label, quota in quotas.items():
+        taken += by_label[label][:quota]
+        del by_label[label][:quota]
+    return taken
+
+
+def _proportional_quotas(size: int, available: dict[str, int]) -> dict[str, int]:
+    """Largest-remainder shares of `size` in proportion to `available`, never above it."""
+    total = sum(available.values())
+    size = min(size, total)
+    exact = {label: size * count / total if total else 0 for label, count in available.items()}
+    quotas = {label: int(share) for label, share in exact.items()}
+    by_remainder = sorted(exact, key=lambda label: (quotas[label] - exact[label], label))
+    for label in by_remainder[:size - sum(quotas.values())]:
+        quotas[label] += 1
+    return quotas
+
+
+def _by_id(example: dict) -> str:
+    return example["id"]

@@ -53,7 +53,7 @@ class LabelScorer:
         """The batches `word_scores` runs: prompt indices sorted by length (stable), cut every batch_size.
 
         Whole batches taken from this list in order are batched exactly so again, which is how
-        processes share the work without changing any example's batch (zeroshot.score_all).
+        processes share the work without changing any example's batch (pipeline.score_all).
         """
         order = sorted(range(len(prompts)), key=lambda i: self.backend.prompt_length(prompts[i]))
         return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]

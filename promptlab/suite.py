@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptlab.catalog import Catalog
+from promptlab.catalog import Catalog, Setup
 from promptlab.data import SOURCE_PREFIX
 from promptlab.errors import UserError, did_you_mean, unknown
 from promptlab.methods import METHODS as FEWSHOT_METHODS
@@ -41,7 +41,6 @@ from promptlab.methods import method_options
 from promptlab.scoring import CALIBRATIONS
 from promptlab.verbalizer import AGGREGATIONS
 from promptlab.yamlfile import Mapping, Sequence, check_keys, load_yaml
-from promptlab.zeroshot import Setup
 
 SUITE_KEYS = ("description", "tasks", "models", "templates", "verbalizers", "methods", "shots", "seeds",
               "limit", "metrics")

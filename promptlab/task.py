@@ -30,7 +30,9 @@ class Task:
 
     def examples(self, split: str = "test", *, data: str | Path | None = None, limit: int | None = None) -> list[dict]:
         """The examples of a split (or of `data`, a file that replaces it), the first `limit` of them."""
-        from promptlab.data import load_examples  # keeps `templates` commands free of data dependencies
+        from promptlab.data import (
+            load_examples,  # keeps `templates` commands free of data dependencies
+        )
 
         if data is not None:
             spec, base = str(data), Path.cwd()

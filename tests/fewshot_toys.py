@@ -33,7 +33,12 @@ TOY_FILES = {
 
 def sensitive_model(source: Path, target: Path, *, std: float = 0.3, seed: int = 0) -> Path:
     """A copy of the tiny model at `source` with every weight matrix redrawn from N(0, std)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+    )
 
     config = AutoConfig.from_pretrained(source)
     auto = AutoModelForMaskedLM if config.architectures[0].endswith("ForMaskedLM") else AutoModelForCausalLM

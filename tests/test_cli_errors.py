@@ -4,9 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
-from catalog_files import SENTIMENT_FILES, write_catalog
 from promptlab.cli import main
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
-
 from catalog_files import write_catalog
+from click.testing import CliRunner
 from fewshot_toys import TOY_FILES, sensitive_model
+
 from promptlab.cli import main
 
 REQUIRED = {"task", "k", "method", "model", "seeds", "per_seed", "accuracy_mean", "accuracy_std",

@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from catalog_files import NLI_FILES, SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
-from catalog_files import NLI_FILES, SENTIMENT_FILES, write_catalog
 from promptlab.cli import main
 
 REQUIRED = {"task", "template", "verbalizer", "model", "calibrate", "n", "accuracy", "macro_f1", "seconds",

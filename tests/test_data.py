@@ -7,11 +7,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from catalog_files import write_file as write
-from promptlab import data, sources
+
+from promptlab import data
 from promptlab.data import load_examples
 from promptlab.errors import UserError
+from promptlab.sources import archives
 
 LABELS = ["negative", "positive"]
 
@@ -241,7 +242,7 @@ def fake_mr(tmp_path, monkeypatch):
             tar.addfile(info, io.BytesIO(content))
         return archive
 
-    monkeypatch.setattr(sources, "download_archive", download)
+    monkeypatch.setattr(archives, "download_archive", download)
 
 
 def test_source_split(tmp_path, fake_mr):

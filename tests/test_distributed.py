@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from catalog_files import SENTIMENT_FILES, write_catalog
-from promptlab import distributed, zeroshot
+from promptlab import distributed, pipeline
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog
+from promptlab.catalog import Catalog, Setup
 from promptlab.cli import main
 from promptlab.models import load_model
+from promptlab.pipeline import render_all
 from promptlab.runner import RESULTS_FILE, run_suite
 from promptlab.scoring import LabelScorer
 from promptlab.shared_results import rank_file
 from promptlab.suite import load_suite
 from promptlab.verbalizer import Verbalizer
-from promptlab.zeroshot import Setup, render_all
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SEVEN = [("a great movie", "positive"), ("a terrible movie and a very bad plot", "negative"), ("good fun", "positive"),
@@ -121,12 +121,12 @@ def test_shared_scores_are_bitwise_the_single_process_scores(monkeypatch, reques
         return LabelScorer(backend, setup.template, setup.verbalizer, calibrate=calibrate, batch_size=2)
 
     with torch.inference_mode():
-        alone = zeroshot.score_all(scorer(), prompts, 2)
+        alone = pipeline.score_all(scorer(), prompts, 2)
         pieces = []
         monkeypatch.setattr(distributed, "gather_rows", lambda indices, rows, total: pieces.append((indices, rows)))
         for rank in range(2):
             as_process(monkeypatch, rank=rank, world=2)
-            zeroshot.score_all(scorer(), prompts, 2)
+            pipeline.score_all(scorer(), prompts, 2)
     assert sorted(len(indices) for indices, _ in pieces) == [3, 4]  # 4 batches of 2, 2, 2, 1
     gathered = torch.empty_like(alone)
     for indices, rows in pieces:

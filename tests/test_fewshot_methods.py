@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from catalog_files import NLI_FILES, write_catalog
 from fewshot_toys import TOY_FILES, sensitive_model
-from promptlab.catalog import Catalog
-from promptlab.demonstrations import random_choice, render_demonstration, similar_choice, with_demonstrations
+
+from promptlab.catalog import Catalog, Setup
+from promptlab.demonstrations import (
+    random_choice,
+    render_demonstration,
+    similar_choice,
+    with_demonstrations,
+)
 from promptlab.errors import UserError
 from promptlab.features import example_text, features_of
 from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, run_method
 from promptlab.models import load_model
 from promptlab.sampling import sample_kshot
 from promptlab.template import Prompt
-from promptlab.zeroshot import Setup
 
 FAST = {"softprompt": {"steps": 3, "eval_every": 2, "batch_size": 8}, "finetune": {"steps": 2, "eval_every": 2},
         "finetune-head": {"steps": 2, "eval_every": 2}, "icl": {"per_class": 2}, "head": {}, "majority": {}}

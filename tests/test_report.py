@@ -3,7 +3,14 @@ import io
 
 import pytest
 
-from promptlab.report import CURVE_FILE, REPORT_FILE, SUMMARY_FILE, curve_cells, summary_csv, write_reports
+from promptlab.report import (
+    CURVE_FILE,
+    REPORT_FILE,
+    SUMMARY_FILE,
+    curve_cells,
+    summary_csv,
+    write_reports,
+)
 
 METRICS = ("accuracy", "macro_f1")
 

@@ -2,15 +2,22 @@ import json
 from collections import Counter
 
 import pytest
+from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
-from catalog_files import SENTIMENT_FILES, write_catalog
 from promptlab import methods, runner
 from promptlab.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.runner import (RESULTS_FILE, ResultsFile, execution_order, load_data, load_task_data, run_key,
-                              run_suite)
+from promptlab.runner import (
+    RESULTS_FILE,
+    ResultsFile,
+    execution_order,
+    load_data,
+    load_task_data,
+    run_key,
+    run_suite,
+)
 from promptlab.suite import expand, load_suite
 
 SUITE = """\

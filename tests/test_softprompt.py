@@ -5,19 +5,27 @@ import json
 
 import pytest
 import torch
-
 from catalog_files import write_catalog
 from fewshot_toys import TOY_FILES, sensitive_model
+
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog
+from promptlab.catalog import Catalog, Setup
 from promptlab.errors import UserError
 from promptlab.models import load_model
+from promptlab.pipeline import render_all
 from promptlab.sampling import sample_kshot
 from promptlab.scoring import LabelScorer
-from promptlab.softprompt import (METADATA_FILE, TENSOR_FILE, SoftPrompt, check_compatible, initial_embeddings,
-                                  load_soft_prompt, prompt_identity, save_soft_prompt)
+from promptlab.softprompt import (
+    METADATA_FILE,
+    TENSOR_FILE,
+    SoftPrompt,
+    check_compatible,
+    initial_embeddings,
+    load_soft_prompt,
+    prompt_identity,
+    save_soft_prompt,
+)
 from promptlab.train import TrainConfig, frozen, train
-from promptlab.zeroshot import Setup, render_all
 
 
 @pytest.fixture(scope="module")

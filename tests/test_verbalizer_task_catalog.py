@@ -1,6 +1,6 @@
 import pytest
-
 from catalog_files import NLI_FILES, write_catalog
+
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
 from promptlab.task import load_task

@@ -8,18 +8,18 @@ import time
 import click
 
 from promptlab import distributed
+from promptlab.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog
+from promptlab.catalog import Catalog, Setup
 from promptlab.errors import UserError
 from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method
 from promptlab.metrics import seed_std
-from promptlab.aliases import DEFAULT_MODEL
 from promptlab.models import LoadedModel, load_model, resolve_model
 from promptlab.outputs import output_folder, write_json, write_jsonl
+from promptlab.pipeline import classify, render_all, require_labels
 from promptlab.progress import progress_bar
 from promptlab.sampling import parse_seeds, sample_kshot
 from promptlab.scoring import LabelScorer
-from promptlab.zeroshot import Setup, classify, render_all, require_labels
 
 ZERO_SHOT_CALIBRATION = "contextual"
 # CLI flags that set method options; a flag the method does not take is an error, not ignored.

@@ -6,17 +6,17 @@ import json
 import click
 
 from promptlab import distributed
+from promptlab.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
 from promptlab.batching import initial_batch_size
-from promptlab.catalog import Catalog
+from promptlab.catalog import Catalog, Setup
 from promptlab.metrics import format_metrics
-from promptlab.aliases import DEFAULT_MODEL
 from promptlab.models import load_model, resolve_model
 from promptlab.outputs import output_folder, write_json, write_jsonl
+from promptlab.pipeline import classify, render_all, require_labels
 from promptlab.progress import progress_bar
 from promptlab.scoring import LabelScorer
 from promptlab.softprompt import check_compatible, load_soft_prompt
-from promptlab.zeroshot import Setup, classify, render_all, require_labels
 
 
 def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggregate, data, split, limit,

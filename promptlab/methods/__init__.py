@@ -14,16 +14,27 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from promptlab.catalog import Setup
 from promptlab.errors import UserError, did_you_mean, unknown
-from promptlab.methods.baselines import HeadOptions, MajorityOptions, run_head, run_majority
+from promptlab.methods.baselines import (
+    HeadOptions,
+    MajorityOptions,
+    run_head,
+    run_majority,
+)
 from promptlab.methods.context import MethodContext, MethodOutcome
-from promptlab.methods.finetune import FinetuneHeadOptions, FinetuneOptions, run_finetune, run_finetune_head
+from promptlab.methods.finetune import (
+    FinetuneHeadOptions,
+    FinetuneOptions,
+    run_finetune,
+    run_finetune_head,
+)
 from promptlab.methods.icl import ICLOptions, run_icl
 from promptlab.methods.softprompt import SoftPromptOptions, run_softprompt
 from promptlab.metrics import classification_metrics
 from promptlab.models import LoadedModel
+from promptlab.pipeline import require_labels
 from promptlab.sampling import sample_kshot
-from promptlab.zeroshot import Setup, require_labels
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ from typing import Any, Callable, Sequence
 import torch
 
 from promptlab.backends import make_backend
+from promptlab.catalog import Setup
 from promptlab.errors import UserError, did_you_mean
 from promptlab.models import LoadedModel
+from promptlab.pipeline import render_all
 from promptlab.sampling import KShotSplit
 from promptlab.scoring import LabelScorer
 from promptlab.template import Prompt
 from promptlab.train import TrainConfig, TrainResult
-from promptlab.zeroshot import Setup, render_all
 
 EVAL_BATCH = 32  # examples per scoring forward outside training
 

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 import torch
 
 from promptlab.features import example_text, pooled_features
-from promptlab.methods.context import (EVAL_BATCH, MethodContext, MethodOutcome, TrainingOptions, predicted_indices,
-                                       require_choice, training_details)
+from promptlab.methods.context import (
+    EVAL_BATCH,
+    MethodContext,
+    MethodOutcome,
+    TrainingOptions,
+    predicted_indices,
+    require_choice,
+    training_details,
+)
+from promptlab.pipeline import score_all
 from promptlab.train import train
 from promptlab.verbalizer import AGGREGATIONS
-from promptlab.zeroshot import score_all
 
 
 @dataclass

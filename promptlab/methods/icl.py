@@ -6,15 +6,26 @@ from typing import Sequence
 
 import torch
 
-from promptlab.demonstrations import (SELECTIONS, random_choice, render_demonstration, similar_choice,
-                                      with_demonstrations)
+from promptlab.demonstrations import (
+    SELECTIONS,
+    random_choice,
+    render_demonstration,
+    similar_choice,
+    with_demonstrations,
+)
 from promptlab.errors import UserError
 from promptlab.features import example_text, features_of
-from promptlab.methods.context import MethodContext, MethodOutcome, predicted_indices, require_choice, require_positive
+from promptlab.methods.context import (
+    MethodContext,
+    MethodOutcome,
+    predicted_indices,
+    require_choice,
+    require_positive,
+)
+from promptlab.pipeline import score_all
 from promptlab.template import Prompt
 from promptlab.train import evaluate
 from promptlab.verbalizer import AGGREGATIONS
-from promptlab.zeroshot import score_all
 
 
 @dataclass

@@ -5,13 +5,27 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from promptlab.methods.context import (EVAL_BATCH, MethodContext, MethodOutcome, TrainingOptions,
-                                       predicted_indices, require_choice, require_positive, training_details)
-from promptlab.softprompt import (INITS, REPARAMETERIZATIONS, SoftPrompt, initial_embeddings, prompt_identity,
-                                  save_soft_prompt)
+from promptlab.methods.context import (
+    EVAL_BATCH,
+    MethodContext,
+    MethodOutcome,
+    TrainingOptions,
+    predicted_indices,
+    require_choice,
+    require_positive,
+    training_details,
+)
+from promptlab.pipeline import score_all
+from promptlab.softprompt import (
+    INITS,
+    REPARAMETERIZATIONS,
+    SoftPrompt,
+    initial_embeddings,
+    prompt_identity,
+    save_soft_prompt,
+)
 from promptlab.train import frozen, train
 from promptlab.verbalizer import AGGREGATIONS
-from promptlab.zeroshot import score_all
 
 
 @dataclass

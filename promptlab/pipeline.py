@@ -1,4 +1,4 @@
-"""Zero-shot classification: render every example, score the label words, report metrics."""
+"""The scoring pipeline every command shares: render every example, score the label words, report metrics."""
 from __future__ import annotations
 
 import time
@@ -9,30 +9,9 @@ from typing import Sequence
 import torch
 
 from promptlab import distributed
-from promptlab.catalog import Catalog
 from promptlab.errors import UserError
 from promptlab.metrics import classification_metrics
-from promptlab.task import Task
 from promptlab.template import Prompt, Template
-from promptlab.verbalizer import Verbalizer
-
-
-@dataclass(frozen=True)
-class Setup:
-    """The files that define a classifier: task, template and verbalizer."""
-
-    task: Task
-    template: Template
-    verbalizer: Verbalizer
-
-    @classmethod
-    def load(cls, catalog: Catalog, task: str, template: str, verbalizer: str | None = None) -> "Setup":
-        loaded_task = catalog.task(task)
-        return cls(loaded_task, catalog.template(task, template), catalog.verbalizer(loaded_task, verbalizer))
-
-    def describe(self) -> dict:
-        return {"task": self.task.name, "template": self.template.name, "template_hash": self.template.content_hash,
-                "verbalizer": self.verbalizer.name, "verbalizer_hash": self.verbalizer.content_hash}
 
 
 def render_all(template: Template, examples: Sequence[dict]) -> list[Prompt]:

