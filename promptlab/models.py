@@ -148,7 +148,12 @@ def resolve_model(name: str) -> tuple[str, Kind]:
     For the smollm2 alias this may run the one-time GGUF conversion.
     """
     if name in ALIASES:
-        return _resolve_alias(ALIASES[name])
+        alias = ALIASES[name]
+        if alias.kind == "encoder":
+            raise UserError(f"model '{name}' is a sentence encoder: it has no LM head to score label words",
+                            fix=f"use it as the features of a few-shot method: fewshot --method head --encoder {name}"
+                                f" (or --method setfit --encoder {name})")
+        return _resolve_alias(alias)
     folder = _local_folder(name)
     if folder is not None:
         return str(folder), detect_kind(_read_config(str(folder), local_only=True))
@@ -215,6 +220,11 @@ def _first_line(error: Exception) -> str:
 
 
 # ---------------------------------------------------------------- aliases
+
+def alias_source(name: str) -> str:
+    """The local folder (or, without its package, the hub twin) of an alias of any kind."""
+    return _resolve_alias(ALIASES[name])[0]
+
 
 def _resolve_alias(alias: ModelAlias) -> tuple[str, Kind]:
     packaged = packaged_weights(alias)

