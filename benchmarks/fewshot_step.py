@@ -17,7 +17,8 @@ import torch
 
 from promptlab.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
-from promptlab.backends.inputs import pad, split_trailing_space
+from promptlab.backends.inputs import pad
+from promptlab.template import split_trailing_space
 from promptlab.catalog import Catalog, Setup
 from promptlab.models import load_model
 from promptlab.pipeline import render_all

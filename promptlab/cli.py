@@ -6,12 +6,12 @@ import sys
 
 import click
 
+from promptlab.calibration import CALIBRATIONS  # torch-free
 from promptlab.distributed import quiet_other_processes
 from promptlab.errors import UserError
 from promptlab.sampling import DEFAULT_SEEDS  # torch-free
+from promptlab.verbalizer import AGGREGATIONS  # torch-free
 
-CALIBRATIONS = ("none", "contextual", "pmi")
-AGGREGATIONS = ("logsumexp", "mean", "max")
 
 
 class _Group(click.Group):
@@ -60,7 +60,8 @@ def main():
 @click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
 @model_option
 @click.option("--calibrate", type=click.Choice(CALIBRATIONS), default="contextual", show_default=True,
-              help="contextual: divide out the label bias of content-free inputs; pmi: domain-conditional PMI.")
+              help="contextual: divide out the label bias of content-free inputs; pmi: domain-conditional PMI; "
+                   "batch: divide out the mean label distribution of the examples classified together.")
 @click.option("--aggregate", type=click.Choice(AGGREGATIONS), default="logsumexp", show_default=True,
               help="How the words of one label combine.")
 @click.option("--data", type=click.Path(dir_okay=False), default=None, help="A JSONL/CSV/TSV file replacing the split.")

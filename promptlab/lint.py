@@ -82,7 +82,7 @@ def _tokenizer(model: str):
 
 
 def _token_checks(template, verbalizer, tokenizer) -> list[Problem]:
-    from promptlab.backends.inputs import split_trailing_space
+    from promptlab.template import split_trailing_space
 
     prompt = template.content_free("x")
     _, space = split_trailing_space(prompt.before)

@@ -62,14 +62,16 @@ def score_all(scorer, prompts: list[Prompt], n_labels: int, *, progress=None) ->
 
     The shares are whole batches of the single-process run (batch i on process i % world), so every
     example is scored in the same batch, padding included, as in one process: the same numbers.
-    The scores are gathered once, and every process gets all of them.
+    The scores are gathered once, and every process gets all of them; batch calibration runs on
+    the gathered set, so its prior is the mean over all examples, as in one process.
     """
     if distributed.world() == 1:
         return scorer.label_logprobs(prompts, progress=progress).float().cpu()
     mine = [i for batch in distributed.shard(scorer.length_batches(prompts)) for i in batch]
     if not mine:  # fewer batches than processes
-        return distributed.gather_rows([], torch.empty(0, n_labels), len(prompts))
-    # The main process's bar stands for all: the shares are of about equal size.
-    main_progress = (lambda n: progress(n * distributed.world())) if progress and distributed.is_main() else None
-    local = scorer.label_logprobs([prompts[i] for i in mine], progress=main_progress).float().cpu()
-    return distributed.gather_rows(mine, local, len(prompts))
+        local = torch.empty(0, n_labels)
+    else:
+        # The main process's bar stands for all: the shares are of about equal size.
+        main_progress = (lambda n: progress(n * distributed.world())) if progress and distributed.is_main() else None
+        local = scorer.example_logprobs([prompts[i] for i in mine], progress=main_progress).float().cpu()
+    return scorer.calibrate_set(distributed.gather_rows(mine, local, len(prompts)))

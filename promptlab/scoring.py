@@ -3,11 +3,14 @@
     word scores [B, W] --aggregate per label--> [B, labels] --calibrate--> log p(label | x)
 
 Aggregation over a label's words: `logsumexp` (the probability of saying any of them; default),
-`mean` or `max` of their log-probabilities. Calibration:
+`mean` or `max` of their log-probabilities. Calibration (promptlab.calibration):
 - `contextual` (Calibrate Before Use): the label distribution of content-free inputs (every
   field "N/A", "" and the mask token) is averaged and divided out.
 - `pmi` (PMI_DC): each word's log-probability minus its log-probability after the domain-only
   prompt (template metadata `domain`, else the template with every field empty).
+- `batch` (Batch Calibration): the mean label distribution of the examples scored together is
+  divided out; it is the one calibration that depends on the other examples, so it runs on the
+  whole set (`calibrate_set`) after the per-example scores (`example_logprobs`).
 """
 from __future__ import annotations
 
@@ -18,11 +21,9 @@ import torch
 
 from promptlab.backends import Backend
 from promptlab.batching import BackOff
+from promptlab.calibration import CALIBRATIONS, batch_calibrate, content_free_fillers, divide_out, mean_distribution
 from promptlab.template import Prompt, Template
 from promptlab.verbalizer import AGGREGATIONS, Verbalizer
-
-CALIBRATIONS = ("none", "contextual", "pmi")
-CONTENT_FREE_FILLERS = ("N/A", "", "[MASK]")
 
 
 @dataclass
@@ -89,20 +90,27 @@ class LabelScorer:
         """What calibration subtracts: label log-probs [labels] (contextual) or word scores [W] (pmi)."""
         if self._baseline is None:
             if self.calibrate == "contextual":
-                fillers = [getattr(self.backend.tokenizer, "mask_token", None) or f for f in CONTENT_FREE_FILLERS]
+                fillers = content_free_fillers(getattr(self.backend.tokenizer, "mask_token", None))
                 prompts = [self.template.content_free(filler) for filler in fillers]
-                probs = self.aggregate_words(self.word_scores(prompts)).log_softmax(-1).exp().mean(0)
-                self._baseline = probs.log()
+                self._baseline = mean_distribution(self.aggregate_words(self.word_scores(prompts)).log_softmax(-1))
             else:
                 self._baseline = self.word_scores([self.template.domain_prompt()])[0]
         return self._baseline
 
-    def label_logprobs(self, prompts: Sequence[Prompt], *, progress=None) -> torch.Tensor:
-        """Calibrated log p(label | prompt) [N, labels], normalised over the labels."""
+    def example_logprobs(self, prompts: Sequence[Prompt], *, progress=None) -> torch.Tensor:
+        """log p(label | prompt) [N, labels] with every calibration that looks at one example alone."""
         words = self.word_scores(prompts, progress=progress)
         if self.calibrate == "pmi":
             words = words - self.baseline().to(words.device)
         labels = self.aggregate_words(words).log_softmax(-1)
         if self.calibrate == "contextual":
-            labels = (labels - self.baseline().to(labels.device)).log_softmax(-1)
+            labels = divide_out(labels, self.baseline())
         return labels
+
+    def calibrate_set(self, logprobs: torch.Tensor) -> torch.Tensor:
+        """The calibration that looks at all examples scored together (batch); the others pass through."""
+        return batch_calibrate(logprobs) if self.calibrate == "batch" else logprobs
+
+    def label_logprobs(self, prompts: Sequence[Prompt], *, progress=None) -> torch.Tensor:
+        """Calibrated log p(label | prompt) [N, labels], normalised over the labels."""
+        return self.calibrate_set(self.example_logprobs(prompts, progress=progress))

@@ -38,7 +38,7 @@ from promptlab.data import SOURCE_PREFIX
 from promptlab.errors import UserError, did_you_mean, unknown
 from promptlab.methods import METHODS as FEWSHOT_METHODS
 from promptlab.methods import method_options
-from promptlab.scoring import CALIBRATIONS
+from promptlab.calibration import CALIBRATIONS
 from promptlab.verbalizer import AGGREGATIONS
 from promptlab.yamlfile import Mapping, Sequence, check_keys, load_yaml
 

@@ -34,10 +34,17 @@ from promptlab.errors import UserError, did_you_mean
 MASK = "mask"
 _SLOT = "\x00PROMPTLAB-SLOT\x00"  # cannot occur in decoded text fields
 _METADATA = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
+_TRAILING_SPACE = re.compile(r"\s*\Z")
 METADATA_KEYS = ("description", "domain", "reference")
 
 _ENVIRONMENT = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def split_trailing_space(text: str) -> tuple[str, str]:
+    """('It was ', ) -> ('It was', ' '): the space belongs to the answer's first token."""
+    space = _TRAILING_SPACE.search(text).group(0)
+    return text[: len(text) - len(space)], space
 
 
 @dataclass(frozen=True)
@@ -99,10 +106,20 @@ class Template:
         return self.render({name: filler for name in self.fields})
 
     def domain_prompt(self) -> Prompt:
-        """The domain-only prompt of PMI_DC: metadata `domain`, else all fields empty."""
+        """The domain-only prompt of PMI_DC: metadata `domain`, else all fields empty.
+
+        The domain text ends with the whitespace that the template puts before the slot, so the
+        label words are scored exactly as in the full prompt (' great', not 'great').
+        """
         if "domain" in self.metadata:
-            return Prompt(self.metadata["domain"], "")
+            return Prompt(split_trailing_space(self.metadata["domain"])[0] + self.slot_space, "")
         return self.content_free("")
+
+    @property
+    def slot_space(self) -> str:
+        """The whitespace right before the answer slot, as the template writes it."""
+        # Filled with visible text, so a field next to the slot cannot lend or hide whitespace.
+        return split_trailing_space(self.content_free("N/A").before)[1]
 
 
 @functools.lru_cache(maxsize=256)

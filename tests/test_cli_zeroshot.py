@@ -20,7 +20,7 @@ def invoke(*args):
 
 
 @pytest.mark.parametrize("model", ["tiny_gpt2_dir", "tiny_bert_dir"])
-@pytest.mark.parametrize("calibrate", ["none", "contextual", "pmi"])
+@pytest.mark.parametrize("calibrate", ["none", "contextual", "pmi", "batch"])
 def test_zeroshot_reports_metrics_and_writes_outputs(tmp_path, request, model, calibrate):
     root = write_catalog(tmp_path / "catalog", SENTIMENT_FILES)
     out = tmp_path / "out"

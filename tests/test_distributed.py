@@ -134,6 +134,32 @@ def test_shared_scores_are_bitwise_the_single_process_scores(monkeypatch, reques
     assert torch.equal(gathered, alone)
 
 
+def test_batch_calibration_under_a_launcher_divides_out_the_prior_of_all_examples(monkeypatch, catalog, tiny_gpt2_dir):
+    setup = Setup.load(Catalog.from_options([catalog]), "toy", "t1")
+    loaded = load_model(str(tiny_gpt2_dir), device="cpu")
+    prompts = render_all(setup.template, [{"text": text} for text, _ in SEVEN])
+
+    def scorer(calibrate):
+        backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
+        return LabelScorer(backend, setup.template, setup.verbalizer, calibrate=calibrate, batch_size=2)
+
+    with torch.inference_mode():
+        uncalibrated = pipeline.score_all(scorer("none"), prompts, 2)
+        alone = pipeline.score_all(scorer("batch"), prompts, 2)
+        sent = []
+
+        def gather(indices, rows, total):  # what the real gather returns: every process's rows in order
+            sent.append(rows)
+            torch.testing.assert_close(rows, uncalibrated[indices])  # shares travel uncalibrated
+            return uncalibrated
+
+        monkeypatch.setattr(distributed, "gather_rows", gather)
+        for rank in range(2):
+            as_process(monkeypatch, rank=rank, world=2)
+            torch.testing.assert_close(pipeline.score_all(scorer("batch"), prompts, 2), alone)
+    assert len(sent) == 2 and not torch.allclose(alone, uncalibrated)
+
+
 def test_other_processes_print_nothing(monkeypatch):
     as_process(monkeypatch, rank=1, world=2)
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # restored after the test

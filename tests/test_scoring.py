@@ -134,9 +134,45 @@ def test_contextual_calibration_divides_out_the_content_free_distribution():
 
 def test_pmi_subtracts_the_domain_prompt_per_word():
     template = template_for("causal", '{#\ndomain: "Topic:"\n#}{{ text }} Topic: {{ mask }}')
-    table = {"Topic:": [-1.0, -4.0, -2.0], "good Topic: ": [-2.0, -3.0, -2.5]}
+    table = {"Topic: ": [-1.0, -4.0, -2.0], "good Topic: ": [-2.0, -3.0, -2.5]}
     verbalizer = Verbalizer("v", "toy", Path("v.yaml"), {"a": ("x", "y"), "b": ("z",)})
     scorer = LabelScorer(FixedBackend(table), template, verbalizer, calibrate="pmi")
     words = torch.tensor([[-2.0 + 1.0, -3.0 + 4.0, -2.5 + 2.0]])
     expected = torch.stack([torch.logsumexp(words[0, :2], 0), words[0, 2]]).unsqueeze(0).log_softmax(-1)
     torch.testing.assert_close(scorer.label_logprobs([template.render({"text": "good"})]), expected)
+
+
+@pytest.mark.parametrize("model", ["tiny_gpt2_dir", "tiny_llama_dir", "tiny_roberta_dir"])
+def test_pmi_scores_the_same_word_tokens_after_the_domain_prompt(request, model):
+    """The baseline must read ' great' as the full prompt does, not 'great' glued to the domain text."""
+    loaded = load_model(str(request.getfixturevalue(model)), device="cpu")
+    backend = backend_of(loaded)
+    template = template_for(loaded.kind, '{#\ndomain: "It was"\n#}{{ text }} It was {{ mask }}')
+    full, domain = template.render({"text": "fun"}), template.domain_prompt()
+    for word in ("great", "terrible"):
+        expected = loaded.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+        assert backend.word_tokens(domain, word) == backend.word_tokens(full, word) == expected
+
+
+class RecordingBackend(FixedBackend):
+    """Remembers every prompt it scores; its tokenizer has a mask token, as a masked LM's does."""
+
+    kind = "mlm"
+
+    def __init__(self, table, mask_token):
+        super().__init__(table)
+        self.tokenizer = type("Tokenizer", (), {"mask_token": mask_token})()
+        self.seen = []
+
+    def word_logprobs(self, prompts, words, soft_prompt=None):
+        self.seen.extend(prompts)
+        return super().word_logprobs(prompts, words, soft_prompt)
+
+
+@pytest.mark.parametrize("mask_token", ["[MASK]", "<mask>"])
+def test_contextual_calibration_uses_three_different_content_free_inputs(mask_token):
+    template = template_for("mlm", "{{ text }} is {{ mask }} .")
+    verbalizer = Verbalizer("v", "toy", Path("v.yaml"), {"a": ("x", "y"), "b": ("z",)})
+    backend = RecordingBackend({}, mask_token)
+    LabelScorer(backend, template, verbalizer, calibrate="contextual").baseline()
+    assert sorted(prompt.before for prompt in backend.seen) == sorted(["N/A is ", " is ", f"{mask_token} is "])

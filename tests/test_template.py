@@ -22,7 +22,16 @@ def test_metadata_comment_is_parsed_and_not_rendered():
     template = parse('{#\ndescription: "Short: review"\ndomain: "It was"\n#}\n{{ text }} It was {{ mask }}.')
     assert template.metadata == {"description": "Short: review", "domain": "It was"}
     assert template.render({"text": "ok"}).before == "ok It was "
-    assert template.domain_prompt() == Prompt("It was", "")
+    assert template.domain_prompt() == Prompt("It was ", "")
+
+
+@pytest.mark.parametrize("source, domain", [
+    ('{#\ndomain: "Sentiment:"\n#}\nReview: {{ text }}\nSentiment:\n{{ mask }}', "Sentiment:\n"),
+    ('{#\ndomain: "Answer: "\n#}\n{{ text }} Answer:{{ mask }}', "Answer:"),  # the template's space wins
+    ('{#\ndomain: "Topic"\n#}\n{{ text }} Topic {{ text }} {{ mask }}', "Topic "),  # not the field's
+])
+def test_domain_prompt_ends_with_the_whitespace_the_template_puts_before_the_slot(source, domain):
+    assert parse(source).domain_prompt() == Prompt(domain, "")
 
 
 def test_ordinary_leading_comment_is_not_metadata():

@@ -2,20 +2,11 @@
 from __future__ import annotations
 
 import functools
-import re
 from typing import Sequence
 
 import torch
 
-from promptlab.template import Prompt
-
-_TRAILING_SPACE = re.compile(r"\s*\Z")
-
-
-def split_trailing_space(text: str) -> tuple[str, str]:
-    """('It was ', ) -> ('It was', ' '): the space belongs to the answer's first token."""
-    space = _TRAILING_SPACE.search(text).group(0)
-    return text[: len(text) - len(space)], space
+from promptlab.template import Prompt, split_trailing_space
 
 
 class PromptTokens:
