@@ -235,7 +235,7 @@ def data_list():
     for name, source in SOURCES.items():
         state = status(name)
         counts = ", ".join(f"{split} {n}" for split, n in state.get("counts", {}).items())
-        click.echo(f"{name:<10} {'prepared' if state['prepared'] else 'not prepared':<13} {counts:<24} "
+        click.echo(f"{name:<10} {'prepared' if state['prepared'] else 'not prepared':<13} {counts:<34} "
                    f"{source.description}")
 
 

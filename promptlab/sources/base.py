@@ -1,6 +1,7 @@
 """What a registered offline source is: the package file it reads, its parser and its split plan."""
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,6 +20,32 @@ class SplitPlan:
         test = f"{self.test:g} of all examples" if isinstance(self.test, float) else f"{self.test} examples"
         train = "every other example" if self.train is None else f"{self.train} of the other examples (capped)"
         return f"stratified by label, seed {SEED}: test = {test}; train = {train}"
+
+    def split(self, examples: list[dict]) -> dict[str, list[dict]]:
+        from promptlab.sampling import stratified_split
+        return stratified_split(examples, self, seed=SEED)
+
+
+@dataclass(frozen=True)
+class UpstreamSplits:
+    """The splits the data was published with, kept as they are: results compare with published ones.
+
+    The parser names each record's split in its `split` field. Each split is shuffled with the seed,
+    so `--limit N` takes a fair sample rather than the file's first labels.
+    """
+
+    def describe(self) -> str:
+        return f"the upstream splits, kept as published; each shuffled with seed {SEED}"
+
+    def split(self, examples: list[dict]) -> dict[str, list[dict]]:
+        rng = random.Random(SEED)
+        splits: dict[str, list[dict]] = {}
+        for example in examples:
+            fields = dict(example)
+            splits.setdefault(fields.pop("split"), []).append(fields)
+        for name in sorted(splits):
+            rng.shuffle(splits[name])
+        return splits
 
 
 @dataclass
@@ -44,7 +71,7 @@ class Source:
     fields: list[str]
     licence: str
     parse: Callable[[Files], Parsed]
-    plan: SplitPlan
+    plan: SplitPlan | UpstreamSplits
     download_size: str = ""  # said in the fetch message when it is worth a warning
     # pip cannot download every archive; see download_archive
     via_pip: bool = True

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from promptlab.errors import UserError
 from promptlab.paths import cache_dir
-from promptlab.sampling import stratified_split
 from promptlab.sources import archives
-from promptlab.sources.base import SEED, Files, Source
+from promptlab.sources.base import SEED, Files, Source, SplitPlan
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2  # 2: splits are shuffled, so the first N examples are a fair sample
@@ -77,9 +76,11 @@ def _write_prepared(source: Source, archive: Path, files: Files, folder: Path) -
     unexpected = {example["label"] for example in examples} - set(source.labels)
     if unexpected:
         raise RuntimeError(f"source {source.name}: labels {sorted(unexpected)} are not in {source.labels}")
-    splits = stratified_split(examples, source.plan, seed=SEED)
+    splits = source.plan.split(examples)
     notes = list(parsed.notes)
-    if source.plan.train is not None:
+    if set(splits) != set(source.splits):
+        raise RuntimeError(f"source {source.name}: splits {sorted(splits)} are not {list(source.splits)}")
+    if isinstance(source.plan, SplitPlan) and source.plan.train is not None:
         notes.append(f"capped: {len(splits['test'])} test and {len(splits['train'])} train examples "
                      f"of the {len(examples)} available; the rest are unused")
     folder.mkdir(parents=True)
