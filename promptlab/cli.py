@@ -87,7 +87,7 @@ def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, spli
 
 
 # -- fewshot ----------------------------------------------------------------------------------
-FEWSHOT_METHODS = ("softprompt", "finetune", "finetune-head", "icl", "head", "majority")  # promptlab.methods.METHODS
+FEWSHOT_METHODS = ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "majority")  # promptlab.methods.METHODS
 
 
 @main.command()
@@ -107,14 +107,16 @@ FEWSHOT_METHODS = ("softprompt", "finetune", "finetune-head", "icl", "head", "ma
               help="Soft prompt vectors (softprompt) [default: 8].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Training batch size [default: the method's].")
+@click.option("--option", "method_options", multiple=True, metavar="NAME=VALUE",
+              help="Any option of the method, e.g. --option rank=16 (lora); the value is read as YAML. Repeatable.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N test examples.")
 @device_option
 @catalog_option
 @click.option("--output", type=click.Path(), default=None,
-              help="Folder for fewshot.json and, per seed, predictions and the trained soft prompt.")
+              help="Folder for fewshot.json and, per seed, predictions and the trained soft prompt or adapter.")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
-def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, limit, device,
-            catalogs, output, as_json):
+def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, method_options,
+            limit, device, catalogs, output, as_json):
     """Train on k examples per class over several seeds; report mean ± std next to zero-shot."""
     options = dict(locals())
     from promptlab.commands.fewshot import run_fewshot_command
@@ -138,6 +140,37 @@ def eval_suite(suite, output, batch_size, device, catalogs, as_json, report_only
     options = dict(locals())
     from promptlab.commands.eval import run_eval_command
     run_eval_command(**options)
+
+
+# -- continual --------------------------------------------------------------------------------
+@main.command()
+@click.argument("suite")
+@click.option("--output", required=True, type=click.Path(file_okay=False),
+              help="Folder for results.jsonl and the reports; a rerun into it skips finished units.")
+@device_option
+@catalog_option
+@click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line: the summary.")
+@click.option("--report-only", is_flag=True, help="Run nothing: report the units already finished in DIR.")
+def continual(suite, output, device, catalogs, as_json, report_only):
+    """Learn a sequence of tasks with each strategy (a continual suite); report the accuracy matrix and forgetting."""
+    options = dict(locals())
+    from promptlab.commands.continual import run_continual_command
+    run_continual_command(**options)
+
+
+# -- trained ----------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def trained():
+    """Trained artefacts (the seed-N folders of `fewshot --output`)."""
+
+
+@trained.command("export-peft")
+@click.argument("folder", type=click.Path())
+@click.argument("output", type=click.Path())
+def trained_export_peft(folder, output):
+    """Write a soft prompt (FOLDER: a seed-N folder) as a PEFT prompt-tuning adapter in OUTPUT."""
+    from promptlab.commands.trained import run_export_peft_command
+    run_export_peft_command(folder=folder, output=output)
 
 
 # -- templates --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from promptlab.sampling import sample_kshot
 from promptlab.template import Prompt
 
 FAST = {"softprompt": {"steps": 3, "eval_every": 2, "batch_size": 8}, "finetune": {"steps": 2, "eval_every": 2},
+        "lora": {"steps": 2, "eval_every": 2},
         "finetune-head": {"steps": 2, "eval_every": 2}, "icl": {"per_class": 2}, "head": {}, "majority": {}}
 
 
@@ -50,7 +51,7 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def test_registry_names_and_defaults():
-    assert METHODS == ("softprompt", "finetune", "finetune-head", "icl", "head", "majority")
+    assert METHODS == ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "majority")
     assert set(DEFAULT_OPTIONS) == set(METHODS)
     assert DEFAULT_OPTIONS["softprompt"]["init"] in ("vocab", "text", "labels")
     from promptlab import cli
@@ -73,7 +74,7 @@ def test_every_method_returns_the_contract_and_leaves_the_model_untouched(method
     assert all(p.grad is None for p in gpt2.model.parameters())
 
 
-@pytest.mark.parametrize("method", ["softprompt", "finetune", "finetune-head", "head"])
+@pytest.mark.parametrize("method", ["softprompt", "finetune", "lora", "finetune-head", "head"])
 def test_same_seed_same_numbers(method, setup, gpt2):
     first, second = run(method, setup, gpt2, seed=21), run(method, setup, gpt2, seed=21)
     for key in ("accuracy", "dev_accuracy", "train_steps", "predictions", "losses", "sample"):

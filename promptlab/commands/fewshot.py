@@ -27,13 +27,14 @@ OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-len
 
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
-                        limit, device, catalogs, output, as_json) -> None:
+                        method_options=(), limit, device, catalogs, output, as_json) -> None:
     started = time.perf_counter()
     catalog = Catalog.from_options(catalogs)
     setup = Setup.load(catalog, task, template or _only_template(catalog, task), verbalizer)
     seed_list = parse_seeds(seeds)
     flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size}
-    options = _method_flags(method, {name: value for name, value in flags.items() if value is not None})
+    options = _method_flags(method, {name: value for name, value in flags.items() if value is not None},
+                            parse_options(method_options))
     pool, test = _check_data(setup, k, seed_list, limit)
     folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
     model_name = model or DEFAULT_MODEL
@@ -46,7 +47,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     per_seed = []
     for seed in seed_list:
         seed_options = dict(options)
-        if folder and method == "softprompt":
+        if folder and "save_to" in DEFAULT_OPTIONS[method]:  # methods that save what they trained
             seed_options["save_to"] = str(folder / f"seed-{seed}")
         result = run_method(method, setup=setup, loaded=loaded, train_pool=pool, test_examples=test, k=k, seed=seed,
                             options=seed_options)
@@ -73,14 +74,42 @@ def _only_template(catalog: Catalog, task: str) -> str:
     raise UserError(f"task '{task}' has several templates", fix="pass --template " + "|".join(names))
 
 
-def _method_flags(method: str, given: dict) -> dict:
-    """The options the flags set, checked against the method before any model loads."""
+def _method_flags(method: str, given: dict, extra: dict) -> dict:
+    """The options the flags and --option set, checked against the method before any model loads."""
     for name in given:
         if name not in DEFAULT_OPTIONS.get(method, {}):
             raise UserError(f"{OPTION_FLAGS[name]} does not apply to --method {method}",
                             fix=f"leave out {OPTION_FLAGS[name]}")
-    method_options(method, given)
-    return given
+    if "save_to" in extra:
+        raise UserError("--option save_to is set by --output", fix="pass --output DIR instead")
+    options = {**given, **extra}
+    method_options(method, options)
+    return options
+
+
+def parse_options(pairs) -> dict:
+    """NAME=VALUE pairs into options; each value is read as YAML (16 -> int, 1e-4 -> float, q_proj,v_proj -> text)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name.strip():
+            raise UserError(f"--option '{pair}' is not NAME=VALUE", fix="write e.g. --option rank=16")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        options[name.strip()] = _number(parsed) if isinstance(parsed, str) else parsed
+    return options
+
+
+def _number(text: str):
+    """YAML 1.1 reads 1e-4 as text; a number is meant."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _check_data(setup: Setup, k: int, seeds: list[int], limit: int | None) -> tuple[list[dict], list[dict]]:

@@ -6,7 +6,7 @@ samples the k-shot split (k train + k dev per class) from `train_pool` with `see
 method, and returns accuracy, macro_f1, dev_accuracy, seconds, train_steps, the sampled ids with
 their checksum, the options used, the metrics and one prediction row per test example. `options`
 overrides the method's defaults (DEFAULT_OPTIONS[method]); unknown names are a UserError. No
-method leaves the shared model changed: softprompt freezes it, finetune trains a copy.
+method leaves the shared model changed: softprompt freezes it, finetune and lora train a copy.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from promptlab.methods.finetune import (
     run_finetune_head,
 )
 from promptlab.methods.icl import ICLOptions, run_icl
+from promptlab.methods.lora import LoraOptions, run_lora
 from promptlab.methods.softprompt import SoftPromptOptions, run_softprompt
 from promptlab.metrics import classification_metrics
 from promptlab.models import LoadedModel
@@ -47,6 +48,7 @@ class Method:
 REGISTRY: dict[str, Method] = {
     "softprompt": Method(run_softprompt, SoftPromptOptions, "prompt tuning: trainable vectors, frozen model"),
     "finetune": Method(run_finetune, FinetuneOptions, "prompt-based fine-tuning of all weights (LM-BFF)"),
+    "lora": Method(run_lora, LoraOptions, "prompt-based fine-tuning of LoRA adapters (peft), frozen model"),
     "finetune-head": Method(run_finetune_head, FinetuneHeadOptions,
                             "standard fine-tuning with a linear classification head"),
     "icl": Method(run_icl, ICLOptions, "in-context demonstrations, causal models only"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -35,14 +36,27 @@ def run_head(context: MethodContext) -> MethodOutcome:
     split = context.split
     train_x, dev_x, test_x = (_features(context, examples)
                               for examples in (split.train, split.dev, context.test_examples))
-    train_y, dev_y = np.array(context.gold(split.train)), np.array(context.gold(split.dev))
-    best_c, best_accuracy, best_classifier = None, -1.0, None
-    for c in options.c_values:
+    fitted = fit_head(train_x, context.gold(split.train), dev_x, context.gold(split.dev), options.c_values)
+    return MethodOutcome(fitted.classifier.predict(test_x).tolist(), fitted.dev_accuracy, details={"c": fitted.c})
+
+
+@dataclass
+class FittedHead:
+    classifier: Any  # a scikit-learn pipeline: StandardScaler, LogisticRegression
+    c: float
+    dev_accuracy: float
+
+
+def fit_head(train_x: np.ndarray, train_y: Sequence[int], dev_x: np.ndarray, dev_y: Sequence[int],
+             c_values: Sequence[float]) -> FittedHead:
+    """Standardised features, logistic regression; the C that does best on dev (the first on a tie)."""
+    best: FittedHead | None = None
+    for c in c_values:
         classifier = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(train_x, train_y)
-        accuracy = float((classifier.predict(dev_x) == dev_y).mean())
-        if accuracy > best_accuracy:
-            best_c, best_accuracy, best_classifier = c, accuracy, classifier
-    return MethodOutcome(best_classifier.predict(test_x).tolist(), best_accuracy, details={"c": best_c})
+        accuracy = float((classifier.predict(dev_x) == np.asarray(dev_y)).mean())
+        if best is None or accuracy > best.dev_accuracy:
+            best = FittedHead(classifier, c, accuracy)
+    return best
 
 
 def run_majority(context: MethodContext) -> MethodOutcome:

@@ -23,7 +23,8 @@ from promptlab.methods.context import (
     training_details,
 )
 from promptlab.pipeline import score_all
-from promptlab.train import train
+from promptlab.scoring import LabelScorer
+from promptlab.train import TrainResult, train
 from promptlab.verbalizer import AGGREGATIONS
 
 
@@ -53,13 +54,29 @@ class FinetuneHeadOptions(TrainingOptions):
 
 
 def run_finetune(context: MethodContext) -> MethodOutcome:
-    options: FinetuneOptions = context.options
+    model = trainable_copy(context.loaded.model)
+    scorer, result = train_cloze(context, model, model, description=f"finetune seed {context.seed}")
+    return cloze_outcome(context, scorer, result)
+
+
+def train_cloze(context: MethodContext, model: torch.nn.Module, trainable: torch.nn.Module, *,
+                description: str) -> tuple[LabelScorer, TrainResult]:
+    """Train `trainable`'s parameters that require grad on the label-word objective, scoring with `model`.
+
+    The zero-shot scoring path, uncalibrated (training learns the bias); the dev set picks the step.
+    `finetune` trains every weight, `lora` its adapters, continual strategies one task after another.
+    """
+    options = context.options  # FinetuneOptions or a subclass
     split = context.split
-    model = _trainable_copy(context.loaded.model)
     scorer = context.scorer(model, aggregate=options.aggregate, batch_size=max(options.batch_size, EVAL_BATCH))
-    result = train(model, scorer.label_logprobs, context.prompts(split.train), context.gold(split.train),
+    result = train(trainable, scorer.label_logprobs, context.prompts(split.train), context.gold(split.train),
                    context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
-                   description=f"finetune seed {context.seed}")
+                   description=description)
+    return scorer, result
+
+
+def cloze_outcome(context: MethodContext, scorer: LabelScorer, result: TrainResult) -> MethodOutcome:
+    """The trained scorer's predictions on the test examples."""
     with torch.inference_mode():
         test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
@@ -69,7 +86,7 @@ def run_finetune(context: MethodContext) -> MethodOutcome:
 def run_finetune_head(context: MethodContext) -> MethodOutcome:
     options: FinetuneHeadOptions = context.options
     loaded, split, template = context.loaded, context.split, context.setup.template
-    model = _trainable_copy(loaded.model)
+    model = trainable_copy(loaded.model)
     torch.manual_seed(context.seed)
     head = torch.nn.Linear(model.config.hidden_size, len(context.labels)).to(loaded.device)
     module = torch.nn.ModuleDict({"model": model, "head": head})
@@ -91,6 +108,6 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
                          training_details(result))
 
 
-def _trainable_copy(model: torch.nn.Module) -> torch.nn.Module:
+def trainable_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A deep copy with every weight trainable; eval mode keeps dropout off, so same seed, same numbers."""
     return copy.deepcopy(model).eval().requires_grad_(True)

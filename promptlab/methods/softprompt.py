@@ -24,7 +24,7 @@ from promptlab.softprompt import (
     prompt_identity,
     save_soft_prompt,
 )
-from promptlab.train import frozen, train
+from promptlab.train import TrainResult, frozen, train
 from promptlab.verbalizer import AGGREGATIONS
 
 
@@ -54,24 +54,10 @@ class SoftPromptOptions(TrainingOptions):
 def run_softprompt(context: MethodContext) -> MethodOutcome:
     options: SoftPromptOptions = context.options
     loaded, split = context.loaded, context.split
-    label_words = [word for words in context.setup.verbalizer.words.values() for word in words]
-    initial = initial_embeddings(loaded.model, loaded.tokenizer, length=options.prompt_length, init=options.init,
-                                 seed=context.seed, text=options.init_text, label_words=label_words)
-    torch.manual_seed(context.seed)  # the P-tuning encoder's initial weights
-    soft_prompt = SoftPrompt(initial, reparameterize=options.reparameterize).to(loaded.device)
+    embeddings, result = train_soft_prompt(context)
     scorer = context.scorer(aggregate=options.aggregate, batch_size=max(options.batch_size, EVAL_BATCH))
-
-    def label_logprobs(prompts):
-        scorer.soft_prompt = soft_prompt()  # recomputed each call, so gradients reach the encoder too
-        return scorer.label_logprobs(prompts)
-
-    with frozen(loaded.model):
-        result = train(soft_prompt, label_logprobs, context.prompts(split.train), context.gold(split.train),
-                       context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
-                       description=f"softprompt seed {context.seed}")
+    scorer.soft_prompt = embeddings.to(loaded.device)
     with torch.inference_mode():
-        embeddings = soft_prompt().detach().float().cpu()
-        scorer.soft_prompt = embeddings.to(loaded.device)
         test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
     outcome = MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
                             training_details(result))
@@ -84,3 +70,34 @@ def run_softprompt(context: MethodContext) -> MethodOutcome:
             "train_steps": result.steps, "best_step": result.best_step, "dev_accuracy": result.best_dev_accuracy,
             "test": {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}}))
     return outcome
+
+
+def train_soft_prompt(context: MethodContext, *, after: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, TrainResult]:
+    """Train a prompt for the context's task on the frozen model; the kept vectors [n, hidden] on the CPU.
+
+    `after` [m, hidden] (frozen) follows the trained vectors in every input: Progressive Prompts' earlier
+    prompts. The returned vectors are the trained ones only.
+    """
+    options: SoftPromptOptions = context.options
+    loaded, split = context.loaded, context.split
+    label_words = [word for words in context.setup.verbalizer.words.values() for word in words]
+    initial = initial_embeddings(loaded.model, loaded.tokenizer, length=options.prompt_length, init=options.init,
+                                 seed=context.seed, text=options.init_text, label_words=label_words)
+    torch.manual_seed(context.seed)  # the P-tuning encoder's initial weights
+    soft_prompt = SoftPrompt(initial, reparameterize=options.reparameterize).to(loaded.device)
+    scorer = context.scorer(aggregate=options.aggregate, batch_size=max(options.batch_size, EVAL_BATCH))
+    frozen_tail = None if after is None else after.to(loaded.device)
+
+    def label_logprobs(prompts):
+        trained = soft_prompt()  # recomputed each call, so gradients reach the encoder too
+        scorer.soft_prompt = trained if frozen_tail is None else torch.cat([trained, frozen_tail.to(trained.dtype)])
+        return scorer.label_logprobs(prompts)
+
+    with frozen(loaded.model):
+        result = train(soft_prompt, label_logprobs, context.prompts(split.train), context.gold(split.train),
+                       context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
+                       description=f"softprompt seed {context.seed}")
+    with torch.no_grad():
+        return soft_prompt().detach().float().cpu(), result
+

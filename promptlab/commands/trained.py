@@ -1,0 +1,23 @@
+"""`promptlab trained export-peft DIR OUT`: a trained soft prompt as a PEFT prompt-tuning adapter folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from promptlab.peft_export import export_soft_prompt
+from promptlab.softprompt import load_soft_prompt
+
+
+def run_export_peft_command(*, folder, output) -> None:
+    source = load_soft_prompt(folder).metadata.get("model_source")
+    written = export_soft_prompt(folder, output, tokenizer=_local_tokenizer(source))
+    click.echo(f"wrote {written} (load with peft.PeftModel.from_pretrained(base_model, '{written}'))")
+
+
+def _local_tokenizer(source: str | None):
+    """The model's tokenizer when its folder is on this machine (to check for a start token), else None."""
+    if not source or not Path(source).is_dir():
+        return None
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(source)

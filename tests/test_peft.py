@@ -1,0 +1,141 @@
+"""LoRA adapters and soft prompts in PEFT's formats: PEFT loads them and scores as promptlab does."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from catalog_files import write_catalog
+from click.testing import CliRunner
+from fewshot_toys import TOY_FILES, sensitive_model
+
+from promptlab.backends import make_backend
+from promptlab.catalog import Catalog, Setup
+from promptlab.cli import main
+from promptlab.errors import UserError
+from promptlab.methods import run_method
+from promptlab.models import load_model
+from promptlab.peft_export import export_soft_prompt
+from promptlab.scoring import LabelScorer
+from promptlab.softprompt import prompt_identity, save_soft_prompt
+
+peft = pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Setup:
+    catalog = Catalog.from_options([write_catalog(tmp_path_factory.mktemp("toy-catalog"), TOY_FILES)])
+    return Setup.load(catalog, "toy", "t1")
+
+
+@pytest.fixture(scope="module")
+def llama(tiny_llama_dir, tmp_path_factory):
+    return load_model(str(sensitive_model(tiny_llama_dir, tmp_path_factory.mktemp("sensitive-llama"))), device="cpu")
+
+
+def _lora(setup, loaded, folder, **options):
+    return run_method("lora", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+                      test_examples=setup.task.examples("test"), k=4, seed=13,
+                      options={"steps": 6, "eval_every": 2, "lr": 0.003, "save_to": str(folder), **options})
+
+
+def test_lora_adapter_is_a_peft_folder_that_reproduces_the_test_predictions(setup, llama, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    result = _lora(setup, llama, tmp_path / "seed-13")
+    assert result["best_step"] > 0  # the kept adapters are trained ones, so reproducing them means something
+    folder = tmp_path / "seed-13"
+    assert {"adapter_config.json", "adapter_model.safetensors", "lora.json"} <= {p.name for p in folder.iterdir()}
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 8 and set(config["target_modules"]) == {"q_proj", "v_proj"}
+    meta = json.loads((folder / "lora.json").read_text())
+    assert meta["task"] == "toy" and meta["model_fingerprint"] == llama.fingerprint
+    assert 0 < meta["trainable_parameters"] < result["total_parameters"] / 10
+    # A fresh base model with the adapter, loaded by peft alone, predicts what the run predicted.
+    base = AutoModelForCausalLM.from_pretrained(llama.source).eval()
+    merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
+    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight,
+                           llama.model.model.layers[0].self_attn.q_proj.weight)  # trained: B moved from zero
+    scorer = LabelScorer(make_backend(merged, llama.tokenizer, "causal", llama.device), setup.template,
+                         setup.verbalizer)
+    test = setup.task.examples("test")
+    with torch.inference_mode():
+        predicted = scorer.label_logprobs([setup.template.render(example) for example in test]).argmax(-1)
+    assert [setup.task.labels[i] for i in predicted] == [row["predicted"] for row in result["predictions"]]
+
+
+def test_lora_options_reach_peft_and_dropout_keeps_runs_repeatable(setup, llama, tmp_path):
+    first = _lora(setup, llama, tmp_path / "a", rank=2, alpha=4, dropout=0.2, target_modules="all-linear")
+    second = _lora(setup, llama, tmp_path / "b", rank=2, alpha=4, dropout=0.2, target_modules="all-linear")
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert config["r"] == 2 and config["lora_alpha"] == 4 and config["lora_dropout"] == 0.2
+    assert {"gate_proj", "down_proj", "o_proj"} <= {name.rsplit(".", 1)[-1] for name in config["target_modules"]}
+    assert first["losses"] == second["losses"] and first["predictions"] == second["predictions"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"rank": 0}, "rank must be a positive number"),
+    ({"dropout": 1.5}, "dropout must be in [0, 1)"),
+    ({"target_modules": "nonexistent_proj"}, "cannot add LoRA adapters"),
+])
+def test_lora_option_mistakes_are_user_errors(setup, llama, tmp_path, options, message):
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        _lora(setup, llama, tmp_path, **options)
+
+
+def _peft_label_scores(peft_model, tokenizer, prompt, verbalizer) -> torch.Tensor:
+    """Label log-probs by feeding PEFT context + word, one sequence per word: an independent slow reference."""
+    context = prompt.before.rstrip()
+    space = prompt.before[len(context):]
+    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    label_scores = []
+    for words in verbalizer.words.values():
+        word_scores = []
+        for word in words:
+            word_ids = tokenizer(space + word, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([context_ids + word_ids])
+            logprobs = peft_model(input_ids=ids).logits[0].log_softmax(-1)  # [virtual + T, V]
+            offset = peft_model.peft_config["default"].num_virtual_tokens + len(context_ids) - 1
+            word_scores.append(sum(logprobs[offset + i, token] for i, token in enumerate(word_ids)))
+        label_scores.append(torch.stack(word_scores).logsumexp(0))
+    return torch.stack(label_scores).log_softmax(0)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_exported_soft_prompt_gives_promptlab_scores_in_peft(setup, architecture, tiny_llama_dir, tiny_gpt2_dir,
+                                                            tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    source = sensitive_model(tiny_llama_dir if architecture == "llama" else tiny_gpt2_dir, tmp_path / "model")
+    loaded = load_model(str(source), device="cpu")
+    torch.manual_seed(0)
+    embeddings = torch.randn(5, loaded.model.config.hidden_size) * 0.3
+    save_soft_prompt(tmp_path / "prompt", embeddings, {**prompt_identity(setup, loaded), "method": "softprompt"})
+    CliRunner().invoke(main, ["trained", "export-peft", str(tmp_path / "prompt"), str(tmp_path / "peft")],
+                       catch_exceptions=False)
+    config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "PROMPT_TUNING" and config["num_virtual_tokens"] == 5
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(source).eval(), tmp_path / "peft")
+    scorer = LabelScorer(make_backend(loaded.model, loaded.tokenizer, "causal", loaded.device), setup.template,
+                         setup.verbalizer, soft_prompt=embeddings)
+    prompts = [setup.template.render(example) for example in setup.task.examples("test")[:4]]
+    with torch.inference_mode():
+        ours = scorer.label_logprobs(prompts)
+        theirs = torch.stack([_peft_label_scores(peft_model, loaded.tokenizer, prompt, setup.verbalizer)
+                              for prompt in prompts])
+        without_prompt = LabelScorer(scorer.backend, setup.template, setup.verbalizer).label_logprobs(prompts)
+    assert torch.allclose(ours, theirs, atol=1e-4)
+    assert not torch.allclose(ours, without_prompt, atol=1e-2)  # the prompt matters, so the match means something
+
+
+def test_export_refuses_a_masked_lm_prompt(setup, tiny_bert_dir, tmp_path):
+    loaded = load_model(str(tiny_bert_dir), device="cpu")
+    save_soft_prompt(tmp_path / "prompt", torch.zeros(2, loaded.model.config.hidden_size),
+                     {**prompt_identity(setup, loaded), "method": "softprompt"})
+    result = CliRunner().invoke(main, ["trained", "export-peft", str(tmp_path / "prompt"), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no masked-LM task type" in result.output
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UserError, match="does not exist"):
+        export_soft_prompt(tmp_path / "missing", tmp_path / "out")
