@@ -109,6 +109,10 @@ def test_other_methods_run_from_the_same_command_line(catalog, model, method):
     (["--method", "icl", "--lr", 0.1], "--lr does not apply to --method icl"),
     (["--seeds", "13,x"], "--seeds must be comma-separated integers"),
     (["--template", "t9"], "unknown template of task 'toy' 't9'"),
+    (["--method", "lora", "--option", "rank=0"], "option rank must be a positive number"),
+    (["--method", "lora", "--option", "rank"], "--option 'rank' is not NAME=VALUE"),
+    (["--method", "lora", "--option", "ranks=4"], "method 'lora' has no option 'ranks'"),
+    (["--method", "lora", "--option", "save_to=x"], "--option save_to is set by --output"),
 ])
 def test_mistakes_fail_before_the_model_loads(catalog, tmp_path, args, message):
     result = invoke("fewshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model",

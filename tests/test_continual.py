@@ -67,7 +67,7 @@ def finished(catalog_root, tmp_path_factory):
     result = CliRunner().invoke(main, ["continual", "seq", "--output", str(output), "--catalog", str(catalog_root),
                                        "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return output, json.loads(result.output.strip().splitlines()[-1])
+    return output, json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_every_file_is_written_and_the_summary_has_every_strategy(finished):
@@ -110,7 +110,7 @@ def test_a_rerun_skips_finished_units_and_a_lost_unit_comes_back_identical(finis
     result = CliRunner().invoke(main, ["continual", "seq", "--output", str(output), "--catalog", str(catalog_root),
                                        "--json"], catch_exceptions=False)
     assert result.exit_code == 0
-    rerun = json.loads(result.output.strip().splitlines()[-1])
+    rerun = json.loads(result.stdout.strip().splitlines()[-1])
     assert rerun["strategies"]["replay"]["matrix"] == summary["strategies"]["replay"]["matrix"]  # same seed, same numbers
     assert len((output / "results.jsonl").read_text().splitlines()) == len(lines)
 

@@ -139,3 +139,16 @@ def test_export_refuses_a_masked_lm_prompt(setup, tiny_bert_dir, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(UserError, match="does not exist"):
         export_soft_prompt(tmp_path / "missing", tmp_path / "out")
+
+
+def test_fewshot_lora_from_the_command_line_saves_an_adapter_per_seed(setup, tiny_gpt2_dir, tmp_path):
+    catalog = write_catalog(tmp_path / "catalog", TOY_FILES)
+    result = CliRunner().invoke(main, ["fewshot", "--catalog", str(catalog), "--task", "toy", "--template", "t1",
+                                       "--k", "2", "--seeds", "13", "--model", str(tiny_gpt2_dir), "--method", "lora",
+                                       "--steps", "2", "--option", "rank=4", "--option", "lr=1e-3", "--limit", "4",
+                                       "--output", str(tmp_path / "out"), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["options"]["rank"] == 4 and summary["options"]["lr"] == 0.001
+    config = json.loads((tmp_path / "out" / "seed-13" / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["target_modules"] == ["c_attn"]  # peft's choice for GPT-2
