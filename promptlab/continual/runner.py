@@ -34,6 +34,7 @@ from promptlab.pipeline import render_all, score_all
 from promptlab.runner import RESULTS_FILE, ResultsFile, TaskData, load_task_data, package_versions
 from promptlab.sampling import KShotSplit, sample_kshot
 from promptlab.scoring import LabelScorer
+from promptlab.template import Prompt
 
 ZERO_SHOT, ROUTER, STRATEGY = "zero-shot", "router", "strategy"
 
@@ -41,6 +42,7 @@ ZERO_SHOT, ROUTER, STRATEGY = "zero-shot", "router", "strategy"
 @dataclass
 class SequenceData:
     tasks: list[TaskData]  # per task: the test sample and the train pool
+    prompts: list[list[Prompt]]  # per task: the rendered test sample
     gold: list[torch.Tensor]  # per task: label indices of the test sample
 
     def splits(self, suite: ContinualSuite, seed: int) -> list[KShotSplit]:
@@ -51,11 +53,10 @@ class SequenceData:
 def load_sequence_data(suite: ContinualSuite) -> SequenceData:
     """Every task's test sample and train pool; each seed's k-shot samples are drawn now, so a short pool fails early."""
     tasks = [load_task_data(task.setup, task.limit, needs_train=True) for task in suite.tasks]
+    prompts = [render_all(task.setup.template, data.test) for task, data in zip(suite.tasks, tasks)]
     gold = [torch.tensor([task.setup.task.labels.index(example["label"]) for example in data.test])
             for task, data in zip(suite.tasks, tasks)]
-    for task, data in zip(suite.tasks, tasks):
-        data.prompts[task.setup.template.name] = render_all(task.setup.template, data.test)
-    sequence = SequenceData(tasks, gold)
+    sequence = SequenceData(tasks, prompts, gold)
     for seed in suite.seeds:
         sequence.splits(suite, seed)
     return sequence
@@ -88,7 +89,7 @@ def run_continual(suite: ContinualSuite, output: Path, *, device: str = "auto", 
             loaded = load_model(suite.model, device=device)
             for number, (key, (kind, strategy, seed)) in enumerate(pending, start=1):
                 started = time.perf_counter()
-                row = _run_unit(kind, strategy, seed, suite, data, loaded)
+                row = _run_unit(kind, strategy, seed, suite, data, loaded, log)
                 row.update(key=key, suite=suite.name, kind=kind, strategy=strategy, seed=seed, model=suite.model,
                            model_fingerprint=loaded.fingerprint, tasks=[task.name for task in suite.tasks],
                            k=suite.k, seconds=round(time.perf_counter() - started, 2), versions=package_versions(),
@@ -101,7 +102,7 @@ def run_continual(suite: ContinualSuite, output: Path, *, device: str = "auto", 
 
 
 def _run_unit(kind: str, strategy: str | None, seed: int | None, suite: ContinualSuite, data: SequenceData,
-              loaded: LoadedModel) -> dict:
+              loaded: LoadedModel, log: TextIO) -> dict:
     if kind == ZERO_SHOT:
         backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
         return {"accuracy": [_accuracy(LabelScorer(backend, task.setup.template, task.setup.verbalizer), data, j)[0]
@@ -111,11 +112,11 @@ def _run_unit(kind: str, strategy: str | None, seed: int | None, suite: Continua
         routing = route(loaded, [task.setup for task in suite.tasks], splits, [d.test for d in data.tasks])
         return {"routed": routing.routed, "routing_accuracy": routing.accuracy(), "c": routing.c,
                 "dev_accuracy": routing.dev_accuracy}
-    return _learn_sequence(strategy, seed, suite, data, loaded, splits)
+    return _learn_sequence(strategy, seed, suite, data, loaded, splits, log)
 
 
 def _learn_sequence(name: str, seed: int, suite: ContinualSuite, data: SequenceData, loaded: LoadedModel,
-                    splits: list[KShotSplit]) -> dict:
+                    splits: list[KShotSplit], log: TextIO) -> dict:
     options = strategy_options(name, suite.strategies[name])
     strategy = make_strategy(name, loaded, options, seed)
     count = len(suite.tasks)
@@ -132,14 +133,16 @@ def _learn_sequence(name: str, seed: int, suite: ContinualSuite, data: SequenceD
             if i == count - 1:
                 correct.append(correct_j)
         matrix.append(row)
+        print(f"  {name} seed {seed}: learned {task.name} ({result.steps} steps); accuracy "
+              + ", ".join(f"{other.name} {value:.3f}" for other, value in zip(suite.tasks, row) if value is not None),
+              file=log, flush=True)
     return {"options": {key: value for key, value in vars(options).items() if key != "save_to"},
             "matrix": matrix, "final_correct": correct, "train_steps": steps, "seconds_per_step": seconds_per_step,
             "trainable_parameters": strategy.trainable_parameters()}
 
 
 def _accuracy(scorer: LabelScorer, data: SequenceData, task: int) -> tuple[float, list[bool]]:
-    prompts = next(iter(data.tasks[task].prompts.values()))
     with torch.inference_mode():
-        logprobs = score_all(scorer, prompts, scorer.word_of.shape[0])
+        logprobs = score_all(scorer, data.prompts[task], scorer.word_of.shape[0])
     correct = (logprobs.argmax(-1) == data.gold[task]).tolist()
     return sum(correct) / len(correct), correct
