@@ -82,20 +82,26 @@ def _tokenizer(model: str):
 
 
 def _token_checks(template, verbalizer, tokenizer) -> list[Problem]:
-    from promptlab.template import split_trailing_space
+    from promptlab.backends.inputs import PromptTokens
+    from promptlab.template import Prompt
 
     prompt = template.content_free("x")
-    _, space = split_trailing_space(prompt.before)
+    spaced = Prompt(prompt.before + " ", prompt.after)
+    reader = PromptTokens(tokenizer)  # reads the label words exactly as the backends do
     where = f"{template.path} + {verbalizer.path}"
     problems, first_tokens = [], {}
     for label, words in verbalizer.words.items():
         for word in words:
-            tokens = tokenizer(space + word, add_special_tokens=False)["input_ids"]
+            tokens = reader.word_tokens(prompt, word)
             if len(tokens) > 1:
                 problems.append(Problem("note", where, f"'{word}' ({label}) is {len(tokens)} tokens: "
                                                        f"{tokenizer.convert_ids_to_tokens(tokens)}; scored exactly"))
-            if not space and not word[:1].isspace() and prompt.before and \
-                    tokens != tokenizer(" " + word, add_special_tokens=False)["input_ids"]:
+            if reader.merges_at_slot(prompt, word):
+                problems.append(Problem("warning", where, f"'{word}' merges with the text before the slot into "
+                                                          "shared tokens, so it is scored as if written alone; "
+                                                          "put a space before {{ mask }}"))
+            elif not prompt.before[-1:].isspace() and not word[:1].isspace() and prompt.before and \
+                    tokens != reader.word_tokens(spaced, word):
                 problems.append(Problem("warning", where, f"'{word}' follows the text with no space, so it is "
                                                           "tokenized as a word piece; put a space before {{ mask }}"))
             other = first_tokens.get(tokens[0])

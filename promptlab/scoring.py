@@ -99,7 +99,10 @@ class LabelScorer:
 
     def example_logprobs(self, prompts: Sequence[Prompt], *, progress=None) -> torch.Tensor:
         """log p(label | prompt) [N, labels] with every calibration that looks at one example alone."""
-        words = self.word_scores(prompts, progress=progress)
+        return self.labels_from_words(self.word_scores(prompts, progress=progress))
+
+    def labels_from_words(self, words: torch.Tensor) -> torch.Tensor:
+        """Word scores [N, W] -> label log-probs [N, labels], calibrated per example."""
         if self.calibrate == "pmi":
             words = words - self.baseline().to(words.device)
         labels = self.aggregate_words(words).log_softmax(-1)

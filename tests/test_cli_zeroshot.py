@@ -81,6 +81,19 @@ def test_templates_check_is_tokenizer_aware(tmp_path, tiny_gpt2_dir):
     assert "start with the same token" in result.output
 
 
+@pytest.mark.parametrize("model", ["tiny_gpt2_dir", "tiny_llama_dir"])
+def test_templates_check_warns_when_the_word_merges_with_the_text_before_the_slot(tmp_path, request, model):
+    root = write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
+                                                "templates/toy/t1.jinja": "{{ text }} It wa{{ mask }}",
+                                                "verbalizers/toy/default.yaml":
+                                                    "labels:\n  negative: [s]\n  positive: [great]\n"})
+    result = CliRunner().invoke(main, ["templates", "check", "--task", "toy", "--model",
+                                       str(request.getfixturevalue(model)), "--catalog", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "'s' merges with the text before the slot" in result.output  # 'wa' + 's' is the token 'was'
+    assert "'great' merges" not in result.output
+
+
 def test_templates_check_fails_on_broken_files(tmp_path):
     root = write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
                                                 "templates/toy/bad.jinja": "{{ text }",

@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import MAX_POSITIONS
+
 from promptlab.backends import make_backend
 from promptlab.models import load_model
 from promptlab.scoring import LabelScorer
@@ -29,20 +31,32 @@ def backend_of(loaded):
     return make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
 
 
+def split_context(tokenizer, prompt, word) -> tuple[list[int], list[int]]:
+    """(context ids with the tokenizer's own special tokens, the word's ids after them), lm-eval style:
+    the whitespace before the slot goes with the word, and context + word are encoded together."""
+    context = prompt.before.rstrip()
+    whole = tokenizer(prompt.before + word)["input_ids"]
+    alone = tokenizer(context)["input_ids"]
+    if tokenizer.sep_token_id is not None and alone[-1:] == [tokenizer.sep_token_id]:  # [CLS] ... [SEP]
+        whole, alone = whole[:-1], alone[:-1]
+    assert whole[:len(alone)] == alone
+    return alone, whole[len(alone):]
+
+
 def reference_causal(loaded, prompt, word) -> float:
-    """One unpadded forward over context + word; sum the word tokens' log-probs."""
-    backend = backend_of(loaded)
-    context = backend._context(prompt, budget=10_000)
-    answer = backend.word_tokens(prompt, word)
+    """One unpadded forward over the tokenizer's own encoding of context + word; sum the word's log-probs."""
+    context, answer = split_context(loaded.tokenizer, prompt, word)
     logprobs = loaded.model(torch.tensor([context + answer])).logits[0].log_softmax(-1)
     return sum(logprobs[len(context) - 1 + i, token].item() for i, token in enumerate(answer))
 
 
 def reference_mlm(loaded, prompt, word) -> float:
     """PET decoding with the full model: fill the most probable remaining target token first."""
-    backend = backend_of(loaded)
-    answer = backend.word_tokens(prompt, word)
-    ids, _, start = backend._row(prompt, [loaded.tokenizer.mask_token_id] * len(answer), 0)
+    tokenizer = loaded.tokenizer
+    context, answer = split_context(tokenizer, prompt, word)
+    after = tokenizer(prompt.after, add_special_tokens=False)["input_ids"]
+    ids = context + [tokenizer.mask_token_id] * len(answer) + after + [tokenizer("")["input_ids"][-1]]
+    start = len(context)
     remaining, total = set(range(len(answer))), 0.0
     while remaining:
         logprobs = loaded.model(torch.tensor([ids])).logits[0].log_softmax(-1)
@@ -54,8 +68,10 @@ def reference_mlm(loaded, prompt, word) -> float:
 
 
 @torch.inference_mode()
-def test_fast_scores_match_reference_loop(loaded):
-    template = template_for(loaded.kind)
+@pytest.mark.parametrize("slot", [" {{ mask }}", "{{ mask }}"], ids=["space before the slot", "no space"])
+def test_fast_scores_match_reference_loop(loaded, slot):
+    source = "{{ text }} It was:" + slot + (" ." if loaded.kind == "mlm" else "")
+    template = template_for(loaded.kind, source)
     prompts = [template.render({"text": text}) for text in TEXTS]
     backend = backend_of(loaded)
     assert any(len(backend.word_tokens(prompts[0], word)) > 1 for word in WORDS)  # multi-token words covered
@@ -63,6 +79,13 @@ def test_fast_scores_match_reference_loop(loaded):
     reference = reference_mlm if loaded.kind == "mlm" else reference_causal
     slow = torch.tensor([[reference(loaded, prompt, word) for word in WORDS] for prompt in prompts])
     torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+
+
+def test_the_llama_fixture_adds_its_bos_through_the_post_processor(tiny_llama_dir):
+    """So the reference loop above sees a BOS that no `add_bos_token` flag announces."""
+    tokenizer = load_model(str(tiny_llama_dir), device="cpu").tokenizer
+    assert tokenizer("great")["input_ids"][0] == tokenizer.bos_token_id
+    assert not getattr(tokenizer, "add_bos_token", False)
 
 
 @torch.inference_mode()
@@ -78,11 +101,61 @@ def test_scores_do_not_change_with_batch_size(loaded):
 
 
 @torch.inference_mode()
-def test_text_too_long_is_cut_and_keeps_the_slot(loaded):
+def test_text_too_long_is_cut_from_the_start_and_keeps_the_slot(loaded):
+    """303 tokens on 128 positions: the scores are those of the prompt's last tokens, read in place."""
     template = template_for(loaded.kind)
-    long_prompt = template.render({"text": "the movie was fun and " * 200})
-    scores = backend_of(loaded).word_logprobs([long_prompt], WORDS)
-    assert torch.isfinite(scores).all()
+    backend = backend_of(loaded)
+    long_prompt = template.render({"text": "the movie was fun and " * 60})
+    tokenizer = loaded.tokenizer
+    assert len(tokenizer(long_prompt.before)["input_ids"]) > 300
+    words = ["great", "unwatchable"]
+    fast = backend.word_logprobs([long_prompt], words)
+    for index, word in enumerate(words):
+        context, answer = split_context(tokenizer, long_prompt, word)
+        special = tokenizer("")["input_ids"]
+        if loaded.kind == "causal":  # the start tokens, then the last tokens that leave room for the word
+            start = special[:1] if special and context[:1] == special[:1] else []
+            longest = max(len(split_context(tokenizer, long_prompt, w)[1]) for w in words)
+            kept = start + context[len(context) - (backend.max_length - longest - len(start)):]
+            logprobs = loaded.model(torch.tensor([kept + answer])).logits[0].log_softmax(-1)
+            expected = sum(logprobs[len(kept) - 1 + i, t].item() for i, t in enumerate(answer))
+            assert len(kept + answer) <= MAX_POSITIONS
+        else:  # [CLS], the context's last tokens, the masks, the text after the slot, [SEP]
+            after = tokenizer(long_prompt.after, add_special_tokens=False)["input_ids"]
+            room = backend.max_length - 2 - len(answer) - len(after)
+            ids = special[:1] + context[len(context) - room:] + [tokenizer.mask_token_id] * len(answer) + after \
+                + special[-1:]
+            assert len(ids) <= MAX_POSITIONS
+            expected = _pet_score(loaded.model, ids, 1 + room, answer)
+        assert fast[0, index].item() == pytest.approx(expected, abs=1e-4)
+
+
+def _pet_score(model, ids, start, answer) -> float:
+    remaining, total = set(range(len(answer))), 0.0
+    while remaining:
+        logprobs = model(torch.tensor([ids])).logits[0].log_softmax(-1)
+        best = max(remaining, key=lambda k: logprobs[start + k, answer[k]].item())
+        total += logprobs[start + best, answer[best]].item()
+        ids[start + best] = answer[best]
+        remaining.remove(best)
+    return total
+
+
+@torch.inference_mode()
+def test_a_budget_of_only_the_start_tokens_still_fits_the_model(tiny_gpt2_dir):
+    """With no room left for context the prompt shrinks to one token, never to everything."""
+    loaded = load_model(str(tiny_gpt2_dir), device="cpu")
+    word = "unwatchable"
+    template = template_for("causal")
+    long_prompt = template.render({"text": "the movie was fun and " * 60})
+    n_word = len(loaded.tokenizer(" " + word, add_special_tokens=False)["input_ids"])
+    backend = make_backend(loaded.model, loaded.tokenizer, "causal", loaded.device, max_length=n_word)
+    scores = backend.word_logprobs([long_prompt], [word])  # 303 tokens kept would overflow 128 positions
+    eos = loaded.tokenizer.eos_token_id
+    answer = loaded.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+    logprobs = loaded.model(torch.tensor([[eos] + answer])).logits[0].log_softmax(-1)
+    expected = sum(logprobs[i, t].item() for i, t in enumerate(answer))
+    assert scores[0, 0].item() == pytest.approx(expected, abs=1e-4)
 
 
 def fake_scorer(aggregate: str, calibrate: str = "none"):

@@ -56,7 +56,7 @@ class CausalLMBackend(PromptTokens):
         self.model, self.device = model, device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         bos = tokenizer.bos_token_id
-        self.start = [bos] if bos is not None and getattr(tokenizer, "add_bos_token", False) else []
+        self.start = start_tokens(tokenizer)
         self.empty_context = self.start or [bos if bos is not None else tokenizer.eos_token_id]
         self.max_length = max_length or getattr(model.config, "max_position_embeddings", 2048)
 
@@ -64,10 +64,11 @@ class CausalLMBackend(PromptTokens):
         return len(self.context_tokens(prompt))
 
     def _context(self, prompt: Prompt, budget: int) -> list[int]:
+        """The start tokens and the context's last tokens, `budget` tokens at most (never fewer than one)."""
         tokens = self.context_tokens(prompt)
-        if not tokens:
-            return list(self.empty_context)
-        return self.start + tokens[-(budget - len(self.start)):]  # truncate from the left
+        room = max(budget - len(self.start), 0)
+        kept = tokens[len(tokens) - room:] if room else []  # truncate from the left
+        return self.start + kept if kept else list(self.empty_context)
 
     def word_logprobs(self, prompts: Sequence[Prompt], words: Sequence[str],
                       soft_prompt: torch.Tensor | None = None) -> torch.Tensor:
@@ -137,6 +138,19 @@ class CausalLMBackend(PromptTokens):
         later = token_logprobs(logits[:, 1:], packed.later.unsqueeze(-1)).squeeze(-1)  # [B, G]
         totals = torch.zeros(scores.shape[0], scores.shape[1] + 1, device=scores.device, dtype=scores.dtype)
         return scores + totals.scatter_add(1, packed.word_of, later)[:, :-1]  # the extra column takes padding
+
+
+def start_tokens(tokenizer) -> list[int]:
+    """The tokens the tokenizer puts before any text (a BOS), read from its actual output.
+
+    Tokenizers add BOS in different ways (a flag, a post-processor template), so ask what it does.
+    """
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for offset in range(len(special) - len(plain) + 1):
+        if special[offset:offset + len(plain)] == plain:
+            return special[:offset]
+    return []
 
 
 @dataclass

@@ -20,8 +20,27 @@ class PromptTokens:
         return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
 
     def word_tokens(self, prompt: Prompt, word: str) -> list[int]:
-        """The word's tokens, carrying the whitespace that the template put before the slot."""
-        return list(self._tokens(split_trailing_space(prompt.before)[1] + word))
+        """The word's tokens as the tokenizer reads them right after the context.
+
+        Context and word (carrying the whitespace the template put before the slot) are encoded
+        together and split where the context's own tokens end, as lm-evaluation-harness does: a
+        SentencePiece tokenizer encoding the word alone would read `Answer:{{ mask }}` as
+        "Answer: great". Where the tokenizer merges across that boundary (no whitespace before the
+        slot; `templates check --model` warns), the word is encoded alone.
+        """
+        split = self._split_at_context(prompt, word)
+        return list(split if split is not None else self._tokens(split_trailing_space(prompt.before)[1] + word))
+
+    def merges_at_slot(self, prompt: Prompt, word: str) -> bool:
+        """Whether the tokenizer merges the end of the context and the word into shared tokens."""
+        return self._split_at_context(prompt, word) is None
+
+    def _split_at_context(self, prompt: Prompt, word: str) -> tuple[int, ...] | None:
+        context, space = split_trailing_space(prompt.before)
+        together, alone = self._tokens(context + space + word), self._tokens(context)
+        if together[:len(alone)] == alone and len(together) > len(alone):
+            return together[len(alone):]
+        return None
 
     def context_tokens(self, prompt: Prompt) -> list[int]:
         """The text before the slot, its trailing whitespace left to the word."""
