@@ -19,8 +19,7 @@ _MAX_FEATURE_TOKENS = 512  # sentence features need no more; keeps memory bounde
 
 def example_text(template: Template, example: dict) -> str:
     """The example's template fields, in template order, one per line."""
-    fields = sorted(template.fields, key=lambda name: (template.body.find(name), name))
-    return "\n".join(str(example[name]) for name in fields)
+    return "\n".join(str(example[name]) for name in template.fields_in_order())
 
 
 def pooled_features(model, tokenizer, texts: Sequence[str], device: torch.device, *, layer: int = -1) -> torch.Tensor:

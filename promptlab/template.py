@@ -32,13 +32,32 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from promptlab.errors import UserError, did_you_mean
 
 MASK = "mask"
+GOLD = "label"  # every example's gold label: a template that read it would leak the answer
+MAX_RENDERED_CHARS = 1_000_000  # far above any prompt a model reads; stops runaway templates ('x' * 10**9)
 _SLOT = "\x00PROMPTLAB-SLOT\x00"  # cannot occur in decoded text fields
 _METADATA = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
 _TRAILING_SPACE = re.compile(r"\s*\Z")
 METADATA_KEYS = ("description", "domain", "reference")
 
-_ENVIRONMENT = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, where `*` and `**` cannot build huge values either ('x' * 10**9)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) \
+                        and len(sequence) * times > MAX_RENDERED_CHARS:
+                    raise SecurityError(f"a value of {len(sequence) * times:,} items is too long")
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 \
+                and right * abs(left).bit_length() > _MAX_POWER_BITS:
+            raise SecurityError(f"{left} ** {right} is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+_MAX_POWER_BITS = 4096
+_ENVIRONMENT = _Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 def split_trailing_space(text: str) -> tuple[str, str]:
@@ -78,6 +97,10 @@ class Template:
 
     def render(self, example: dict, *, where: str = "") -> Prompt:
         """Render one example and split it at the answer slot."""
+        if MASK in example:
+            raise UserError(f"example {example.get('id', '?')}{where} has a field named '{MASK}', the name of the "
+                            "answer slot, so templates could not read it", where=self.path,
+                            fix=f"rename the '{MASK}' column in the data")
         missing = sorted(name for name in self.fields if name not in example)
         if missing:
             raise UserError(
@@ -85,7 +108,7 @@ class Template:
                 f"that the template uses; fields present: {', '.join(sorted(map(str, example)))}",
                 where=self.path, fix="rename the variable in the template or the column in the data")
         try:
-            text = _compile(self.body).render({**example, MASK: _SLOT})
+            text = _render_capped(_compile(self.body), {**example, MASK: _SLOT})
         except SecurityError as error:
             raise UserError(f"template tries an unsafe operation: {error}", where=self.path,
                             fix="templates may only read fields of the example") from None
@@ -94,12 +117,21 @@ class Template:
                             line=_error_line(error), fix="check the variable names against the data") from None
         except jinja2.TemplateError as error:
             raise UserError(f"rendering failed: {error}", where=self.path, line=_error_line(error)) from None
+        if text is None:
+            raise UserError(f"the template renders more than {MAX_RENDERED_CHARS:,} characters for example "
+                            f"{example.get('id', '?')}", where=self.path,
+                            fix="shorten long fields with a filter, e.g. {{ text | truncate(2000) }}")
         pieces = text.split(_SLOT)
         if len(pieces) != 2:
             raise UserError(f"the answer slot rendered {len(pieces) - 1} times for example "
                             f"{example.get('id', '?')}", where=self.path,
                             fix="render {{ mask }} exactly once, outside loops and conditions")
         return Prompt(*pieces)
+
+    def fields_in_order(self) -> list[str]:
+        """The fields in the order the template first reads them."""
+        names = [value for _, kind, value in _ENVIRONMENT.lex(self.body) if kind == "name" and value in self.fields]
+        return list(dict.fromkeys(names))
 
     def content_free(self, filler: str) -> Prompt:
         """The prompt with every field replaced by `filler` (contextual calibration)."""
@@ -127,6 +159,17 @@ def _compile(source: str) -> jinja2.Template:
     return _ENVIRONMENT.from_string(source)
 
 
+def _render_capped(template: jinja2.Template, context: dict) -> str | None:
+    """The rendered text, or None once it passes MAX_RENDERED_CHARS (rendering stops there)."""
+    pieces, size = [], 0
+    for piece in template.generate(context):
+        size += len(piece)
+        if size > MAX_RENDERED_CHARS:
+            return None
+        pieces.append(piece)
+    return "".join(pieces)
+
+
 def _error_line(error: Exception) -> int | None:
     return getattr(error, "lineno", None)
 
@@ -149,6 +192,7 @@ def parse_template(source: str, *, name: str, task: str, path: Path) -> Template
         raise UserError(f"template {problem}", where=path,
                         fix="write {{ mask }} exactly once where the label word goes")
     _reject_unsafe_names(tree, path)
+    _reject_gold_label(tree, path)
     return Template(name=name, task=task, path=path, source=source, body=body,
                     fields=frozenset(variables - {MASK}), metadata=metadata)
 
@@ -160,6 +204,13 @@ def _reject_unsafe_names(tree: jinja2.nodes.Template, path: Path) -> None:
         if isinstance(attribute, str) and attribute.startswith("_"):
             raise UserError(f"template reads the private attribute '{attribute}'", where=path, line=node.lineno,
                             fix="templates may only read fields of the example")
+
+
+def _reject_gold_label(tree: jinja2.nodes.Template, path: Path) -> None:
+    for node in tree.find_all(jinja2.nodes.Name):
+        if node.name == GOLD and node.ctx == "load":
+            raise UserError(f"template reads '{GOLD}', the gold answer: every prompt would contain it",
+                            where=path, line=node.lineno, fix="use only the example's input fields")
 
 
 def _parse_metadata(source: str, path: Path) -> dict:

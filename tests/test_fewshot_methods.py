@@ -1,6 +1,8 @@
 """Few-shot methods through run_method: the contract the CLI and the eval harness rely on."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from catalog_files import NLI_FILES, write_catalog
@@ -18,7 +20,7 @@ from promptlab.features import example_text, features_of
 from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, run_method
 from promptlab.models import load_model
 from promptlab.sampling import sample_kshot
-from promptlab.template import Prompt
+from promptlab.template import Prompt, parse_template
 
 FAST = {"softprompt": {"steps": 3, "eval_every": 2, "batch_size": 8}, "finetune": {"steps": 2, "eval_every": 2},
         "lora": {"steps": 2, "eval_every": 2},
@@ -159,6 +161,10 @@ def test_similar_choice_puts_the_most_similar_last():
 def test_example_text_follows_the_template_field_order(tmp_path):
     nli = Setup.load(Catalog.from_options([write_catalog(tmp_path, NLI_FILES)]), "nli", "t1")
     assert example_text(nli.template, {"hypothesis": "h", "premise": "p"}) == "p\nh"
+    # a field's name inside the template's own words or another field's name does not move it
+    template = parse_template("The text follows: {{ context }} {{ review }} then {{ text }} {{ mask }}",
+                              name="t", task="toy", path=Path("t.jinja"))
+    assert example_text(template, {"text": "t", "context": "c", "review": "r"}) == "c\nr\nt"
 
 
 def test_features_do_not_depend_on_the_batch(gpt2):

@@ -231,3 +231,14 @@ def test_report_only_reports_the_finished_runs_of_a_stopped_suite(tmp_path, tiny
     summary_rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()[1:]
     assert sum(int(line.split(",")[6]) for line in summary_rows) == 3  # the runs column covers exactly those rows
     assert (tmp_path / "out" / "kshot_curve.png").stat().st_size > 0
+
+
+def test_report_only_with_no_finished_run_is_one_message(tmp_path, tiny_gpt2_dir):
+    write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
+                                         "eval_suites/toy-curve.yaml": SUITE.format(model=tiny_gpt2_dir)})
+    result = CliRunner().invoke(main, ["eval", "toy-curve", "--catalog", str(tmp_path / "catalog"),
+                                       "--output", str(tmp_path / "out"), "--report-only"])
+    assert result.exit_code == 2, result.output
+    assert "no finished runs of suite 'toy-curve'" in result.output and "run `promptlab eval toy-curve" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "report.md").exists()

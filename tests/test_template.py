@@ -92,6 +92,31 @@ def test_sandbox_blocks_unsafe_calls_at_render():
         template.render({"items": []})
 
 
+@pytest.mark.parametrize("source, example", [
+    ("{{ 'x' * 10**7 }} {{ mask }}", {}),
+    ("{{ [1] * 10**8 }} {{ mask }}", {}),
+    ("{{ 7 ** 1000000 }} {{ mask }}", {}),
+    ("{% for i in range(90000) %}{{ text }}{% endfor %} {{ mask }}", {"text": "twelve chars"}),
+    ("{{ text }} {{ mask }}", {"text": "x" * 2_000_000}),
+])
+def test_rendering_is_capped_in_length(source, example):
+    with pytest.raises(UserError, match="unsafe|renders more than"):
+        parse(source).render(example)
+    assert parse("{{ text * 3 }} {{ mask }}").render({"text": "ab"}).before == "ababab "
+
+
+def test_a_template_may_not_read_the_gold_label():
+    with pytest.raises(UserError, match="reads 'label', the gold answer") as caught:
+        parse("{{ text }}\nHint: {{ label }}\nIt was {{ mask }}")
+    assert caught.value.line == 2
+
+
+def test_a_data_column_named_like_the_slot_is_refused():
+    with pytest.raises(UserError, match="field named 'mask'") as caught:
+        parse("{{ text }} {{ mask }}").render({"id": "7", "text": "a", "mask": "hidden"})
+    assert "example 7" in caught.value.message and "rename" in caught.value.fix
+
+
 def test_bad_metadata_is_an_error_with_line(tmp_path):
     with pytest.raises(UserError, match="unknown template metadata key 'descripton'") as caught:
         parse("{#\ndescripton: x\n#}{{ mask }}")

@@ -8,6 +8,7 @@ import click
 
 from promptlab import distributed
 from promptlab.catalog import Catalog
+from promptlab.errors import UserError
 from promptlab.outputs import output_folder
 from promptlab.report import write_reports
 from promptlab.runner import RESULTS_FILE, run_suite
@@ -25,6 +26,9 @@ def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json, re
         outcome = run_suite(loaded, folder, device=device, batch_size=batch_size, run=not report_only)
     except KeyboardInterrupt:
         raise SystemExit(INTERRUPTED) from None
+    if report_only and not outcome.rows:
+        raise UserError(f"no finished runs of suite '{loaded.name}' in {folder / RESULTS_FILE}: nothing to report",
+                        fix=f"run `promptlab eval {suite} --output {output}` first")
     if not distributed.is_main():
         return  # under a launcher the main process writes the reports
     files = write_reports(outcome.rows, folder, suite=loaded.name, description=loaded.description,
