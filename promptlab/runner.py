@@ -35,6 +35,7 @@ from promptlab.backends import Backend, make_backend
 from promptlab.catalog import Setup
 from promptlab.errors import UserError
 from promptlab.models import LoadedModel, load_model, resolve_model, weights_fingerprint
+from promptlab.overlap import train_pool_without_test_texts
 from promptlab.pipeline import classify, render_all, require_labels
 from promptlab.sampling import stratified_split
 from promptlab.scoring import LabelScorer
@@ -181,12 +182,12 @@ def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> Tas
     task = setup.task
     test = task.examples("test")
     require_labels(test, task.path)
-    if limit is not None and limit < len(test):
-        test = stratified_split(test, SplitPlan(test=limit, train=0), seed=TEST_SAMPLE_SEED)["test"]
     train = None
     if needs_train:
-        train = task.examples("train")
+        train = train_pool_without_test_texts(task.examples("train"), test, where=task.path)
         require_labels(train, task.path)
+    if limit is not None and limit < len(test):
+        test = stratified_split(test, SplitPlan(test=limit, train=0), seed=TEST_SAMPLE_SEED)["test"]
     return TaskData(test=test, train=train)
 
 

@@ -16,6 +16,7 @@ from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method
 from promptlab.metrics import seed_std
 from promptlab.models import LoadedModel, load_model, resolve_model
 from promptlab.outputs import output_folder, write_json, write_jsonl
+from promptlab.overlap import train_pool_without_test_texts
 from promptlab.pipeline import classify, render_all, require_labels
 from promptlab.progress import progress_bar
 from promptlab.sampling import parse_seeds, sample_kshot
@@ -114,8 +115,9 @@ def _number(text: str):
 
 def _check_data(setup: Setup, k: int, seeds: list[int], limit: int | None) -> tuple[list[dict], list[dict]]:
     """Load and render everything, and sample every seed: data mistakes surface before the model loads."""
-    pool = setup.task.examples("train")
-    test = setup.task.examples("test", limit=limit)
+    full_test = setup.task.examples("test")
+    pool = train_pool_without_test_texts(setup.task.examples("train"), full_test, where=setup.task.path)
+    test = full_test[:limit] if limit is not None else full_test
     require_labels(test, setup.task.path)
     render_all(setup.template, pool + test)
     for seed in seeds:
