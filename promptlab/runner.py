@@ -34,7 +34,7 @@ from promptlab import distributed, methods
 from promptlab.backends import Backend, make_backend
 from promptlab.catalog import Setup
 from promptlab.errors import UserError
-from promptlab.models import LoadedModel, load_model, resolve_model, weights_fingerprint
+from promptlab.models import LoadedModel, load_model, resolve_model, weights_digest
 from promptlab.overlap import train_pool_without_test_texts
 from promptlab.pipeline import classify, render_all, require_labels
 from promptlab.sampling import stratified_split
@@ -248,9 +248,11 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
         for model_name in dict.fromkeys(config.model for _, config in pending):
             loaded = load_model(model_name, device=device)
             backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
+            as_loaded = weights_digest(loaded.model)  # few-shot runs must leave the shared weights as they are
             for key, config in ((key, config) for key, config in pending if config.model == model_name):
                 bar.set_postfix_str(describe(config), refresh=True)
-                row = run_one(key, config, suite, data[config.task], loaded, backend, batch_size=batch_size)
+                row = run_one(key, config, suite, data[config.task], loaded, backend, batch_size=batch_size,
+                              weights_as_loaded=as_loaded)
                 results.append(row)
                 finished[key] = row
                 done += 1
@@ -272,14 +274,14 @@ def describe(config: RunConfig) -> str:
 
 
 def run_one(key: str, config: RunConfig, suite: Suite, data: TaskData, loaded: LoadedModel, backend: Backend, *,
-            batch_size: int) -> dict:
+            batch_size: int, weights_as_loaded: str) -> dict:
     """Run one configuration and return its results row."""
     setup = suite.setup(config)
     start = time.perf_counter()
     if config.k == 0:
         result = _zero_shot(config, setup, data, backend, batch_size)
     else:
-        result = _few_shot(config, setup, data, loaded)
+        result = _few_shot(config, setup, data, loaded, weights_as_loaded)
     seconds = time.perf_counter() - start
     return {
         "key": key, "suite": suite.name, **asdict(config), "data_sha256": data.hashes(config.k),
@@ -305,16 +307,16 @@ def _zero_shot(config: RunConfig, setup: Setup, data: TaskData, backend: Backend
             "metrics": classified.metrics}
 
 
-def _few_shot(config: RunConfig, setup: Setup, data: TaskData, loaded: LoadedModel) -> dict:
+def _few_shot(config: RunConfig, setup: Setup, data: TaskData, loaded: LoadedModel, weights_as_loaded: str) -> dict:
     result = methods.run_method(config.method, setup=setup, loaded=loaded, train_pool=data.train,
                         test_examples=data.test, k=config.k, seed=config.seed, options=dict(config.options))
-    _check_model_untouched(loaded, config)
+    _check_model_untouched(loaded, config, weights_as_loaded)
     return result
 
 
-def _check_model_untouched(loaded: LoadedModel, config: RunConfig) -> None:
+def _check_model_untouched(loaded: LoadedModel, config: RunConfig, weights_as_loaded: str) -> None:
     # Runs share the loaded model; weights left changed by one run would silently skew every later one.
-    if weights_fingerprint(loaded.model) != loaded.fingerprint:
+    if weights_digest(loaded.model) != weights_as_loaded:
         raise RuntimeError(f"method '{config.method}' left the model's weights changed ({describe(config)})")
 
 

@@ -182,6 +182,18 @@ def test_method_that_changes_the_weights_is_caught(suite, tmp_path, patch_run_me
         run_suite(suite, tmp_path / "out", device="cpu")
 
 
+def test_a_single_changed_element_is_caught(suite, tmp_path, patch_run_method):
+    """One element that no evenly spaced sample reads, changed through .data (no version counter sees it)."""
+    def scribbling(real, method, *, loaded, **kwargs):
+        largest = max(loaded.model.parameters(), key=lambda parameter: parameter.numel())
+        largest.data.view(-1)[1] += 0.5
+        return real(method, loaded=loaded, **kwargs)
+
+    patch_run_method(scribbling)
+    with pytest.raises(RuntimeError, match="left the model's weights changed"):
+        run_suite(suite, tmp_path / "out", device="cpu")
+
+
 def test_eval_command_writes_everything_and_ends_with_json(tmp_path, tiny_gpt2_dir):
     write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
                                          "eval_suites/toy-curve.yaml": SUITE.format(model=tiny_gpt2_dir)})
