@@ -59,12 +59,30 @@ class Catalog:
     def task(self, name: str) -> Task:
         files = self._files("tasks", "*.yaml")
         if name not in files:
-            raise unknown("task", name, files)
+            error = unknown("task", name, files)
+            error.fix += (f"; tasks are read from tasks/*.yaml in the built-in catalog, in folders given with "
+                          f"--catalog DIR and in PROMPTLAB_PATH (searched here: {', '.join(map(str, self.roots))})")
+            raise error
         return load_task(files[name])
 
     # templates
     def template_files(self, task: str) -> dict[str, Path]:
         return self._files(f"templates/{task}", "*.jinja")
+
+    def default_template(self, task: Task) -> str:
+        """The task's `template:` key, else its only template."""
+        files = self.template_files(task.name)
+        if task.template is not None:
+            if task.template not in files:
+                raise unknown(f"template of task '{task.name}' (its default, named by 'template:')", task.template,
+                              files, where=task.path)
+            return task.template
+        if len(files) == 1:
+            return next(iter(files))
+        if not files:
+            raise UserError(f"task '{task.name}' has no template", fix=f"write templates/{task.name}/t1.jinja in a catalog")
+        raise UserError(f"task '{task.name}' has several templates and names no default",
+                        fix="pass --template " + "|".join(sorted(files)) + f", or add  template: NAME  to {task.path}")
 
     def template(self, task: str, name: str) -> Template:
         files = self.template_files(task)
@@ -108,9 +126,22 @@ class Setup:
     verbalizer: Verbalizer
 
     @classmethod
-    def load(cls, catalog: Catalog, task: str, template: str, verbalizer: str | None = None) -> Setup:
+    def load(cls, catalog: Catalog, task: str, template: str | None = None, verbalizer: str | None = None) -> Setup:
+        """Template and verbalizer left out are the task's defaults."""
         loaded_task = catalog.task(task)
+        template = template or catalog.default_template(loaded_task)
         return cls(loaded_task, catalog.template(task, template), catalog.verbalizer(loaded_task, verbalizer))
+
+    @classmethod
+    def for_run(cls, catalog: Catalog, task: str | None, template: str | None, verbalizer: str | None, *,
+                saved=None) -> Setup:
+        """Names left out come from a trained artefact when there is one (the files it was trained with)."""
+        meta = saved.metadata if saved is not None else {}
+        if task is None and not meta:
+            raise UserError("no task given", fix="pass --task NAME, or --trained DIR (which names its task)")
+        same_task = task is None or task == meta.get("task")
+        return cls.load(catalog, task or meta["task"], template or (meta.get("template") if same_task else None),
+                        verbalizer or (meta.get("verbalizer") if same_task else None))
 
     def describe(self) -> dict:
         return {"task": self.task.name, "template": self.template.name, "template_hash": self.template.content_hash,

@@ -54,36 +54,83 @@ def main():
 
 
 # -- zeroshot ---------------------------------------------------------------------------------
+task_option = click.option("--task", default=None,
+                           help="Task name (tasks/<task>.yaml in a catalog) [default: the --trained artefact's].")
+template_option = click.option("--template", default=None,
+                               help="Template name (templates/<task>/<name>.jinja) [default: the artefact's, else "
+                                    "the task's `template:`, else its only one].")
+verbalizer_option = click.option("--verbalizer", default=None,
+                                 help="Verbalizer name [default: the artefact's, else 'default', else the only one].")
+trained_option = click.option("--trained", type=click.Path(), default=None,
+                              help="A trained artefact folder (`fewshot --output DIR` writes DIR/seed-N), any method.")
+calibrate_option = click.option(
+    "--calibrate", type=click.Choice(CALIBRATIONS), default=None,
+    help="contextual: divide out the label bias of content-free inputs; pmi: domain-conditional PMI; "
+         "batch: divide out the mean label distribution of the examples classified together "
+         "[default: contextual; with --trained, the scoring it was trained with].")
+aggregate_option = click.option("--aggregate", type=click.Choice(AGGREGATIONS), default=None,
+                                help="How the words of one label combine [default: logsumexp, or the artefact's].")
+batch_size_option = click.option(
+    "--batch-size", default="auto", show_default=True, callback=_batch_size, metavar="N|auto",
+    help="Examples per forward, or auto: 32 on the CPU, 256 on a GPU; halved whenever the GPU runs out of memory.")
+dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+                            help="Weights' precision; half precisions need a GPU. auto: bfloat16 where the GPU "
+                                 "supports it.")
+
+
 @main.command()
 @click.option("--task", required=True, help="Task name (tasks/<task>.yaml in a catalog).")
-@click.option("--template", required=True, help="Template name (templates/<task>/<name>.jinja).")
-@click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
+@template_option
+@verbalizer_option
 @model_option
-@click.option("--calibrate", type=click.Choice(CALIBRATIONS), default="contextual", show_default=True,
-              help="contextual: divide out the label bias of content-free inputs; pmi: domain-conditional PMI; "
-                   "batch: divide out the mean label distribution of the examples classified together.")
-@click.option("--aggregate", type=click.Choice(AGGREGATIONS), default="logsumexp", show_default=True,
-              help="How the words of one label combine.")
+@calibrate_option
+@aggregate_option
 @click.option("--data", type=click.Path(dir_okay=False), default=None, help="A JSONL/CSV/TSV file replacing the split.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N examples.")
-@click.option("--batch-size", default="auto", show_default=True, callback=_batch_size, metavar="N|auto",
-              help="Examples per forward, or auto: 32 on the CPU, 256 on a GPU; halved whenever the GPU runs out "
-                   "of memory.")
+@batch_size_option
 @device_option
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-              help="Weights' precision; half precisions need a GPU. auto: bfloat16 where the GPU supports it.")
+@dtype_option
 @catalog_option
 @click.option("--output", type=click.Path(), default=None, help="Folder for predictions.jsonl and metrics.json.")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
-@click.option("--prompt", type=click.Path(), default=None,
-              help="A trained soft prompt folder (from `fewshot --output`) to put in front of every example.")
+@trained_option
+@click.option("--prompt", type=click.Path(), default=None, hidden=True, help="Deprecated: use --trained.")
 def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
-             dtype, catalogs, output, as_json, prompt):
-    """Classify a task's examples with a template and a verbalizer, no training."""
+             dtype, catalogs, output, as_json, trained, prompt):
+    """Classify a task's labelled examples and report metrics; with --trained, apply a trained artefact."""
     options = dict(locals())
     from promptlab.commands.zeroshot import run_zeroshot_command
     run_zeroshot_command(**options)
+
+
+# -- predict ----------------------------------------------------------------------------------
+@main.command()
+@task_option
+@template_option
+@verbalizer_option
+@model_option
+@trained_option
+@calibrate_option
+@aggregate_option
+@click.option("--input", "input_path", required=True, metavar="FILE|-",
+              help="JSONL, JSON, CSV or TSV rows with the fields the template reads; '-': standard input (JSONL, or "
+                   "one plain text per line, which becomes the field 'text').")
+@click.option("--output", required=True, metavar="FILE|-", help="Where the rows go; '-': standard output.")
+@click.option("--format", "output_format_name", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Output format [default: csv for a .csv file, else jsonl].")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Add `top`: the K best labels with probabilities.")
+@batch_size_option
+@device_option
+@dtype_option
+@catalog_option
+@click.option("--resume", is_flag=True, help="Continue an interrupted output file: skip the rows it already holds.")
+def predict(task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output, output_format_name,
+            top_k, batch_size, device, dtype, catalogs, resume):
+    """Label new, unlabelled text: each input row comes out with `label` and `probabilities`, in order."""
+    options = dict(locals())
+    from promptlab.commands.predict import run_predict_command
+    run_predict_command(**options)
 
 
 # -- fewshot ----------------------------------------------------------------------------------
@@ -94,7 +141,7 @@ FEWSHOT_METHODS = ("softprompt", "finetune", "lora", "finetune-head", "icl", "he
 @click.option("--task", required=True, help="Task name; its train split is the pool the k-shot sample comes from.")
 @click.option("--k", type=click.IntRange(min=1), default=16, show_default=True,
               help="Training examples per class; a dev set of k per class is drawn too (LM-BFF).")
-@click.option("--template", default=None, help="Template name [default: the task's only template].")
+@click.option("--template", default=None, help="Template name [default: the task's `template:`, else its only one].")
 @click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
 @click.option("--method", type=click.Choice(FEWSHOT_METHODS), default="softprompt", show_default=True)
 @click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
@@ -113,7 +160,8 @@ FEWSHOT_METHODS = ("softprompt", "finetune", "lora", "finetune-head", "icl", "he
 @device_option
 @catalog_option
 @click.option("--output", type=click.Path(), default=None,
-              help="Folder for fewshot.json and, per seed, predictions and the trained soft prompt or adapter.")
+              help="Folder for fewshot.json and, per seed, predictions and the trained artefact (DIR/seed-N, "
+                   "for --trained).")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
 def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, method_options,
             limit, device, catalogs, output, as_json):
@@ -162,6 +210,14 @@ def continual(suite, output, device, catalogs, as_json, report_only):
 @main.group(cls=_Group)
 def trained():
     """Trained artefacts (the seed-N folders of `fewshot --output`)."""
+
+
+@trained.command("show")
+@click.argument("folder", type=click.Path())
+def trained_show(folder):
+    """What an artefact holds: method, task, template, verbalizer, model, weights, results."""
+    from promptlab.commands.trained import run_show_command
+    run_show_command(folder=folder)
 
 
 @trained.command("export-peft")
@@ -228,17 +284,18 @@ def templates_render(task, template, verbalizer, data, split, count, catalogs):
 
 @templates.command("check")
 @click.option("--task", default=None, help="Only this task.")
-@model_option
+@click.option("--model", default=None, help="Model whose tokenizer the label words are checked with "
+                                            "[default: smollm2-135m].")
 @catalog_option
 def templates_check(task, model, catalogs):
-    """Lint every template and verbalizer; tokenizer-aware with --model."""
-    from promptlab.lint import lint_catalog
+    """Lint every template and verbalizer, and check the label words with a model's tokenizer."""
+    from promptlab.lint import SEVERITIES, lint_catalog
     problems = lint_catalog(_catalog(catalogs), task=task, model=model)
     for problem in problems:
         click.echo(problem.format())
-    errors = sum(problem.severity == "error" for problem in problems)
-    click.echo(f"{errors} error(s), {len(problems) - errors} warning(s)")
-    if errors:
+    counts = {severity: sum(problem.severity == severity for problem in problems) for severity in SEVERITIES}
+    click.echo(", ".join(f"{count} {severity}(s)" for severity, count in counts.items()))
+    if counts["error"]:
         sys.exit(2)
 
 

@@ -126,6 +126,11 @@ def _check_unique_ids(examples: list[Example]) -> None:
 
 # ---------------------------------------------------------------- files
 
+def read_rows(path: Path) -> list[Row]:
+    """The rows of a data file as they are (fields and line), without ids or labels: for unlabelled input."""
+    return _read_file(path)
+
+
 def _read_file(path: Path) -> list[Row]:
     suffix = path.suffix.lower()
     if suffix not in FILE_TYPES:

@@ -9,8 +9,9 @@ next to the test example, as in Liu et al., 2022).
 """
 from __future__ import annotations
 
+import itertools
 import random
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -32,14 +33,18 @@ def with_demonstrations(prompt: Prompt, demonstrations: Sequence[str], separator
 def random_choice(train_labels: Sequence[str], labels: Sequence[str], per_class: int, count: int,
                   seed: int | str) -> list[list[int]]:
     """For each of `count` test examples: `per_class` train rows of every label, shuffled together."""
+    return list(itertools.islice(random_draws(train_labels, labels, per_class, seed), count))
+
+
+def random_draws(train_labels: Sequence[str], labels: Sequence[str], per_class: int,
+                 seed: int | str) -> Iterator[list[int]]:
+    """The endless seeded sequence random_choice takes its draws from: draw i is for the i-th example."""
     rng = random.Random(seed)
     by_label = {label: [i for i, gold in enumerate(train_labels) if gold == label] for label in labels}
-    chosen = []
-    for _ in range(count):
+    while True:
         rows = [i for label in labels for i in rng.sample(by_label[label], min(per_class, len(by_label[label])))]
         rng.shuffle(rows)
-        chosen.append(rows)
-    return chosen
+        yield rows
 
 
 def similar_choice(train_features: torch.Tensor, test_features: torch.Tensor, train_labels: Sequence[str],

@@ -1,20 +1,24 @@
 """`promptlab templates check`: lint every template and verbalizer of a catalog.
 
-Without a model: every file parses, verbalizers match their task, and templates only use
-fields that the task's local data has. With a model, tokenizer-aware checks: words of several
-tokens, words that lose their leading space, and labels whose words share a first token.
+Every file parses, verbalizers match their task, and templates only use fields that the task's
+local data has. Then tokenizer-aware checks with --model, else the default model (skipped with a
+note when it cannot be loaded): words of several tokens, words that lose their leading space, and
+labels whose words share a first token.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from promptlab.aliases import DEFAULT_MODEL
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
+
+SEVERITIES = ("error", "warning", "note")  # counted under the names they are printed with
 
 
 @dataclass(frozen=True)
 class Problem:
-    severity: str  # error | warning | note
+    severity: str  # one of SEVERITIES
     where: str
     message: str
 
@@ -28,8 +32,9 @@ def _problem(severity: str, error: UserError) -> Problem:
 
 
 def lint_catalog(catalog: Catalog, *, task: str | None = None, model: str | None = None) -> list[Problem]:
-    tokenizer = _tokenizer(model) if model else None
+    """Every problem found; the tokenizer checks use `model`, else the default model when it can be loaded."""
     problems: list[Problem] = []
+    tokenizer = _tokenizer(model or DEFAULT_MODEL, required=model is not None, problems=problems)
     for name in [task] if task else catalog.task_names():
         try:
             loaded_task = catalog.task(name)
@@ -73,12 +78,20 @@ def _data_fields(task) -> set[str] | None:
     return None
 
 
-def _tokenizer(model: str):
+def _tokenizer(model: str, *, required: bool, problems: list[Problem]):
+    """The model's tokenizer; the default model's missing is a note (checks skipped), a named one's an error."""
     from transformers import AutoTokenizer
 
     from promptlab.models import resolve_model
-    source, _ = resolve_model(model)
-    return AutoTokenizer.from_pretrained(source)
+    try:
+        source, _ = resolve_model(model)
+        return AutoTokenizer.from_pretrained(source)
+    except (UserError, OSError, ValueError) as error:
+        if required:
+            raise
+        what = error.what if isinstance(error, UserError) else str(error).splitlines()[0]
+        problems.append(Problem("note", model, f"tokenizer checks skipped: {what} (pass --model to choose one)"))
+        return None
 
 
 def _token_checks(template, verbalizer, tokenizer) -> list[Problem]:

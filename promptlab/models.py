@@ -7,12 +7,15 @@ transformers is imported inside functions so that `promptlab --help` stays fast.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib.util
 import os
 import shutil
+import socket
 import sys
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,11 +197,29 @@ def _read_config(source: str, *, local_only: bool) -> Any:
         raise UserError(f"cannot read the model config: {_first_line(error)}", where=source) from None
 
 
+@functools.lru_cache(maxsize=1)  # once per process
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub answers a TCP connection at once: offline, its client retries for about 30 s.
+
+    Behind a proxy (HTTPS_PROXY) or with HF_HUB_OFFLINE set, the client's own rules apply.
+    """
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy")):
+        return True
+    endpoint = urllib.parse.urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _hub_config(name: str) -> Any:
     from huggingface_hub.errors import HFValidationError
     from transformers import AutoConfig
     try:
-        return AutoConfig.from_pretrained(name)
+        # Unreachable: answer from the local cache or fail at once, instead of after the client's retries.
+        return AutoConfig.from_pretrained(name, local_files_only=not hub_reachable())
     except (OSError, HFValidationError) as error:
         raise UserError(f"unknown model '{name}': not an alias ({', '.join(ALIASES)}), not a local folder, "
                         f"and not reachable on the hub ({_first_line(error)})",
@@ -302,7 +323,7 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
     torch_device = resolve_device(process_device(device))  # under a launcher: this process's own GPU
     torch_dtype = resolve_dtype(dtype, torch_device)
     source, kind = resolve_model(name)
-    local_only = Path(source).is_dir()  # local folders must never touch the network
+    local_only = Path(source).is_dir() or not hub_reachable()  # local folders must never touch the network
     model = _load_weights(source, kind, torch_dtype, local_only).to(torch_device).eval()
     tokenizer = _load_tokenizer(source, kind, local_only)
     return LoadedModel(name=name, source=source, kind=kind, model=model, tokenizer=tokenizer,

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from promptlab.apply.artefacts import load_trained
 from promptlab.errors import UserError
 from promptlab.outputs import write_json
-from promptlab.softprompt import TENSOR_NAME, load_soft_prompt
+from promptlab.softprompt import TENSOR_NAME
 
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 METADATA_FILE = "promptlab.json"
@@ -32,8 +33,13 @@ def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokeniz
     """Write the PEFT prompt-tuning folder for a saved soft prompt; `tokenizer` (optional) is checked for a start token."""
     from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
-    saved = load_soft_prompt(prompt_folder)
+    saved = load_trained(prompt_folder)
     meta = saved.metadata
+    if saved.method != "softprompt":
+        raise UserError(f"this artefact was trained with method '{saved.method}'; only soft prompts export to PEFT "
+                        "prompt tuning", where=saved.folder,
+                        fix="a lora artefact already is a PEFT adapter folder: load it with PeftModel.from_pretrained")
+    embeddings = saved.tensors[TENSOR_NAME].float()
     if meta.get("model_kind") != "causal":
         raise UserError(f"this soft prompt is for a {meta.get('model_kind')} model; PEFT's prompt tuning has no "
                         "masked-LM task type", where=saved.folder,
@@ -41,11 +47,11 @@ def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokeniz
     if tokenizer is not None and getattr(tokenizer, "add_bos_token", False):
         raise UserError("the model's tokenizer adds a start token: promptlab puts the prompt after it, PEFT before "
                         "it, so the exported prompt would score differently", where=saved.folder,
-                        fix="use the promptlab folder directly (zeroshot --prompt)")
+                        fix="use the promptlab folder directly (--trained)")
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise UserError(f"'{output}' is a file, not a folder", fix="give a folder path for the PEFT adapter")
-    n_tokens, hidden = saved.embeddings.shape
+    n_tokens, hidden = embeddings.shape
     config = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n_tokens, token_dim=hidden,
                                 num_transformer_submodules=1, prompt_tuning_init=PromptTuningInit.RANDOM,
                                 base_model_name_or_path=meta.get("model_source"))
@@ -53,7 +59,7 @@ def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokeniz
     staging = Path(tempfile.mkdtemp(dir=output, prefix=".peft."))
     try:  # each file replaced atomically; promptlab.json last marks a complete folder
         config.save_pretrained(staging)
-        save_file({TENSOR_NAME: saved.embeddings.contiguous()}, staging / PEFT_FILES[1], metadata={"format": "pt"})
+        save_file({TENSOR_NAME: embeddings.contiguous()}, staging / PEFT_FILES[1], metadata={"format": "pt"})
         for name in PEFT_FILES:
             os.replace(staging / name, output / name)
     finally:

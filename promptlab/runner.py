@@ -28,7 +28,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
-from tqdm.auto import tqdm
 
 from promptlab import distributed, methods
 from promptlab.backends import Backend, make_backend
@@ -37,6 +36,7 @@ from promptlab.errors import UserError
 from promptlab.models import LoadedModel, load_model, resolve_model, weights_digest
 from promptlab.overlap import train_pool_without_test_texts
 from promptlab.pipeline import classify, render_all, require_labels
+from promptlab.progress import RunTimes, format_seconds, progress_bar
 from promptlab.sampling import stratified_split
 from promptlab.scoring import LabelScorer
 from promptlab.shared_results import SharedResults
@@ -240,10 +240,9 @@ def _render_prompts(suite: Suite, pending: list[RunConfig], data: dict[str, Task
 def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[str, TaskData],
                  results: ResultsFile, finished: dict[str, dict], *, device: str, batch_size: int,
                  log: TextIO) -> None:
-    # The bar shows in a terminal only; the line logged per run carries its own ETA for log files.
-    bar = tqdm(total=len(pending), desc=f"eval {suite.name}", unit="run", file=log, dynamic_ncols=True,
-                disable=None if distributed.process_rank() == 0 else True)
-    done, start = 0, time.perf_counter()
+    # A bar in a terminal, plain lines in logs; the line per run carries an ETA from runs of the same kind.
+    bar = progress_bar(len(pending), f"eval {suite.name}", unit="run", always=True, file=log)
+    times, done = RunTimes(), 0
     try:
         for model_name in dict.fromkeys(config.model for _, config in pending):
             loaded = load_model(model_name, device=device)
@@ -257,15 +256,21 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
                 finished[key] = row
                 done += 1
                 bar.update(1)
-                eta = (time.perf_counter() - start) / done * (len(pending) - done)
+                times.add(_kind(config), row["seconds"])
+                eta = times.remaining(_kind(later) for _, later in pending[done:])
                 bar.write(f"[{done}/{len(pending)}] {describe(config)}: accuracy {row['metrics']['accuracy']:.3f} "
-                          f"({row['seconds']:.1f} s; ETA {tqdm.format_interval(eta)})", file=log)
+                          f"({row['seconds']:.1f} s; ETA {format_seconds(eta)})", file=log)
     except KeyboardInterrupt:
         bar.write(f"interrupted: {done} of {len(pending)} runs finished and saved in {results.path}; "
                   "run the same command again to continue", file=log)
         raise
     finally:
         bar.close()
+
+
+def _kind(config: RunConfig) -> tuple:
+    """Runs that take about as long as each other: same method variant, same k."""
+    return config.label, config.k
 
 
 def describe(config: RunConfig) -> str:

@@ -8,32 +8,19 @@ tokens of a text (`text`), or the tokens of the label words (`labels`). With `re
 (P-tuning) the vectors pass through a residual two-layer MLP whose last layer starts at zero, so the
 prompt starts exactly at its initialisation either way.
 
-A trained prompt is a folder with `soft_prompt.safetensors` (one tensor, `prompt_embeddings`: the
-vectors after the encoder) and `soft_prompt.json` (model fingerprint, template and verbalizer
-hashes, training config, metrics). It loads onto the CPU whatever device it was trained on, and
-`check_compatible` refuses it for another model, task, template or verbalizer.
+A trained prompt is saved as a trained artefact (promptlab.apply.artefacts) holding one tensor,
+`prompt_embeddings` (PEFT's name): the vectors after the encoder.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from promptlab.errors import UserError
-from promptlab.outputs import write_json
 
 INITS = ("vocab", "text", "labels")
 REPARAMETERIZATIONS = ("none", "mlp")
-TENSOR_FILE = "soft_prompt.safetensors"
-METADATA_FILE = "soft_prompt.json"
 TENSOR_NAME = "prompt_embeddings"  # PEFT's name for the same tensor
-FORMAT = "promptlab-soft-prompt/1"
 _FREQUENT_VOCABULARY = 5000  # BPE ids are roughly in merge (frequency) order; rare pieces make poor starts
 
 
@@ -95,103 +82,3 @@ def _init_token_ids(tokenizer, *, init: str, length: int, seed: int, text: str, 
 def _cycle(ids: list[int], length: int) -> list[int]:
     """Repeat (or cut) ids to exactly `length`, as PEFT does for text initialisation."""
     return [ids[i % len(ids)] for i in range(length)]
-
-
-# ---------------------------------------------------------------- saving and loading
-
-@dataclass(frozen=True)
-class SavedPrompt:
-    embeddings: torch.Tensor  # [n, hidden], float32, on the CPU
-    metadata: dict
-    folder: Path
-
-
-def save_soft_prompt(folder: Path, embeddings: torch.Tensor, metadata: dict) -> Path:
-    """Write the tensor, then the JSON: a folder with its JSON is always complete."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensor = embeddings.detach().float().cpu().contiguous()
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{TENSOR_FILE}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file({TENSOR_NAME: tensor}, temporary, metadata={"format": FORMAT})
-        os.replace(temporary, folder / TENSOR_FILE)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    write_json(folder / METADATA_FILE, {"format": FORMAT, **metadata, "n_tokens": tensor.shape[0],
-                                        "hidden_size": tensor.shape[1]})
-    return folder
-
-
-def load_soft_prompt(path: str | Path) -> SavedPrompt:
-    """Load a saved prompt folder (or either file in it) onto the CPU."""
-    folder = Path(path)
-    if folder.is_file() and folder.name in (TENSOR_FILE, METADATA_FILE):
-        folder = folder.parent
-    fix = "pass a folder written by `promptlab fewshot --method softprompt --output DIR` (DIR/seed-N)"
-    if not folder.is_dir():
-        raise UserError("soft prompt folder does not exist", where=folder, fix=fix)
-    for name in (TENSOR_FILE, METADATA_FILE):
-        if not (folder / name).is_file():
-            raise UserError(f"no {name} in this soft prompt folder", where=folder, fix=fix)
-    metadata = _read_metadata(folder / METADATA_FILE)
-    try:
-        tensors = load_file(folder / TENSOR_FILE, device="cpu")
-    except (SafetensorError, OSError) as error:
-        raise UserError(f"cannot read the soft prompt tensor: {error}", where=folder / TENSOR_FILE, fix=fix) from None
-    embeddings = tensors.get(TENSOR_NAME)
-    if embeddings is None or embeddings.ndim != 2 or embeddings.shape[0] != metadata.get("n_tokens"):
-        raise UserError(f"the file holds no [{metadata.get('n_tokens')}, hidden] tensor '{TENSOR_NAME}'",
-                        where=folder / TENSOR_FILE, fix=fix)
-    return SavedPrompt(embeddings.float(), metadata, folder)
-
-
-def _read_metadata(path: Path) -> dict:
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read the soft prompt metadata: {error}", where=path) from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise UserError(f"not a promptlab soft prompt (format should be '{FORMAT}')", where=path,
-                        fix="use a prompt saved by this version of promptlab")
-    return metadata
-
-
-# ---------------------------------------------------------------- compatibility
-
-def prompt_identity(setup, loaded) -> dict:
-    """What a soft prompt is tied to: the model's weights, the task, the template and the verbalizer."""
-    return {"model": loaded.name, "model_source": loaded.source, "model_kind": loaded.kind,
-            "model_fingerprint": loaded.fingerprint, **setup.describe()}
-
-
-def check_compatible(saved: SavedPrompt, *, setup, loaded=None) -> None:
-    """Refuse a prompt trained for another task, template, verbalizer or (when given) model."""
-    meta = saved.metadata
-    problems: list[str] = []
-    fixes: list[str] = []
-    if meta.get("task") != setup.task.name:
-        problems.append(f"it was trained for task '{meta.get('task')}', this run is task '{setup.task.name}'")
-        fixes.append(f"pass --task {meta.get('task')}")
-    for kind, item in (("template", setup.template), ("verbalizer", setup.verbalizer)):
-        _compare_file(kind, meta.get(kind), meta.get(f"{kind}_hash"), item, problems, fixes)
-    if loaded is not None and meta.get("model_fingerprint") != loaded.fingerprint:
-        problems.append(f"it was trained for model '{meta.get('model')}' (weights fingerprint "
-                        f"{meta.get('model_fingerprint')}), this run uses '{loaded.name}' "
-                        f"(fingerprint {loaded.fingerprint})")
-        fixes.append(f"pass --model {meta.get('model')}, or train a prompt for this model with "
-                     f"`promptlab fewshot --model {loaded.name}`")
-    if problems:
-        raise UserError("this soft prompt does not fit the run: " + "; ".join(problems), where=saved.folder,
-                        fix="; ".join(fixes))
-
-
-def _compare_file(kind: str, name: str | None, content_hash: str | None, item, problems: list[str],
-                  fixes: list[str]) -> None:
-    if name != item.name:
-        problems.append(f"it was trained with {kind} '{name}', this run uses '{item.name}'")
-        fixes.append(f"pass --{kind} {name}")
-    elif content_hash != item.content_hash:
-        problems.append(f"{kind} '{name}' changed since the prompt was trained "
-                        f"(hash {content_hash}, now {item.content_hash})")
-        fixes.append(f"restore {item.path} as it was, or train the prompt again")

@@ -14,7 +14,7 @@ from pathlib import Path
 from promptlab.errors import UserError
 from promptlab.yamlfile import Mapping, check_keys, load_yaml
 
-TASK_KEYS = ("labels", "data", "description", "label_field", "id_field")
+TASK_KEYS = ("labels", "data", "description", "label_field", "id_field", "template")
 SPLITS = ("train", "dev", "test")
 
 
@@ -27,6 +27,7 @@ class Task:
     description: str = ""
     label_field: str = "label"
     id_field: str = "id"
+    template: str | None = None  # the template used when --template is left out
 
     def examples(self, split: str = "test", *, data: str | Path | None = None, limit: int | None = None) -> list[dict]:
         """The examples of a split (or of `data`, a file that replaces it), the first `limit` of them."""
@@ -70,4 +71,13 @@ def load_task(path: Path) -> Task:
     check_keys(splits, SPLITS, where=path)
     return Task(name=path.stem, path=path, labels=labels, data=dict(splits),
                 description=str(data.get("description", "")),
-                label_field=str(data.get("label_field", "label")), id_field=str(data.get("id_field", "id")))
+                label_field=str(data.get("label_field", "label")), id_field=str(data.get("id_field", "id")),
+                template=_template_name(data, path))
+
+
+def _template_name(data, path: Path) -> str | None:
+    name = data.get("template")
+    if name is not None and not isinstance(name, str):
+        raise UserError(f"'template' must be a template name, not {name!r}", where=path, line=data.line_of("template"),
+                        fix="write e.g.  template: t1  (templates/<task>/t1.jinja)")
+    return name

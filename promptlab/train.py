@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from promptlab import distributed
+from promptlab.progress import progress_bar
 
 LabelLogprobs = Callable[[Sequence], torch.Tensor]
 
@@ -67,7 +66,8 @@ def train(module: torch.nn.Module, label_logprobs: LabelLogprobs, train_inputs: 
     _evaluate_and_keep(result, best, label_logprobs, dev_inputs, dev_labels, step=0)
     batches = _batches(len(train_inputs), config.batch_size, config.seed)
     stale = 0
-    with _training_bar(config.steps, description) as bar:
+    # Every step takes seconds, so short runs report too: a bar in a terminal, plain lines in logs.
+    with progress_bar(config.steps, description, unit="step", always=True) as bar:
         for step in range(1, config.steps + 1):
             started = time.perf_counter()
             rows = next(batches)
@@ -166,12 +166,6 @@ def frozen(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(flags[name])
-
-
-def _training_bar(total: int, description: str) -> tqdm:
-    # Unlike progress.progress_bar this shows short runs too: every step takes seconds.
-    return tqdm(total=total, desc=description, file=sys.stderr, leave=False, dynamic_ncols=True,
-                disable=None if distributed.process_rank() == 0 else True, unit="step")
 
 
 def _percent(accuracy: float | None) -> str:

@@ -217,3 +217,18 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def toy_catalog_dir(tmp_path_factory) -> Path:
+    """A catalog folder holding fewshot_toys.TOY_FILES: a separable two-label toy task."""
+    from catalog_files import write_catalog
+    from fewshot_toys import TOY_FILES
+    return write_catalog(tmp_path_factory.mktemp("toy-catalog"), TOY_FILES)
+
+
+@pytest.fixture(scope="module")
+def sensitive_gpt2_dir(tiny_gpt2_dir, tmp_path_factory) -> Path:
+    """The tiny GPT-2 with larger weights, so a prompt or head can learn the toy task."""
+    from fewshot_toys import sensitive_model
+    return sensitive_model(tiny_gpt2_dir, tmp_path_factory.mktemp("sensitive-gpt2"))

@@ -51,3 +51,4 @@ def sensitive_model(source: Path, target: Path, *, std: float = 0.3, seed: int =
     model.save_pretrained(target)
     AutoTokenizer.from_pretrained(source).save_pretrained(target)
     return target
+

@@ -1,4 +1,4 @@
-"""`promptlab fewshot` and `promptlab zeroshot --prompt` through the real CLI, on tiny models."""
+"""`promptlab fewshot` and `promptlab zeroshot --trained` through the real CLI, on tiny models."""
 from __future__ import annotations
 
 import json
@@ -64,34 +64,39 @@ def test_fewshot_output_holds_summary_predictions_and_prompts(trained):
     for seed in (13, 21):
         rows = (out / f"seed-{seed}" / "predictions.jsonl").read_text().splitlines()
         assert len(rows) == 10 and set(json.loads(rows[0])) == {"id", "gold", "predicted"}
-        metadata = json.loads((out / f"seed-{seed}" / "soft_prompt.json").read_text())
-        assert metadata["seed"] == seed and metadata["n_tokens"] == 4 and metadata["training"]["steps"] == 3
+        metadata = json.loads((out / f"seed-{seed}" / "trained.json").read_text())
+        assert metadata["method"] == "softprompt" and metadata["seed"] == seed
+        assert metadata["tensors"] == {"prompt_embeddings": [4, 32]} and metadata["training"]["steps"] == 3
         assert metadata["test"]["accuracy"] == summary["per_seed"][[13, 21].index(seed)]["accuracy"]
 
 
 def test_zeroshot_with_the_saved_prompt_reproduces_its_accuracy(trained, catalog, model):
     summary, out = trained
-    result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model,
-                    "--prompt", out / "seed-13", "--json")
+    result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--model", model,
+                    "--trained", out / "seed-13", "--json")
     assert last_json(result)["accuracy"] == summary["per_seed"][0]["accuracy"]
-    assert last_json(result)["calibrate"] == "none"  # as trained, since --calibrate was left at its default
-    assert "soft prompt" in result.stdout
+    assert last_json(result)["calibrate"] == "none"  # as trained, since --calibrate was left out
+    assert last_json(result)["template"] == "t1"  # the artefact's, since --template was left out
+    assert "trained softprompt" in result.stdout
+    deprecated = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--prompt", out / "seed-13", "--json")
+    assert last_json(deprecated)["accuracy"] == summary["per_seed"][0]["accuracy"]
+    assert "--prompt is deprecated" in deprecated.stderr
     explicit = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model,
-                      "--prompt", out / "seed-13", "--calibrate", "pmi", "--json")
+                      "--trained", out / "seed-13", "--calibrate", "pmi", "--json")
     assert last_json(explicit)["calibrate"] == "pmi"
 
 
 def test_zeroshot_refuses_a_prompt_for_another_template(trained, catalog, model):
     _, out = trained
     result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t2", "--model", model,
-                    "--prompt", out / "seed-13", exit_code=2)
+                    "--trained", out / "seed-13", exit_code=2)
     assert "trained with template 't1', this run uses 't2'" in result.output and "--template t1" in result.output
 
 
 def test_zeroshot_refuses_a_prompt_for_another_model(trained, catalog, tiny_gpt2_dir):
     _, out = trained
     result = invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", tiny_gpt2_dir,
-                    "--prompt", out / "seed-13", exit_code=2)
+                    "--trained", out / "seed-13", exit_code=2)
     assert "weights fingerprint" in result.output and "Traceback" not in result.output
 
 
@@ -122,7 +127,7 @@ def test_mistakes_fail_before_the_model_loads(catalog, tmp_path, args, message):
 
 def test_several_templates_need_a_choice(catalog):
     result = invoke("fewshot", "--catalog", catalog, "--task", "toy", exit_code=2)
-    assert "several templates" in result.output and "--template t1|t2" in result.output
+    assert "several templates and names no default" in result.output and "--template t1|t2" in result.output
 
 
 def test_icl_on_a_masked_lm_is_a_clear_error(catalog, tiny_bert_dir):

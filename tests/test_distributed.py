@@ -256,7 +256,7 @@ def test_two_cpu_processes_write_what_one_process_writes(tmp_path, catalog, tiny
         assert (two / name / "predictions.jsonl").read_bytes() == (one / name / "predictions.jsonl").read_bytes()
     for method in ("softprompt", "finetune"):
         _close_runs(*(json.loads((folder / method / "fewshot.json").read_text()) for folder in (one, two)))
-    prompts = [load_file(folder / "softprompt" / "seed-13" / "soft_prompt.safetensors")["prompt_embeddings"]
+    prompts = [load_file(folder / "softprompt" / "seed-13" / "weights.safetensors")["prompt_embeddings"]
                for folder in (one, two)]
     torch.testing.assert_close(prompts[1], prompts[0], atol=1e-4, rtol=1e-3)
     assert _results_rows(two / "eval") == _results_rows(one / "eval")

@@ -9,6 +9,7 @@ from catalog_files import write_catalog
 from click.testing import CliRunner
 from fewshot_toys import TOY_FILES, sensitive_model
 
+from promptlab.apply.artefacts import Trained, save_trained, trained_identity
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog, Setup
 from promptlab.cli import main
@@ -17,7 +18,6 @@ from promptlab.methods import run_method
 from promptlab.models import load_model
 from promptlab.peft_export import export_soft_prompt
 from promptlab.scoring import LabelScorer
-from promptlab.softprompt import prompt_identity, save_soft_prompt
 
 peft = pytest.importorskip("peft")
 
@@ -36,7 +36,7 @@ def llama(tiny_llama_dir, tmp_path_factory):
 def _lora(setup, loaded, folder, **options):
     return run_method("lora", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
                       test_examples=setup.task.examples("test"), k=4, seed=13,
-                      options={"steps": 6, "eval_every": 2, "lr": 0.003, "save_to": str(folder), **options})
+                      options={"steps": 6, "eval_every": 2, "lr": 0.003, **options}, save_to=folder)
 
 
 def test_lora_adapter_is_a_peft_folder_that_reproduces_the_test_predictions(setup, llama, tmp_path):
@@ -46,12 +46,12 @@ def test_lora_adapter_is_a_peft_folder_that_reproduces_the_test_predictions(setu
     result = _lora(setup, llama, tmp_path / "seed-13")
     assert result["best_step"] > 0  # the kept adapters are trained ones, so reproducing them means something
     folder = tmp_path / "seed-13"
-    assert {"adapter_config.json", "adapter_model.safetensors", "lora.json"} <= {p.name for p in folder.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "trained.json"} <= {p.name for p in folder.iterdir()}
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] == 8 and set(config["target_modules"]) == {"q_proj", "v_proj"}
-    meta = json.loads((folder / "lora.json").read_text())
-    assert meta["task"] == "toy" and meta["model_fingerprint"] == llama.fingerprint
-    assert 0 < meta["trainable_parameters"] < result["total_parameters"] / 10
+    meta = json.loads((folder / "trained.json").read_text())
+    assert meta["method"] == "lora" and meta["task"] == "toy" and meta["model_fingerprint"] == llama.fingerprint
+    assert 0 < meta["state"]["trainable_parameters"] < result["total_parameters"] / 10
     # A fresh base model with the adapter, loaded by peft alone, predicts what the run predicted.
     base = AutoModelForCausalLM.from_pretrained(llama.source).eval()
     merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
@@ -112,7 +112,8 @@ def test_exported_soft_prompt_gives_promptlab_scores_in_peft(setup, architecture
     loaded = load_model(str(source), device="cpu")
     torch.manual_seed(0)
     embeddings = torch.randn(5, loaded.model.config.hidden_size) * 0.3
-    save_soft_prompt(tmp_path / "prompt", embeddings, {**prompt_identity(setup, loaded), "method": "softprompt"})
+    save_trained(tmp_path / "prompt", Trained("softprompt", tensors={"prompt_embeddings": embeddings}),
+                 trained_identity(setup, loaded))
     CliRunner().invoke(main, ["trained", "export-peft", str(tmp_path / "prompt"), str(tmp_path / "peft")],
                        catch_exceptions=False)
     config = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
@@ -132,8 +133,8 @@ def test_exported_soft_prompt_gives_promptlab_scores_in_peft(setup, architecture
 
 def test_export_refuses_a_masked_lm_prompt(setup, tiny_bert_dir, tmp_path):
     loaded = load_model(str(tiny_bert_dir), device="cpu")
-    save_soft_prompt(tmp_path / "prompt", torch.zeros(2, loaded.model.config.hidden_size),
-                     {**prompt_identity(setup, loaded), "method": "softprompt"})
+    save_trained(tmp_path / "prompt", Trained("softprompt", tensors={
+        "prompt_embeddings": torch.zeros(2, loaded.model.config.hidden_size)}), trained_identity(setup, loaded))
     result = CliRunner().invoke(main, ["trained", "export-peft", str(tmp_path / "prompt"), str(tmp_path / "out")])
     assert result.exit_code == 2 and "no masked-LM task type" in result.output
     assert not (tmp_path / "out").exists()

@@ -1,7 +1,6 @@
-"""Soft prompts: initialisation, training touches nothing but the prompt, saving, loading, compatibility."""
+"""Soft prompts: initialisation, and training touches nothing but the prompt (saving: test_artefacts.py)."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -15,16 +14,7 @@ from promptlab.models import load_model
 from promptlab.pipeline import render_all
 from promptlab.sampling import sample_kshot
 from promptlab.scoring import LabelScorer
-from promptlab.softprompt import (
-    METADATA_FILE,
-    TENSOR_FILE,
-    SoftPrompt,
-    check_compatible,
-    initial_embeddings,
-    load_soft_prompt,
-    prompt_identity,
-    save_soft_prompt,
-)
+from promptlab.softprompt import SoftPrompt, initial_embeddings
 from promptlab.train import TrainConfig, frozen, train
 
 
@@ -159,77 +149,3 @@ def test_early_stopping_keeps_the_best_dev_parameters(setup, sensitive_gpt2):
     with torch.inference_mode():
         accuracy = (label_logprobs(data[2]).argmax(-1) == torch.tensor(data[3])).float().mean()
     assert float(accuracy) == best[1]  # the restored parameters are the best ones
-
-
-# ---------------------------------------------------------------- saving and loading
-
-def saved_prompt(tmp_path, setup, loaded, embeddings=None):
-    embeddings = torch.randn(4, loaded.model.config.hidden_size) if embeddings is None else embeddings
-    return save_soft_prompt(tmp_path / "prompt", embeddings, {**prompt_identity(setup, loaded), "seed": 13})
-
-
-def test_save_and_load_round_trip_gives_identical_scores(tmp_path, setup, sensitive_gpt2):
-    scorer, soft, label_logprobs, data = toy_training(setup, sensitive_gpt2)
-    with frozen(sensitive_gpt2.model):
-        train(soft, label_logprobs, *data, TrainConfig(steps=3, lr=0.1, batch_size=8, eval_every=3, patience=0))
-    trained = soft().detach()
-    folder = saved_prompt(tmp_path, setup, sensitive_gpt2, trained)
-    saved = load_soft_prompt(folder)
-    assert torch.equal(saved.embeddings, trained) and saved.embeddings.device.type == "cpu"
-    assert saved.metadata["model_fingerprint"] == sensitive_gpt2.fingerprint and saved.metadata["n_tokens"] == 4
-    prompts = render_all(setup.template, setup.task.examples("test"))
-    with torch.inference_mode():
-        scorer.soft_prompt = trained
-        in_memory = scorer.label_logprobs(prompts)
-        scorer.soft_prompt = saved.embeddings
-        reloaded = scorer.label_logprobs(prompts)
-    assert torch.equal(in_memory, reloaded)
-    assert torch.equal(load_soft_prompt(folder / TENSOR_FILE).embeddings, trained)  # either file names the folder
-
-
-def test_saved_metadata_is_json_and_tensor_is_safetensors(tmp_path, setup, gpt2):
-    folder = saved_prompt(tmp_path, setup, gpt2)
-    metadata = json.loads((folder / METADATA_FILE).read_text())
-    assert metadata["format"] == "promptlab-soft-prompt/1"
-    assert {"model", "model_fingerprint", "task", "template", "template_hash", "verbalizer",
-            "verbalizer_hash", "n_tokens", "hidden_size", "seed"} <= set(metadata)
-    from safetensors import safe_open
-    with safe_open(folder / TENSOR_FILE, framework="pt") as file:
-        assert list(file.keys()) == ["prompt_embeddings"]
-
-
-def test_loading_refuses_broken_folders(tmp_path, setup, gpt2):
-    with pytest.raises(UserError, match="does not exist"):
-        load_soft_prompt(tmp_path / "missing")
-    folder = saved_prompt(tmp_path, setup, gpt2)
-    (folder / TENSOR_FILE).write_bytes(b"not a tensor file")
-    with pytest.raises(UserError, match="cannot read the soft prompt tensor"):
-        load_soft_prompt(folder)
-    (folder / METADATA_FILE).write_text('{"format": "other"}')
-    with pytest.raises(UserError, match="not a promptlab soft prompt"):
-        load_soft_prompt(folder)
-
-
-def test_compatible_prompt_passes(tmp_path, setup, gpt2):
-    check_compatible(load_soft_prompt(saved_prompt(tmp_path, setup, gpt2)), setup=setup, loaded=gpt2)
-
-
-def test_refuses_another_model_naming_both(tmp_path, setup, gpt2, tiny_llama_dir):
-    saved = load_soft_prompt(saved_prompt(tmp_path, setup, gpt2))
-    llama = load_model(str(tiny_llama_dir), device="cpu")
-    with pytest.raises(UserError) as error:
-        check_compatible(saved, setup=setup, loaded=llama)
-    message = error.value.message
-    assert gpt2.fingerprint in message and llama.fingerprint in message and f"--model {gpt2.name}" in message
-
-
-def test_refuses_another_template_or_verbalizer(tmp_path, catalog, setup, gpt2):
-    saved = load_soft_prompt(saved_prompt(tmp_path, setup, gpt2))
-    with pytest.raises(UserError, match="trained with template 't1', this run uses 't2'") as error:
-        check_compatible(saved, setup=Setup.load(catalog, "toy", "t2"))
-    assert "--template t1" in error.value.message
-    changed = Setup(setup.task, setup.template, setup.verbalizer.__class__(
-        name=setup.verbalizer.name, task="toy", path=setup.verbalizer.path, words={"negative": ("bad",),
-                                                                                  "positive": ("good",)}))
-    with pytest.raises(UserError, match="verbalizer 'default' changed since the prompt was trained"):
-        check_compatible(saved, setup=changed)

@@ -31,7 +31,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
                         method_options=(), limit, device, catalogs, output, as_json) -> None:
     started = time.perf_counter()
     catalog = Catalog.from_options(catalogs)
-    setup = Setup.load(catalog, task, template or _only_template(catalog, task), verbalizer)
+    setup = Setup.load(catalog, task, template, verbalizer)
     seed_list = parse_seeds(seeds)
     flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size}
     options = _method_flags(method, {name: value for name, value in flags.items() if value is not None},
@@ -47,11 +47,8 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     click.echo(f"zero-shot ({ZERO_SHOT_CALIBRATION} calibration): accuracy {zero_shot:.4f}")
     per_seed = []
     for seed in seed_list:
-        seed_options = dict(options)
-        if folder and "save_to" in DEFAULT_OPTIONS[method]:  # methods that save what they trained
-            seed_options["save_to"] = str(folder / f"seed-{seed}")
         result = run_method(method, setup=setup, loaded=loaded, train_pool=pool, test_examples=test, k=k, seed=seed,
-                            options=seed_options)
+                            options=options, save_to=folder / f"seed-{seed}" if folder else None)
         click.echo(_seed_line(result))
         if folder:
             write_jsonl(folder / f"seed-{seed}" / "predictions.jsonl", result["predictions"])
@@ -64,15 +61,6 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
         click.echo(f"wrote {folder / 'fewshot.json'}")
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
-
-
-def _only_template(catalog: Catalog, task: str) -> str:
-    names = sorted(catalog.template_files(task))
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise UserError(f"task '{task}' has no template", fix=f"write templates/{task}/t1.jinja in a catalog")
-    raise UserError(f"task '{task}' has several templates", fix="pass --template " + "|".join(names))
 
 
 def _method_flags(method: str, given: dict, extra: dict) -> dict:
@@ -150,6 +138,6 @@ def _summary(setup: Setup, loaded: LoadedModel, method: str, k: int, seeds: list
             "accuracy_std": seed_std(accuracies),
             "macro_f1_mean": statistics.mean(result["macro_f1"] for result in per_seed),
             "zero_shot_accuracy": zero_shot, "zero_shot_calibration": ZERO_SHOT_CALIBRATION,
-            "options": {key: value for key, value in per_seed[0]["options"].items() if key != "save_to"},
+            "options": per_seed[0]["options"],
             "per_seed": per_seed,
             "seconds": round(time.perf_counter() - started, 1)}

@@ -1,16 +1,21 @@
-"""`promptlab trained export-peft DIR OUT`: a trained soft prompt as a PEFT prompt-tuning adapter folder."""
+"""`promptlab trained show DIR` and `trained export-peft DIR OUT` (a soft prompt as a PEFT prompt-tuning folder)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
+from promptlab.apply.artefacts import describe_lines, load_trained
 from promptlab.peft_export import export_soft_prompt
-from promptlab.softprompt import load_soft_prompt
+
+
+def run_show_command(*, folder) -> None:
+    for line in describe_lines(load_trained(folder)):
+        click.echo(line)
 
 
 def run_export_peft_command(*, folder, output) -> None:
-    source = load_soft_prompt(folder).metadata.get("model_source")
+    source = load_trained(folder).metadata.get("model_source")
     written = export_soft_prompt(folder, output, tokenizer=_local_tokenizer(source))
     click.echo(f"wrote {written} (load with peft.PeftModel.from_pretrained(base_model, '{written}'))")
 

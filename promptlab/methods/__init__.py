@@ -6,14 +6,19 @@ samples the k-shot split (k train + k dev per class) from `train_pool` with `see
 method, and returns accuracy, macro_f1, dev_accuracy, seconds, train_steps, the sampled ids with
 their checksum, the options used, the metrics and one prediction row per test example. `options`
 overrides the method's defaults (DEFAULT_OPTIONS[method]); unknown names are a UserError. No
-method leaves the shared model changed: softprompt freezes it, finetune and lora train a copy.
+method leaves the shared model changed: softprompt freezes it, finetune and lora train a copy. With
+`save_to`, what the method trained is saved there as an artefact (promptlab.apply.artefacts)
+that `predict`, `serve` and `zeroshot --trained` apply; a new method also registers how to apply
+it in promptlab.apply.registry.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
+from promptlab.apply.artefacts import save_trained, trained_identity
 from promptlab.catalog import Setup
 from promptlab.errors import UserError, did_you_mean, unknown
 from promptlab.methods.baselines import (
@@ -73,7 +78,7 @@ def method_options(method: str, options: dict | None = None):
 
 
 def run_method(method: str, *, setup: Setup, loaded: LoadedModel, train_pool: list[dict], test_examples: list[dict],
-               k: int, seed: int, options: dict) -> dict:
+               k: int, seed: int, options: dict, save_to: str | Path | None = None) -> dict:
     """Sample the k-shot split of `seed`, run one method, and score it on `test_examples`."""
     started = time.perf_counter()
     chosen = method_options(method, options)
@@ -84,7 +89,12 @@ def run_method(method: str, *, setup: Setup, loaded: LoadedModel, train_pool: li
     labels = setup.task.labels
     predicted = [labels[index] for index in outcome.predicted]
     metrics = classification_metrics([example["label"] for example in test_examples], predicted, labels)
-    artifact = outcome.save(metrics) if outcome.save else None
+    artifact = None
+    if save_to is not None and outcome.trained is not None:
+        artifact = str(save_trained(save_to, outcome.trained, {
+            **trained_identity(setup, loaded), "seed": seed, "k": k, "sample_checksum": split.checksum,
+            "sample": split.describe(), "training": asdict(chosen), "train_steps": outcome.train_steps,
+            "dev_accuracy": outcome.dev_accuracy, "test": {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}}))
     return {"method": method, "seed": seed, "k": k, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "dev_accuracy": outcome.dev_accuracy, "train_steps": outcome.train_steps,
             "seconds": round(time.perf_counter() - started, 3), **outcome.details, "artifact": artifact,

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from promptlab.apply.artefacts import Trained
 from promptlab.errors import UserError
 from promptlab.features import example_text, features_of
 from promptlab.methods.context import MethodContext, MethodOutcome
@@ -37,7 +39,8 @@ def run_head(context: MethodContext) -> MethodOutcome:
     train_x, dev_x, test_x = (_features(context, examples)
                               for examples in (split.train, split.dev, context.test_examples))
     fitted = fit_head(train_x, context.gold(split.train), dev_x, context.gold(split.dev), options.c_values)
-    return MethodOutcome(fitted.classifier.predict(test_x).tolist(), fitted.dev_accuracy, details={"c": fitted.c})
+    return MethodOutcome(fitted.classifier.predict(test_x).tolist(), fitted.dev_accuracy, details={"c": fitted.c},
+                         trained=trained_head(fitted, options.layer))
 
 
 @dataclass
@@ -59,12 +62,23 @@ def fit_head(train_x: np.ndarray, train_y: Sequence[int], dev_x: np.ndarray, dev
     return best
 
 
+def trained_head(fitted: FittedHead, layer: int) -> Trained:
+    """The fitted scaler and logistic regression as plain tensors: applied with apply.classifier.linear_head."""
+    scaler, regression = fitted.classifier[0], fitted.classifier[-1]
+    tensors = {name: torch.from_numpy(np.asarray(value, dtype=np.float64))
+               for name, value in (("mean", scaler.mean_), ("scale", scaler.scale_), ("coef", regression.coef_),
+                                   ("intercept", regression.intercept_))}
+    return Trained("head", state={"layer": layer, "c": fitted.c, "classes": [int(c) for c in regression.classes_]},
+                   tensors=tensors)
+
+
 def run_majority(context: MethodContext) -> MethodOutcome:
     """The most frequent label of the training sample (the task's first label on a tie)."""
     counts = Counter(context.gold(context.split.train))
     label = min(counts, key=lambda index: (-counts[index], index))
     dev = context.gold(context.split.dev)
-    return MethodOutcome([label] * len(context.test_examples), sum(gold == label for gold in dev) / len(dev))
+    return MethodOutcome([label] * len(context.test_examples), sum(gold == label for gold in dev) / len(dev),
+                         trained=Trained("majority", state={"label": context.labels[label]}))
 
 
 def _features(context: MethodContext, examples) -> np.ndarray:

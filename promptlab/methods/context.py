@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
+from promptlab.apply.artefacts import Trained
 from promptlab.backends import make_backend
 from promptlab.catalog import Setup
 from promptlab.errors import UserError, did_you_mean
@@ -88,7 +89,7 @@ class MethodOutcome:
     dev_accuracy: float | None
     train_steps: int = 0
     details: dict = field(default_factory=dict)  # JSON-ready extras: seconds_per_step, best_step, ...
-    save: Callable[[dict], str] | None = None  # writes the trained artifact given the final metrics; its path
+    trained: Trained | None = None  # what `fewshot --output` saves for predict/serve (promptlab.apply.artefacts)
 
 
 def predicted_indices(logprobs: torch.Tensor) -> list[int]:

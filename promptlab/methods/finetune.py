@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from promptlab.apply.artefacts import Trained
 from promptlab.features import example_text, pooled_features
 from promptlab.methods.context import (
     EVAL_BATCH,
@@ -56,7 +57,10 @@ class FinetuneHeadOptions(TrainingOptions):
 def run_finetune(context: MethodContext) -> MethodOutcome:
     model = trainable_copy(context.loaded.model)
     scorer, result = train_cloze(context, model, model, description=f"finetune seed {context.seed}")
-    return cloze_outcome(context, scorer, result)
+    outcome = cloze_outcome(context, scorer, result)
+    outcome.trained = Trained("finetune", model=model, tokenizer=context.loaded.tokenizer,
+                              scoring={"calibrate": "none", "aggregate": context.options.aggregate})
+    return outcome
 
 
 def train_cloze(context: MethodContext, model: torch.nn.Module, trainable: torch.nn.Module, *,
@@ -104,8 +108,10 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
     with torch.inference_mode():
         test_logprobs = torch.cat([label_logprobs(test_texts[start:start + EVAL_BATCH]).cpu()
                                    for start in range(0, len(test_texts), EVAL_BATCH)])
+    trained = Trained("finetune-head", model=model, tokenizer=loaded.tokenizer,
+                      tensors={"head.weight": head.weight, "head.bias": head.bias})
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
-                         training_details(result))
+                         training_details(result), trained)
 
 
 def trainable_copy(model: torch.nn.Module) -> torch.nn.Module:

@@ -6,9 +6,11 @@ from typing import Sequence
 
 import torch
 
+from promptlab.apply.artefacts import Trained
+from promptlab.catalog import Setup
 from promptlab.demonstrations import (
     SELECTIONS,
-    random_choice,
+    random_draws,
     render_demonstration,
     similar_choice,
     with_demonstrations,
@@ -22,6 +24,7 @@ from promptlab.methods.context import (
     require_choice,
     require_positive,
 )
+from promptlab.models import LoadedModel
 from promptlab.pipeline import score_all
 from promptlab.template import Prompt
 from promptlab.train import evaluate
@@ -48,35 +51,68 @@ def run_icl(context: MethodContext) -> MethodOutcome:
                         fix="pass --model with a causal LM (e.g. smollm2-135m), or another --method")
     options: ICLOptions = context.options
     scorer = context.scorer(aggregate=options.aggregate)
-    dev_prompts = _prompts_with_demonstrations(context, context.split.dev, "dev")
-    dev_accuracy, _ = evaluate(scorer.label_logprobs, dev_prompts, context.gold(context.split.dev))
+    dev, test = context.split.dev, context.test_examples
+    dev_prompts = _demonstrations(context, "dev")(context.prompts(dev), dev, 0)
+    dev_accuracy, _ = evaluate(scorer.label_logprobs, dev_prompts, context.gold(dev))
+    arrange = _demonstrations(context, "test")
     with torch.inference_mode():
-        test_prompts = _prompts_with_demonstrations(context, context.test_examples, "test")
-        test_logprobs = score_all(scorer, test_prompts, len(context.labels))
+        test_logprobs = score_all(scorer, arrange(context.prompts(test), test, 0), len(context.labels))
+    trained = Trained("icl", state=arrange.state(), scoring={"calibrate": "none", "aggregate": options.aggregate})
     return MethodOutcome(predicted_indices(test_logprobs), dev_accuracy,
-                         details={"demonstrations_per_prompt": _per_class(context) * len(context.labels)})
+                         details={"demonstrations_per_prompt": arrange.per_class * len(context.labels)},
+                         trained=trained)
 
 
-def _prompts_with_demonstrations(context: MethodContext, examples: Sequence[dict], purpose: str) -> list[Prompt]:
+def _demonstrations(context: MethodContext, purpose: str) -> Demonstrations:
     options: ICLOptions = context.options
-    setup, train = context.setup, context.split.train
-    demonstrations = [render_demonstration(setup.template, setup.verbalizer, example) for example in train]
-    train_labels = [example["label"] for example in train]
-    if options.selection == "random":
-        chosen = random_choice(train_labels, context.labels, _per_class(context), len(examples),
-                               seed=f"{purpose}-{context.seed}")
-    else:
-        chosen = similar_choice(_features(context, train), _features(context, examples), train_labels,
-                                context.labels, _per_class(context))
-    return [with_demonstrations(prompt, [demonstrations[i] for i in rows], options.separator)
-            for prompt, rows in zip(context.prompts(examples), chosen)]
+    per_class = min(options.per_class, len(context.split.train) // len(context.labels))
+    return Demonstrations(context.setup, context.loaded, context.split.train, options.selection, per_class,
+                          options.separator, draw_seed=f"{purpose}-{context.seed}")
 
 
-def _per_class(context: MethodContext) -> int:
-    return min(context.options.per_class, len(context.split.train) // len(context.labels))
+def demonstration_arranger(setup: Setup, loaded: LoadedModel, state: dict) -> Demonstrations:
+    """The demonstrations of a saved icl artefact, chosen exactly as when it was tested."""
+    return Demonstrations(setup, loaded, state["demonstrations"], state["selection"], state["per_class"],
+                          state["separator"], draw_seed=state["draw_seed"])
 
 
-def _features(context: MethodContext, examples: Sequence[dict]) -> torch.Tensor:
-    loaded = context.loaded
-    texts = [example_text(context.setup.template, example) for example in examples]
-    return features_of(loaded.model, loaded.tokenizer, texts, loaded.device)
+class Demonstrations:
+    """Puts demonstrations in front of prompts: (prompts, examples, first_position) -> prompts.
+
+    Random selection gives the example at position i of an input (a test split, a file, a request)
+    draw i of the seeded sequence, so applying a saved artefact to the test file reproduces its test
+    run; similar selection depends on the example alone.
+    """
+
+    def __init__(self, setup: Setup, loaded: LoadedModel, train: Sequence[dict], selection: str, per_class: int,
+                 separator: str, *, draw_seed: str):
+        self.setup, self.loaded, self.selection, self.per_class = setup, loaded, selection, per_class
+        self.separator, self.draw_seed = separator, draw_seed
+        keep = set(setup.template.fields) | {"id", "label"}  # what rendering and features read
+        self.train = [{key: value for key, value in example.items() if key in keep} for example in train]
+        self.texts = [render_demonstration(setup.template, setup.verbalizer, example) for example in self.train]
+        self.train_labels = [example["label"] for example in self.train]
+        self._draws: list[list[int]] = []
+        self._next_draws = random_draws(self.train_labels, setup.task.labels, per_class, draw_seed)
+        self._train_features: torch.Tensor | None = None
+
+    def __call__(self, prompts: list[Prompt], examples: Sequence[dict], first_position: int) -> list[Prompt]:
+        if self.selection == "random":
+            while len(self._draws) < first_position + len(examples):
+                self._draws.append(next(self._next_draws))
+            chosen = self._draws[first_position:first_position + len(examples)]
+        else:
+            if self._train_features is None:
+                self._train_features = self._features(self.train)
+            chosen = similar_choice(self._train_features, self._features(examples), self.train_labels,
+                                    self.setup.task.labels, self.per_class)
+        return [with_demonstrations(prompt, [self.texts[i] for i in rows], self.separator)
+                for prompt, rows in zip(prompts, chosen)]
+
+    def state(self) -> dict:
+        return {"selection": self.selection, "per_class": self.per_class, "separator": self.separator,
+                "draw_seed": self.draw_seed, "demonstrations": self.train}
+
+    def _features(self, examples: Sequence[dict]) -> torch.Tensor:
+        texts = [example_text(self.setup.template, example) for example in examples]
+        return features_of(self.loaded.model, self.loaded.tokenizer, texts, self.loaded.device)

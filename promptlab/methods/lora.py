@@ -7,8 +7,9 @@ q_proj/v_proj for Llama, c_attn for GPT-2, query/value for BERT); `all-linear` a
 layer but the output head, and a comma-separated list names modules.
 
 A trained adapter is saved as a standard PEFT folder (`adapter_config.json`,
-`adapter_model.safetensors`) that `peft.PeftModel.from_pretrained(base, folder)` loads, beside
-`lora.json`, which ties it to its model, task, template and verbalizer like a soft prompt's JSON.
+`adapter_model.safetensors`) that `peft.PeftModel.from_pretrained(base, folder)` loads; the
+artefact's `trained.json` beside them ties it to its model, task, template and verbalizer
+(promptlab.apply.artefacts), and `apply_lora` puts it back on the base model for predict and serve.
 """
 from __future__ import annotations
 
@@ -17,21 +18,18 @@ import copy
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
+from promptlab.apply.artefacts import Trained
 from promptlab.errors import UserError
 from promptlab.methods.context import MethodContext, MethodOutcome, require_positive
 from promptlab.methods.finetune import FinetuneOptions, cloze_outcome, train_cloze
-from promptlab.outputs import write_json
-from promptlab.softprompt import prompt_identity
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-METADATA_FILE = "lora.json"
-FORMAT = "promptlab-lora/1"
 AUTO_TARGETS = "auto"  # peft's default modules for the architecture
 
 
@@ -44,7 +42,6 @@ class LoraOptions(FinetuneOptions):
     alpha: float = 16.0
     dropout: float = 0.0  # on the adapters' input while training; the model's own dropout stays off
     target_modules: str = AUTO_TARGETS  # auto | all-linear | comma-separated module names
-    save_to: str | None = None  # a folder for the trained adapter
 
     def __post_init__(self):
         super().__post_init__()
@@ -91,15 +88,9 @@ def run_lora(context: MethodContext) -> MethodOutcome:
     outcome = cloze_outcome(context, scorer, result)
     trainable, total = peft_model.get_nb_trainable_parameters()
     outcome.details.update(trainable_parameters=trainable, total_parameters=total)
-    if options.save_to:
-        outcome.save = lambda metrics: str(save_adapter(peft_model, Path(options.save_to), {
-            **prompt_identity(context.setup, loaded), "method": "lora", "seed": context.seed,
-            "scoring": {"calibrate": "none", "aggregate": options.aggregate},
-            "k": len(context.split.train) // len(context.labels), "sample_checksum": context.split.checksum,
-            "training": {key: value for key, value in asdict(options).items() if key != "save_to"},
-            "train_steps": outcome.train_steps, "best_step": outcome.details["best_step"],
-            "dev_accuracy": outcome.dev_accuracy, "trainable_parameters": trainable,
-            "test": {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}}))
+    outcome.trained = Trained("lora", state={"trainable_parameters": trainable},
+                              scoring={"calibrate": "none", "aggregate": options.aggregate},
+                              write_files=lambda folder: save_adapter(peft_model, folder))
     return outcome
 
 
@@ -124,8 +115,8 @@ def adapter_dropout(peft_model, rate: float) -> Iterator[None]:
             module.eval()
 
 
-def save_adapter(peft_model, folder: Path, metadata: dict) -> Path:
-    """The PEFT adapter files, each replaced atomically, then lora.json: a folder with its JSON is complete."""
+def save_adapter(peft_model, folder: Path) -> Path:
+    """The PEFT adapter files, each replaced atomically (the artefact's trained.json follows them)."""
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".adapter."))
     try:
@@ -134,5 +125,10 @@ def save_adapter(peft_model, folder: Path, metadata: dict) -> Path:
             os.replace(staging / name, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    write_json(folder / METADATA_FILE, {"format": FORMAT, **metadata})
     return folder
+
+
+def load_adapters(model: torch.nn.Module, folder: Path):
+    """The base model (changed in place) with the saved adapters, ready to score."""
+    from peft import PeftModel
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=False).eval()

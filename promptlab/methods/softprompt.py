@@ -1,10 +1,11 @@
 """Prompt tuning: train n prompt vectors in front of a frozen model, through the zero-shot scoring path."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
+from promptlab.apply.artefacts import Trained
 from promptlab.methods.context import (
     EVAL_BATCH,
     MethodContext,
@@ -19,10 +20,9 @@ from promptlab.pipeline import score_all
 from promptlab.softprompt import (
     INITS,
     REPARAMETERIZATIONS,
+    TENSOR_NAME,
     SoftPrompt,
     initial_embeddings,
-    prompt_identity,
-    save_soft_prompt,
 )
 from promptlab.train import TrainResult, frozen, train
 from promptlab.verbalizer import AGGREGATIONS
@@ -41,7 +41,6 @@ class SoftPromptOptions(TrainingOptions):
     init_text: str = ""  # the text for init "text"
     reparameterize: str = "none"  # none | mlp (P-tuning)
     aggregate: str = "logsumexp"
-    save_to: str | None = None  # a folder for the trained prompt
 
     def __post_init__(self):
         super().__post_init__()
@@ -53,23 +52,16 @@ class SoftPromptOptions(TrainingOptions):
 
 def run_softprompt(context: MethodContext) -> MethodOutcome:
     options: SoftPromptOptions = context.options
-    loaded, split = context.loaded, context.split
+    loaded = context.loaded
     embeddings, result = train_soft_prompt(context)
     scorer = context.scorer(aggregate=options.aggregate, batch_size=max(options.batch_size, EVAL_BATCH))
     scorer.soft_prompt = embeddings.to(loaded.device)
     with torch.inference_mode():
         test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
-    outcome = MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
-                            training_details(result))
-    if options.save_to:
-        outcome.save = lambda metrics: str(save_soft_prompt(options.save_to, embeddings, {
-            **prompt_identity(context.setup, loaded), "method": "softprompt", "seed": context.seed,
-            "scoring": {"calibrate": "none", "aggregate": options.aggregate},
-            "k": len(split.train) // len(context.labels), "sample_checksum": split.checksum,
-            "training": {key: value for key, value in asdict(options).items() if key != "save_to"},
-            "train_steps": result.steps, "best_step": result.best_step, "dev_accuracy": result.best_dev_accuracy,
-            "test": {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}}))
-    return outcome
+    trained = Trained("softprompt", tensors={TENSOR_NAME: embeddings},
+                      scoring={"calibrate": "none", "aggregate": options.aggregate})
+    return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
+                         training_details(result), trained)
 
 
 def train_soft_prompt(context: MethodContext, *, after: torch.Tensor | None = None
@@ -100,4 +92,3 @@ def train_soft_prompt(context: MethodContext, *, after: torch.Tensor | None = No
                        description=f"softprompt seed {context.seed}")
     with torch.no_grad():
         return soft_prompt().detach().float().cpu(), result
-

@@ -1,0 +1,116 @@
+"""A classifier ready to apply: examples in, label log-probabilities out, whatever the method.
+
+    Classifier.logprobs(examples, first_position=0, progress=None) -> Tensor[N, labels] (CPU, float32)
+
+Built for a stream (`predict`, `serve`), batch calibration divides out a running prior, the mean
+label distribution of every row classified so far (promptlab.calibration.RunningPrior); otherwise
+it uses the mean over the examples of one call.
+
+`first_position` is the position of the first example in its input (a file or one request); only
+methods whose choices depend on an example's position (random in-context demonstrations, drawn in
+input order as `fewshot` draws them) read it. Three shapes cover every method so far: label words
+scored through the template (`PromptClassifier`), a linear head on sentence features
+(`FeatureClassifier`), and one fixed answer (`ConstantClassifier`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import torch
+
+from promptlab.calibration import RunningPrior
+from promptlab.features import example_text
+from promptlab.pipeline import render_all, score_all
+from promptlab.scoring import LabelScorer
+from promptlab.template import Prompt, Template
+
+Progress = Callable[[int], None] | None
+# (prompts, examples, first_position) -> prompts: e.g. in-context demonstrations put in front
+Arrange = Callable[[list[Prompt], Sequence[dict], int], list[Prompt]]
+
+
+class Classifier(Protocol):
+    labels: list[str]
+    template: Template  # names the fields an example needs
+
+    def logprobs(self, examples: Sequence[dict], *, first_position: int = 0,
+                 progress: Progress = None) -> torch.Tensor: ...
+
+
+@dataclass
+class PromptClassifier:
+    """Label words scored through the template: zero-shot, soft prompts, fine-tuned LMs, demonstrations."""
+
+    labels: list[str]
+    template: Template
+    scorer: LabelScorer
+    arrange: Arrange | None = None
+    # Batch calibration of a stream (predict, serve): the prior is the mean over all rows seen so far.
+    running_prior: RunningPrior | None = None
+
+    def logprobs(self, examples, *, first_position=0, progress=None):
+        prompts = render_all(self.template, examples)
+        if self.arrange is not None:
+            prompts = self.arrange(prompts, examples, first_position)
+        with torch.inference_mode():
+            if self.running_prior is None:  # batch calibration (if any) over the examples of this call
+                return score_all(self.scorer, prompts, len(self.labels), progress=progress)
+            return self.running_prior.calibrate(self.scorer.example_logprobs(prompts, progress=progress).float().cpu())
+
+
+@dataclass
+class FeatureClassifier:
+    """A head on sentence features of the example's own text (no template words)."""
+
+    labels: list[str]
+    template: Template
+    features: Callable[[list[str]], torch.Tensor]  # texts -> [N, hidden]
+    head: Callable[[torch.Tensor], torch.Tensor]  # features -> label logits [N, labels]
+    batch_size: int = 32
+
+    def logprobs(self, examples, *, first_position=0, progress=None):
+        texts = [example_text(self.template, example) for example in examples]
+        pieces = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = texts[start:start + self.batch_size]
+                pieces.append(self.head(self.features(batch)).float().log_softmax(-1).cpu())
+                if progress:
+                    progress(len(batch))
+        return torch.cat(pieces) if pieces else torch.empty(0, len(self.labels))
+
+
+@dataclass
+class ConstantClassifier:
+    """The same answer for every example (the majority baseline)."""
+
+    labels: list[str]
+    template: Template
+    label: str
+    _row: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        self._row = torch.full((len(self.labels),), float("-inf"))
+        self._row[self.labels.index(self.label)] = 0.0
+
+    def logprobs(self, examples, *, first_position=0, progress=None):
+        for example in examples:  # the same field check as every other method
+            self.template.render(example)
+        if progress:
+            progress(len(examples))
+        return self._row.expand(len(examples), -1).clone()
+
+
+def linear_head(weight: torch.Tensor, bias: torch.Tensor, *, mean: torch.Tensor | None = None,
+                scale: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Logits of a (standardised) linear classifier; one row of weights is binary, as scikit-learn stores it."""
+    def head(features: torch.Tensor) -> torch.Tensor:
+        x = features.double().cpu()
+        if mean is not None:
+            x = (x - mean.double()) / scale.double()
+        logits = x @ weight.double().T + bias.double()
+        if weight.shape[0] == 1:  # binary: p(second class) = sigmoid(z) = softmax([0, z])
+            logits = torch.cat([torch.zeros_like(logits), logits], dim=-1)
+        return logits
+    return head

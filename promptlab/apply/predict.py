@@ -1,0 +1,181 @@
+"""`predict`'s loop: read rows, classify them a chunk at a time, append each chunk's output rows.
+
+Every output row is its input row's fields, then `label` (the top label), `probabilities` (every
+label, in task order) and, with top_k, `top` (the k best, best first); a prediction key that an
+input field also uses replaces it. Output goes to JSONL or CSV (one `p_<label>` column per label,
+`top` as JSON text). Each chunk is written with one write and flushed, so an interrupted run leaves
+whole rows; `resume` cuts a torn last line, checks that the file continues this input, and skips
+the rows already written.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator, TextIO
+
+import torch
+
+from promptlab.apply.classifier import Classifier
+from promptlab.apply.inputs import STDIN, InputRow, check_fields
+from promptlab.errors import UserError
+
+FORMATS = ("jsonl", "csv")
+PREDICTION_KEYS = ("label", "probabilities", "top")
+PROBABILITY_DIGITS = 6
+
+
+def prediction(labels: list[str], logprobs: torch.Tensor, top_k: int | None = None) -> dict:
+    """label, probabilities and (with top_k) top for one row of label log-probabilities."""
+    probabilities = logprobs.exp().tolist()
+    best = int(logprobs.argmax())  # the first of tied labels, as everywhere
+    result = {"label": labels[best],
+              "probabilities": {label: round(p, PROBABILITY_DIGITS) for label, p in zip(labels, probabilities)}}
+    if top_k:
+        order = sorted(range(len(labels)), key=lambda i: -probabilities[i])[:top_k]
+        result["top"] = [{"label": labels[i], "probability": round(probabilities[i], PROBABILITY_DIGITS)}
+                         for i in order]
+    return result
+
+
+def output_row(fields: dict, predicted: dict) -> dict:
+    return {**{key: value for key, value in fields.items() if key not in PREDICTION_KEYS}, **predicted}
+
+
+def output_format(target: str, given: str | None) -> str:
+    """--format, else the output file's suffix (.csv is csv), else jsonl."""
+    if given:
+        return given
+    return "csv" if target != STDIN and Path(target).suffix.lower() == ".csv" else "jsonl"
+
+
+@dataclass
+class OutputFile:
+    """Appends whole rows to a file (or stdout); on resume, first counts and checks the rows there."""
+
+    target: str
+    format: str
+    labels: list[str]
+    resume: bool = False
+    done: int = 0  # rows already in the file when resuming
+    _columns: list[str] | None = None
+    _last_written: dict | None = field(default=None, repr=False)
+    _handle: TextIO | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.target == STDIN:
+            if self.resume:
+                raise UserError("--resume needs an output file, not standard output", fix="pass --output FILE")
+            self._handle = sys.stdout
+            return
+        path = Path(self.target)
+        if path.is_dir():
+            raise UserError("--output is a folder; predict writes one file", where=path, fix="name a file in it")
+        if path.exists() and path.stat().st_size and not self.resume:
+            raise UserError("the output file exists", where=path,
+                            fix="pass --resume to continue it, or remove it, or name another file")
+        if self.resume and path.exists():
+            self._read_existing(path)
+
+    def _read_existing(self, path: Path) -> None:
+        text = path.read_text(encoding="utf-8")
+        whole = text[:text.rfind("\n") + 1]  # a torn last line (an interrupted write) is cut
+        if len(whole) != len(text):
+            with path.open("r+", encoding="utf-8") as handle:
+                handle.truncate(len(whole.encode("utf-8")))
+        if self.format == "jsonl":
+            rows = [json.loads(line) for line in whole.splitlines() if line.strip()]
+        else:
+            records = list(csv.DictReader(io.StringIO(whole, newline="")))
+            self._columns = list(records[0]) if records else None
+            rows = records
+        self.done = len(rows)
+        self._last_written = rows[-1] if rows else None
+
+    def check_continues(self, row: InputRow) -> None:
+        """The last row written must hold the input fields of input row `done - 1`."""
+        written = self._last_written
+        expected = {key: value for key, value in row.fields.items() if key not in PREDICTION_KEYS}
+        if self.format == "csv":
+            expected = {key: "" if value is None else str(value) for key, value in expected.items()}
+        if written is None or any(written.get(key) != value for key, value in expected.items()):
+            raise UserError(f"the output's row {self.done} does not match input row {self.done}: it is not this "
+                            f"input's output", where=self.target, fix="remove the file, or resume with its own input")
+
+    def write(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        text = self._jsonl(rows) if self.format == "jsonl" else self._csv(rows)
+        if self._handle is None:  # opened at the first rows: a run that fails earlier leaves no file
+            path = Path(self.target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = path.open("a", encoding="utf-8", newline="")
+        self._handle.write(text)  # one write per chunk: an interruption loses whole chunks, not half rows
+        self._handle.flush()
+
+    def _jsonl(self, rows: list[dict]) -> str:
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+    def _csv(self, rows: list[dict]) -> str:
+        flat = [self._flatten(row) for row in rows]
+        buffer = io.StringIO(newline="")
+        header = self._columns is None
+        if header:
+            self._columns = list(flat[0])
+        writer = csv.DictWriter(buffer, self._columns, lineterminator="\n")
+        if header:
+            writer.writeheader()
+        for number, row in enumerate(flat):
+            extra = set(row) - set(self._columns)
+            if extra:
+                raise UserError(f"an input row has field(s) {', '.join(sorted(extra))} that the first row has not; "
+                                f"CSV needs the same columns in every row", fix="pass --format jsonl")
+            writer.writerow(row)
+        return buffer.getvalue()
+
+    def _flatten(self, row: dict) -> dict:
+        flat = {key: json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+                for key, value in row.items() if key not in ("probabilities", "top")}
+        flat.update({f"p_{label}": row["probabilities"][label] for label in self.labels})
+        if "top" in row:
+            flat["top"] = json.dumps(row["top"], ensure_ascii=False)
+        return flat
+
+    def close(self) -> None:
+        if self._handle is not None and self._handle is not sys.stdout:
+            self._handle.close()
+
+
+def chunks(rows: Iterable[InputRow], size: int) -> Iterator[list[InputRow]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def run_predict(classifier: Classifier, rows: Iterable[InputRow], output: OutputFile, *, source: str,
+                chunk_size: int, top_k: int | None = None, progress=None) -> int:
+    """Classify `rows` into `output`, skipping the ones it already holds; the number of rows written now."""
+    rows = iter(rows)
+    if output.done:
+        skipped = list(islice(rows, output.done))
+        if len(skipped) < output.done:
+            raise UserError(f"the output already holds {output.done} rows, more than the input's {len(skipped)}",
+                            where=output.target, fix="remove the file, or resume with its own input")
+        output.check_continues(skipped[-1])
+        if progress:
+            progress(output.done)
+    written = 0
+    for chunk in chunks(rows, chunk_size):
+        for row in chunk:
+            check_fields(row, classifier.template, source)
+        logprobs = classifier.logprobs([row.fields for row in chunk], first_position=chunk[0].position)
+        output.write([output_row(row.fields, prediction(classifier.labels, scores, top_k))
+                      for row, scores in zip(chunk, logprobs)])
+        written += len(chunk)
+        if progress:
+            progress(len(chunk))
+    return written

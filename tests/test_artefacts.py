@@ -1,0 +1,154 @@
+"""Trained artefacts: every method saves one, it reloads to the same predictions, and mismatches are refused."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors import safe_open
+
+from promptlab.apply.artefacts import (
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    Trained,
+    check_compatible,
+    load_trained,
+    save_trained,
+    trained_identity,
+)
+from promptlab.apply.registry import APPLIERS, open_classifier
+from promptlab.catalog import Catalog, Setup
+from promptlab.cli import main
+from promptlab.errors import UserError
+from promptlab.methods import METHODS, run_method
+from promptlab.models import load_model
+from promptlab.outputs import write_json
+
+
+@pytest.fixture(scope="module")
+def catalog(toy_catalog_dir) -> Catalog:
+    return Catalog.from_options([toy_catalog_dir])
+
+
+@pytest.fixture(scope="module")
+def setup(catalog) -> Setup:
+    return Setup.load(catalog, "toy", "t1")
+
+
+@pytest.fixture(scope="module")
+def loaded(sensitive_gpt2_dir):
+    return load_model(str(sensitive_gpt2_dir), device="cpu")
+
+
+METHOD_OPTIONS = {"softprompt": {"steps": 2, "lr": 0.3, "prompt_length": 3}, "finetune": {"steps": 2, "lr": 1e-3},
+                  "lora": {"steps": 2, "lr": 1e-2},
+                  "finetune-head": {"steps": 2}, "icl": {"per_class": 2}, "icl-similar": {"selection": "similar"},
+                  "head": {"c_values": [0.1, 1.0]}, "majority": {}}
+
+
+def test_every_method_has_an_applier_and_options_here():
+    assert set(METHODS) == set(APPLIERS) and set(METHODS) <= set(METHOD_OPTIONS)
+
+
+@pytest.mark.parametrize("variant", list(METHOD_OPTIONS))
+def test_every_method_reloads_to_its_own_test_predictions(variant, tmp_path, setup, loaded):
+    method = variant.split("-similar")[0]
+    test = setup.task.examples("test")
+    result = run_method(method, setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+                        test_examples=test, k=4, seed=13, options=METHOD_OPTIONS[variant], save_to=tmp_path / "seed-13")
+    saved = load_trained(result["artifact"])
+    assert saved.method == method and saved.metadata["test"]["accuracy"] == result["accuracy"]
+    assert saved.metadata["sample_checksum"] == result["sample"]["checksum"]
+    opened = open_classifier(setup, saved, model=None, device="cpu")
+    predicted = [setup.task.labels[i] for i in opened.classifier.logprobs(test).argmax(-1).tolist()]
+    assert predicted == [row["predicted"] for row in result["predictions"]]
+    # the position of an example decides random demonstrations only; a shifted input keeps the rest
+    shifted = opened.classifier.logprobs(test[3:], first_position=3).argmax(-1).tolist()
+    assert [setup.task.labels[i] for i in shifted] == predicted[3:]
+
+
+def test_saved_files_are_json_and_safetensors_never_pickles(tmp_path, setup, loaded):
+    result = run_method("finetune-head", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+                        test_examples=setup.task.examples("test"), k=2, seed=21, options={"steps": 1},
+                        save_to=tmp_path / "run")
+    folder = tmp_path / "run"
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    assert metadata["format"] == "promptlab-trained/1" and metadata["method"] == "finetune-head"
+    assert {"model", "model_fingerprint", "task", "template", "template_hash", "verbalizer", "verbalizer_hash",
+            "seed", "k", "sample", "training", "test"} <= set(metadata)
+    with safe_open(folder / WEIGHTS_FILE, framework="pt") as file:
+        assert sorted(file.keys()) == ["head.bias", "head.weight"]
+    files = {path.name for path in (folder / "model").iterdir()}
+    assert "model.safetensors" in files and not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    assert result["artifact"] == str(folder)
+
+
+def saved_prompt(tmp_path, setup, loaded) -> str:
+    trained = Trained("softprompt", tensors={"prompt_embeddings": torch.randn(3, loaded.model.config.hidden_size)},
+                      scoring={"calibrate": "none", "aggregate": "logsumexp"})
+    return str(save_trained(tmp_path / "prompt", trained, {**trained_identity(setup, loaded), "seed": 13}))
+
+
+def test_loading_refuses_broken_folders(tmp_path, setup, loaded):
+    with pytest.raises(UserError, match="does not exist"):
+        load_trained(tmp_path / "missing")
+    with pytest.raises(UserError, match="no trained.json"):
+        load_trained(tmp_path)
+    folder = tmp_path / "prompt"
+    saved_prompt(tmp_path, setup, loaded)
+    (folder / WEIGHTS_FILE).write_bytes(b"not a tensor file")
+    with pytest.raises(UserError, match="cannot read the artefact weights"):
+        load_trained(folder)
+    (folder / METADATA_FILE).write_text('{"format": "other", "method": "softprompt"}')
+    with pytest.raises(UserError, match="not a promptlab trained artefact"):
+        load_trained(folder)
+
+
+def test_a_soft_prompt_folder_of_the_earlier_format_still_loads(tmp_path, setup, loaded):
+    from safetensors.torch import save_file
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    embeddings = torch.randn(2, loaded.model.config.hidden_size)
+    save_file({"prompt_embeddings": embeddings}, folder / "soft_prompt.safetensors")
+    write_json(folder / "soft_prompt.json", {"format": "promptlab-soft-prompt/1", **trained_identity(setup, loaded),
+                                             "scoring": {"calibrate": "none", "aggregate": "logsumexp"}})
+    saved = load_trained(folder)
+    assert saved.method == "softprompt" and torch.equal(saved.tensors["prompt_embeddings"], embeddings)
+
+
+def test_refuses_another_model_naming_both_fingerprints(tmp_path, setup, loaded, tiny_llama_dir):
+    saved = load_trained(saved_prompt(tmp_path, setup, loaded))
+    with pytest.raises(UserError) as error:
+        open_classifier(setup, saved, model=str(tiny_llama_dir), device="cpu")
+    llama = load_model(str(tiny_llama_dir), device="cpu")
+    assert loaded.fingerprint in error.value.message and llama.fingerprint in error.value.message
+
+
+def test_refuses_another_template_or_a_changed_verbalizer(tmp_path, catalog, setup, loaded):
+    saved = load_trained(saved_prompt(tmp_path, setup, loaded))
+    with pytest.raises(UserError, match="trained with template 't1', this run uses 't2'") as error:
+        check_compatible(saved, setup=Setup.load(catalog, "toy", "t2"))
+    assert "--template t1" in error.value.message
+    changed = Setup(setup.task, setup.template, setup.verbalizer.__class__(
+        name=setup.verbalizer.name, task="toy", path=setup.verbalizer.path, words={"negative": ("bad",),
+                                                                                  "positive": ("good",)}))
+    with pytest.raises(UserError, match="verbalizer 'default' changed since it was trained"):
+        check_compatible(saved, setup=changed)
+
+
+def test_calibration_flags_are_refused_for_a_head(tmp_path, setup, loaded):
+    run_method("majority", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+               test_examples=setup.task.examples("test"), k=2, seed=13, options={}, save_to=tmp_path / "m")
+    with pytest.raises(UserError, match="--calibrate do\\(es\\) not apply to method 'majority'"):
+        open_classifier(setup, load_trained(tmp_path / "m"), model=None, calibrate="pmi")
+
+
+def test_trained_show_prints_what_is_inside(tmp_path, setup, loaded):
+    folder = saved_prompt(tmp_path, setup, loaded)
+    result = CliRunner().invoke(main, ["trained", "show", folder])
+    assert result.exit_code == 0, result.output
+    assert "method      softprompt" in result.output and "prompt_embeddings [3, 32]" in result.output
+    assert f"fingerprint {loaded.fingerprint}" in result.output and "template    t1" in result.output
+    missing = CliRunner().invoke(main, ["trained", "show", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

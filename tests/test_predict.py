@@ -1,0 +1,118 @@
+"""`promptlab predict` through the real CLI: input forms, output rows in order, errors, resume."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from promptlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def catalog(toy_catalog_dir):
+    return toy_catalog_dir
+
+
+@pytest.fixture(scope="module")
+def model(sensitive_gpt2_dir):
+    return sensitive_gpt2_dir
+
+
+@pytest.fixture(scope="module")
+def trained(catalog, model, tmp_path_factory):
+    """A softprompt artefact and the fewshot predictions of its seed on the toy test split."""
+    out = tmp_path_factory.mktemp("fewshot")
+    invoke("fewshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--k", 4, "--seeds", 13,
+           "--model", model, "--steps", 3, "--lr", 0.3, "--prompt-length", 4, "--output", out)
+    rows = [json.loads(line) for line in (out / "seed-13" / "predictions.jsonl").read_text().splitlines()]
+    return out / "seed-13", rows
+
+
+def invoke(*args, exit_code=0, stdin=None):
+    result = CliRunner().invoke(main, list(map(str, args)), input=stdin)
+    assert result.exit_code == exit_code, result.output
+    return result
+
+
+@pytest.fixture
+def unlabelled(catalog, tmp_path):
+    """The toy test split without labels, with an extra field that must come back untouched."""
+    rows = [json.loads(line) for line in (catalog / "tasks/data/test.jsonl").read_text().splitlines()]
+    path = tmp_path / "new.jsonl"
+    path.write_text("".join(json.dumps({"text": row["text"], "ref": row["id"]}) + "\n" for row in rows))
+    return path, rows
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_trained_artefact_predicts_what_fewshot_predicted_in_input_order(trained, catalog, unlabelled, tmp_path):
+    folder, fewshot_rows = trained
+    path, gold = unlabelled
+    # task, template, verbalizer and model all come from the artefact
+    invoke("predict", "--trained", folder, "--catalog", catalog, "--input", path, "--output",
+           tmp_path / "out.jsonl", "--top-k", 1)
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert [row["ref"] for row in rows] == [row["id"] for row in gold]  # every row, in input order
+    assert list(rows[0]) == ["text", "ref", "label", "probabilities", "top"]
+    assert [row["label"] for row in rows] == [row["predicted"] for row in fewshot_rows]
+    assert all(sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-5) for row in rows)
+    assert all(row["top"][0]["label"] == row["label"] and len(row["top"]) == 1 for row in rows)
+
+
+def test_zero_shot_from_stdin_plain_text_to_stdout(catalog, model):
+    result = invoke("predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", "-",
+                    "--output", "-", stdin="great fun\n\nterrible and boring\n")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["text"] for row in rows] == ["great fun", "terrible and boring"]
+    assert all(row["label"] in ("negative", "positive") for row in rows)
+
+
+def test_csv_in_csv_out_with_a_probability_column_per_label(catalog, model, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text('text,note\n"good, really",a\nawful,b\n')
+    invoke("predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", source,
+           "--output", tmp_path / "out.csv", "--top-k", 2)
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert list(rows[0]) == ["text", "note", "label", "p_negative", "p_positive", "top"]
+    assert [row["text"] for row in rows] == ["good, really", "awful"]
+    assert float(rows[0]["p_negative"]) + float(rows[0]["p_positive"]) == pytest.approx(1, abs=1e-5)
+    assert [entry["label"] for entry in json.loads(rows[0]["top"])][0] == rows[0]["label"]
+
+
+def test_a_missing_field_names_the_row_and_the_field_and_writes_nothing(catalog, model, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "good"}\n{"body": "bad"}\n')
+    result = invoke("predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", source,
+                    "--output", tmp_path / "out.jsonl", exit_code=2)
+    assert f"{source}:2: row 2 has no field 'text'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_resume_cuts_a_torn_line_and_continues_to_the_same_file(catalog, model, unlabelled, tmp_path):
+    path, _ = unlabelled
+    arguments = ["predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", path,
+                 "--batch-size", 2]
+    invoke(*arguments, "--output", tmp_path / "full.jsonl")
+    full = (tmp_path / "full.jsonl").read_text()
+    lines = full.splitlines(keepends=True)
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(lines[:4]) + lines[4][:20])  # interrupted in the middle of row 5
+    refused = invoke(*arguments, "--output", partial, exit_code=2)
+    assert "the output file exists" in refused.output and "--resume" in refused.output
+    invoke(*arguments, "--output", partial, "--resume")
+    assert partial.read_text() == full
+
+
+def test_resume_refuses_the_output_of_another_input(catalog, model, unlabelled, tmp_path):
+    path, _ = unlabelled
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"text": "fun", "ref": "x"}\n')
+    invoke("predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", other,
+           "--output", tmp_path / "out.jsonl")
+    result = invoke("predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", path,
+                    "--output", tmp_path / "out.jsonl", "--resume", exit_code=2)
+    assert "is not this input's output" in result.output
