@@ -116,3 +116,24 @@ def test_resume_refuses_the_output_of_another_input(catalog, model, unlabelled, 
     result = invoke("predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", path,
                     "--output", tmp_path / "out.jsonl", "--resume", exit_code=2)
     assert "is not this input's output" in result.output
+
+
+def test_batch_calibration_of_a_stream_divides_out_the_running_mean(catalog, model, tmp_path):
+    words = ["great", "terrible", "fun", "awful", "good"] * 8  # 40 rows: chunks of 16, 16 and 8 at batch size 2
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": word}) + "\n" for word in words))
+    common = ["predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model,
+              "--input", source, "--batch-size", 2]
+    invoke(*common, "--calibrate", "none", "--output", tmp_path / "none.jsonl")
+    invoke(*common, "--calibrate", "batch", "--output", tmp_path / "batch.jsonl")
+    raw = [[row["probabilities"][label] for label in ("negative", "positive")] for row in read_jsonl(tmp_path / "none.jsonl")]
+    calibrated = [row["probabilities"] for row in read_jsonl(tmp_path / "batch.jsonl")]
+    seen, total = 0, [0.0, 0.0]
+    for start, end in ((0, 16), (16, 32), (32, 40)):  # a reference running prior: the mean of every row so far
+        for row in raw[start:end]:
+            total = [total[0] + row[0], total[1] + row[1]]
+        seen = end
+        prior = [total[0] / seen, total[1] / seen]
+        for row, got in zip(raw[start:end], calibrated[start:end]):
+            divided = [row[0] / prior[0], row[1] / prior[1]]
+            assert got["positive"] == pytest.approx(divided[1] / sum(divided), abs=2e-5)
