@@ -5,8 +5,7 @@
     OUT/promptlab.json              the soft prompt's own metadata: task, template, verbalizer, training
 
 `peft.PeftModel.from_pretrained(base, OUT)` puts the vectors in front of the input embeddings, which is
-where promptlab puts them for a causal model whose tokenizer adds no start token (SmolLM2, GPT-2 as
-promptlab tokenizes): fed the rendered text before the answer slot, it gives the label scores promptlab
+where promptlab puts them for a causal model whose tokenizer adds no start token (SmolLM2, GPT-2): fed the rendered text before the answer slot, it gives the label scores promptlab
 gives. Two cases are refused rather than exported wrong: masked LMs (PEFT has no masked-LM task type,
 and promptlab writes the prompt after [CLS]) and tokenizers that add a start token (promptlab puts the
 prompt after it, PEFT before it).
@@ -21,6 +20,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from promptlab.apply.artefacts import load_trained
+from promptlab.backends.causal import start_tokens
 from promptlab.errors import UserError
 from promptlab.outputs import write_json
 from promptlab.softprompt import TENSOR_NAME
@@ -44,7 +44,7 @@ def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokeniz
         raise UserError(f"this soft prompt is for a {meta.get('model_kind')} model; PEFT's prompt tuning has no "
                         "masked-LM task type", where=saved.folder,
                         fix="export prompts trained on a causal model (e.g. smollm2-135m)")
-    if tokenizer is not None and getattr(tokenizer, "add_bos_token", False):
+    if tokenizer is not None and start_tokens(tokenizer):
         raise UserError("the model's tokenizer adds a start token: promptlab puts the prompt after it, PEFT before "
                         "it, so the exported prompt would score differently", where=saved.folder,
                         fix="use the promptlab folder directly (--trained)")
