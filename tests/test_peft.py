@@ -131,8 +131,8 @@ def test_exported_soft_prompt_gives_promptlab_scores_in_peft(setup, tiny_gpt2_di
 
 def test_export_refuses_a_model_whose_tokenizer_adds_a_start_token(setup, llama, tmp_path):
     # promptlab writes the prompt after <s>, PEFT before it: the scores would differ, so no export
-    save_soft_prompt(tmp_path / "prompt", torch.zeros(2, llama.model.config.hidden_size),
-                     {**prompt_identity(setup, llama), "method": "softprompt"})
+    save_trained(tmp_path / "prompt", Trained("softprompt", tensors={"prompt_embeddings": torch.zeros(2, 32)}),
+                 trained_identity(setup, llama))
     result = CliRunner().invoke(main, ["trained", "export-peft", str(tmp_path / "prompt"), str(tmp_path / "out")])
     assert result.exit_code == 2 and "adds a start token" in result.output
     assert not (tmp_path / "out").exists()
