@@ -5,10 +5,11 @@
     OUT/promptlab.json              the soft prompt's own metadata: task, template, verbalizer, training
 
 `peft.PeftModel.from_pretrained(base, OUT)` puts the vectors in front of the input embeddings, which is
-where promptlab puts them for a causal model whose tokenizer adds no start token (SmolLM2, GPT-2): fed the rendered text before the answer slot, it gives the label scores promptlab
-gives. Two cases are refused rather than exported wrong: masked LMs (PEFT has no masked-LM task type,
-and promptlab writes the prompt after [CLS]) and tokenizers that add a start token (promptlab puts the
-prompt after it, PEFT before it).
+where promptlab puts them for a causal model whose tokenizer adds no start token (SmolLM2, GPT-2):
+fed the rendered text before the answer slot, it gives the label scores promptlab gives. Two cases
+are refused rather than exported wrong: masked LMs (PEFT has no masked-LM task type, and promptlab
+writes the prompt after [CLS]) and tokenizers that add a start token (promptlab puts the prompt
+after it, PEFT before it).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ METADATA_FILE = "promptlab.json"
 
 
 def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokenizer=None) -> Path:
-    """Write the PEFT prompt-tuning folder for a saved soft prompt; `tokenizer` (optional) is checked for a start token."""
+    """Write the PEFT prompt-tuning folder for a saved soft prompt; `tokenizer`, when given, must add no start token."""
     from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
     saved = load_trained(prompt_folder)

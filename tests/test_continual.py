@@ -40,7 +40,7 @@ SEQUENCE_FILES = {
 FAST = "{steps: 2, eval_every: 2, batch_size: 8}"
 SUITE = f"""description: three toy tasks
 model: MODEL
-tasks: [toy, topic, {{truth: {{template: t1}}}}]
+tasks: [{{toy: {{template: t1}}}}, topic, truth]
 k: 2
 seeds: [13]
 limit: 6
@@ -51,6 +51,8 @@ strategies:
   - finetune-sequential: {{steps: 2, eval_every: 2, batch_size: 8, lr: 0.001}}
   - replay: {{steps: 2, eval_every: 2, batch_size: 8, lr: 0.001}}
 """
+TASKS = "tasks: [{toy: {template: t1}}, topic, truth]"
+REPLAY = "  - replay: {steps: 2, eval_every: 2, batch_size: 8, lr: 0.001}"
 STRATEGIES = ("prompt-per-task", "progressive", "lora-per-task", "finetune-sequential", "replay")
 
 
@@ -111,7 +113,8 @@ def test_a_rerun_skips_finished_units_and_a_lost_unit_comes_back_identical(finis
                                        "--json"], catch_exceptions=False)
     assert result.exit_code == 0
     rerun = json.loads(result.stdout.strip().splitlines()[-1])
-    assert rerun["strategies"]["replay"]["matrix"] == summary["strategies"]["replay"]["matrix"]  # same seed, same numbers
+    # same seed, same numbers
+    assert rerun["strategies"]["replay"]["matrix"] == summary["strategies"]["replay"]["matrix"]
     assert len((output / "results.jsonl").read_text().splitlines()) == len(lines)
 
 
@@ -125,10 +128,11 @@ def test_metrics_on_a_hand_made_matrix():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("  - replay: {steps: 2, eval_every: 2, batch_size: 8, lr: 0.001}", "  - reply: {}"), "unknown strategy 'reply'"),
-    (("  - replay: {steps: 2, eval_every: 2, batch_size: 8, lr: 0.001}", "  - replay: {stepz: 2}"), "no option 'stepz'"),
-    (("tasks: [toy, topic, {truth: {template: t1}}]", "tasks: [toy, topic, nope]"), "unknown task 'nope'"),
-    (("tasks: [toy, topic, {truth: {template: t1}}]", "tasks: [toy]"), "at least two tasks"),
+    ((REPLAY, "  - reply: {}"), "unknown strategy 'reply'"),
+    ((REPLAY, "  - replay: {stepz: 2}"), "no option 'stepz'"),
+    ((TASKS, "tasks: [{toy: {template: t1}}, topic, nope]"), "unknown task 'nope'"),
+    ((TASKS, "tasks: [toy]"), "at least two tasks"),
+    ((TASKS, "tasks: [toy, topic]"), "names no default"),
 ])
 def test_suite_mistakes_are_one_message_with_the_line(catalog_root, tmp_path, edit, message):
     text = (catalog_root / "eval_suites" / "seq.yaml").read_text().replace(*edit)

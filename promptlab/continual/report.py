@@ -141,10 +141,12 @@ def report_markdown(summary: dict, *, description: str) -> str:
     for name, s in summary["strategies"].items():
         parts.append(f"| {name} | {_fmt(s['average_accuracy'], s['average_accuracy_std'])} | "
                      f"{_fmt(s['bwt'], s['bwt_std'], signed=True)} | {_fmt(s['fwt'], signed=True)} | "
-                     f"{_fmt(s.get('accuracy_with_routing'))} | {s['trainable_parameters']:,} | {s['seconds_per_step']} |")
+                     f"{_fmt(s.get('accuracy_with_routing'))} | {s['trainable_parameters']:,} | "
+                     f"{s['seconds_per_step']} |")
     parts += ["", f"Routing accuracy (task picked from frozen features): {_fmt(summary['routing_accuracy'])}. "
               "Zero-shot accuracy of the untrained model (FWT's reference): "
-              + ", ".join(f"{task} {_fmt(value)}" for task, value in zip(tasks, summary["zero_shot_accuracy"] or [])) + ".",
+              + ", ".join(f"{task} {_fmt(value)}"
+                          for task, value in zip(tasks, summary["zero_shot_accuracy"] or [])) + ".",
               "", f"![accuracy matrices]({HEATMAP_FILE})", "", f"![learning curve]({CURVE_FILE})", ""]
     for name, s in summary["strategies"].items():
         parts += [f"## {name}", "", "| after learning | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
@@ -164,7 +166,8 @@ def _fmt(value: float | None, std: float | None = None, *, signed: bool = False)
     return text + (f" ± {std:.3f}" if std else "")
 
 
-def write_reports(rows: list[dict], output: Path, *, suite: str, tasks: list[str], description: str) -> tuple[dict, list[Path]]:
+def write_reports(rows: list[dict], output: Path, *, suite: str, tasks: list[str],
+                  description: str) -> tuple[dict, list[Path]]:
     summary = summarize(rows, suite=suite, tasks=tasks)
     paths = [output / name for name in (MATRIX_FILE, SUMMARY_FILE, HEATMAP_FILE, CURVE_FILE, REPORT_FILE)]
     write_atomic(paths[0], matrix_csv(summary).encode())

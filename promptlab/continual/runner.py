@@ -51,7 +51,7 @@ class SequenceData:
 
 
 def load_sequence_data(suite: ContinualSuite) -> SequenceData:
-    """Every task's test sample and train pool; each seed's k-shot samples are drawn now, so a short pool fails early."""
+    """Every task's test sample and train pool; every seed's k-shot samples are drawn now: a short pool fails early."""
     tasks = [load_task_data(task.setup, task.limit, needs_train=True) for task in suite.tasks]
     prompts = [render_all(task.setup.template, data.test) for task, data in zip(suite.tasks, tasks)]
     gold = [torch.tensor([task.setup.task.labels.index(example["label"]) for example in data.test])

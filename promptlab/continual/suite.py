@@ -3,7 +3,7 @@
     description: Sentiment, then news topics, then voice-assistant intents
     model: smollm2-135m
     tasks:                          # learned in this order
-      - sentiment                   # the task's only template (else the first by name), default verbalizer
+      - sentiment                   # the task's default template (its `template:` key) and verbalizer
       - bbc: {template: t1, limit: 60}
       - snips
     k: 4                            # training (and dev) examples per class, per task
@@ -89,8 +89,9 @@ def _tasks(data: Mapping, path: Path, catalog: Catalog, suite_limit: int | None)
         check_keys(options, TASK_KEYS, where=path)
         try:
             task = catalog.task(name)
-            template = options.get("template") or _first_template(catalog, name)
-            setup = Setup(task, catalog.template(name, str(template)), catalog.verbalizer(task, options.get("verbalizer")))
+            template = options.get("template") or catalog.default_template(task)
+            setup = Setup(task, catalog.template(name, str(template)),
+                          catalog.verbalizer(task, options.get("verbalizer")))
         except UserError as error:
             if error.where is not None:
                 raise
@@ -100,13 +101,6 @@ def _tasks(data: Mapping, path: Path, catalog: Catalog, suite_limit: int | None)
             raise UserError(f"task '{name}' is listed twice", where=path, line=line, fix="list each task once")
         tasks.append(SequenceTask(setup, limit))
     return tuple(tasks)
-
-
-def _first_template(catalog: Catalog, task: str) -> str:
-    names = sorted(catalog.template_files(task))
-    if not names:
-        raise UserError(f"task '{task}' has no template", fix=f"write templates/{task}/t1.jinja in a catalog")
-    return names[0]
 
 
 def _strategies(data: Mapping, path: Path) -> dict[str, dict]:
