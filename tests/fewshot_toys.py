@@ -15,9 +15,9 @@ POSITIVE = ("great", "love", "excellent", "fun", "good")
 NEGATIVE = ("terrible", "hate", "awful", "boring", "bad")
 
 
-def _rows(copies: int, start: int) -> str:
+def _rows(copies: int, start: int, before: str = "") -> str:
     rows = [(word, "positive") for word in POSITIVE] + [(word, "negative") for word in NEGATIVE]
-    return "".join(f'{{"id": "e{start + i}", "text": "{word}", "label": "{label}"}}\n'
+    return "".join(f'{{"id": "e{start + i}", "text": "{before}{word}", "label": "{label}"}}\n'
                    for i, (word, label) in enumerate(rows * copies))
 
 
@@ -27,7 +27,7 @@ TOY_FILES = {
     "templates/toy/t2.jinja": "{{ text }}! all in all {{ mask }}",
     "verbalizers/toy/default.yaml": "labels:\n  negative: [bad, awful]\n  positive: [good, great]\n",
     "tasks/data/train.jsonl": _rows(copies=4, start=0),  # 20 per class
-    "tasks/data/test.jsonl": _rows(copies=1, start=1000),  # 5 per class
+    "tasks/data/test.jsonl": _rows(copies=1, start=1000, before="really "),  # 5 per class, texts not in train
 }
 
 

@@ -14,9 +14,9 @@ from promptlab.continual import metrics
 from promptlab.continual.suite import load_continual_suite
 
 
-def _rows(task: str, words_by_label: dict[str, list[str]], copies: int, start: int) -> str:
+def _rows(task: str, words_by_label: dict[str, list[str]], copies: int, start: int, after: str = "") -> str:
     rows = [(word, label) for label, words in words_by_label.items() for word in words] * copies
-    return "".join(json.dumps({"id": f"{task}{start + i}", "text": text, "label": label}) + "\n"
+    return "".join(json.dumps({"id": f"{task}{start + i}", "text": text + after, "label": label}) + "\n"
                    for i, (text, label) in enumerate(rows))
 
 
@@ -30,12 +30,12 @@ SEQUENCE_FILES = {
     "templates/topic/t1.jinja": "{{ text }} topic {{ mask }}",
     "verbalizers/topic/default.yaml": "labels:\n  sports: [sports]\n  business: [business]\n  tech: [tech]\n",
     "tasks/data/topic-train.jsonl": _rows("topic", TOPICS, 4, 0),
-    "tasks/data/topic-test.jsonl": _rows("topic", TOPICS, 2, 100),
+    "tasks/data/topic-test.jsonl": _rows("topic", TOPICS, 2, 100, after=" ."),  # texts not in train
     "tasks/truth.yaml": 'labels: ["true", "false"]\ndata: {train: data/truth-train.jsonl, test: data/truth-test.jsonl}\n',
     "templates/truth/t1.jinja": "{{ text }} answer {{ mask }}",
     "verbalizers/truth/default.yaml": 'labels:\n  "true": ["yes"]\n  "false": ["no"]\n',
     "tasks/data/truth-train.jsonl": _rows("truth", TRUTH, 4, 0),
-    "tasks/data/truth-test.jsonl": _rows("truth", TRUTH, 2, 100),
+    "tasks/data/truth-test.jsonl": _rows("truth", TRUTH, 2, 100, after=" ."),
 }
 FAST = "{steps: 2, eval_every: 2, batch_size: 8}"
 SUITE = f"""description: three toy tasks
