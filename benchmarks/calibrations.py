@@ -14,7 +14,6 @@ Each calibration gives exactly what `promptlab zeroshot --calibrate C` gives on 
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

@@ -130,17 +130,36 @@ def _state(*, cpu: bool = False):
 
 # ---------------------------------------------------------------- collectives
 
-def gather_rows(indices: Sequence[int], rows: "torch.Tensor", total: int) -> "torch.Tensor":
+def gather_rows(indices: Sequence[int], rows: "torch.Tensor | BaseException", total: int) -> "torch.Tensor":
     """Every process's `rows` (row j belongs at position indices[j]) as one [total, ...] tensor.
 
-    One all-gather; every process gets the whole tensor, on the CPU.
+    One all-gather; every process gets the whole tensor, on the CPU, after checking that every
+    index 0..total-1 arrived exactly once. A process whose share failed passes its exception as
+    `rows`: it still joins the gather, so no process is left waiting for it, and every process
+    raises (the failing one its own error, the others a RuntimeError naming it).
     """
     import torch
     from accelerate.utils import gather_object
     _state()
-    pieces = gather_object([(list(indices), rows.cpu())])
-    full = torch.empty((total, *rows.shape[1:]), dtype=rows.dtype)
-    for piece_indices, piece_rows in pieces:
+    failure = rows if isinstance(rows, BaseException) else None
+    mine = (rank(), list(indices), None if failure else rows.cpu(), f"{type(failure).__name__}: {failure}"
+            if failure else None)
+    pieces = gather_object([mine])
+    failed = [(piece_rank, error) for piece_rank, _, _, error in pieces if error]
+    if failed:
+        if failure is not None:
+            raise failure
+        raise RuntimeError("; ".join(f"process {piece_rank} failed: {error}" for piece_rank, error in failed))
+    counts = torch.zeros(total, dtype=torch.long)
+    for _, piece_indices, _, _ in pieces:
+        counts.index_add_(0, torch.tensor(piece_indices, dtype=torch.long), torch.ones(len(piece_indices), dtype=torch.long))
+    if not bool((counts == 1).all()):
+        missing, repeated = (counts == 0).nonzero().flatten().tolist(), (counts > 1).nonzero().flatten().tolist()
+        raise RuntimeError(f"gathered rows do not cover 0..{total - 1} once each: missing {missing[:10]}, "
+                           f"repeated {repeated[:10]}")
+    template = next(piece_rows for _, _, piece_rows, _ in pieces if piece_rows is not None)
+    full = torch.empty((total, *template.shape[1:]), dtype=template.dtype)
+    for _, piece_indices, piece_rows, _ in pieces:
         full[torch.tensor(piece_indices, dtype=torch.long)] = piece_rows
     return full
 

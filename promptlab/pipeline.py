@@ -68,10 +68,13 @@ def score_all(scorer, prompts: list[Prompt], n_labels: int, *, progress=None) ->
     if distributed.world() == 1:
         return scorer.label_logprobs(prompts, progress=progress).float().cpu()
     mine = [i for batch in distributed.shard(scorer.length_batches(prompts)) for i in batch]
-    if not mine:  # fewer batches than processes
-        local = torch.empty(0, n_labels)
-    else:
-        # The main process's bar stands for all: the shares are of about equal size.
-        main_progress = (lambda n: progress(n * distributed.world())) if progress and distributed.is_main() else None
-        local = scorer.example_logprobs([prompts[i] for i in mine], progress=main_progress).float().cpu()
+    try:
+        if not mine:  # fewer batches than processes
+            local = torch.empty(0, n_labels)
+        else:
+            # The main process's bar stands for all: the shares are of about equal size.
+            main_progress = (lambda n: progress(n * distributed.world())) if progress and distributed.is_main() else None
+            local = scorer.example_logprobs([prompts[i] for i in mine], progress=main_progress).float().cpu()
+    except Exception as error:  # noqa: BLE001 -- the others wait in the gather: give them the error, raise it here too
+        local = error
     return scorer.calibrate_set(distributed.gather_rows(mine, local, len(prompts)))

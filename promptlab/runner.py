@@ -13,11 +13,9 @@ interrupted long run results for every task.
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -27,7 +25,6 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
-
 
 from promptlab import distributed, methods
 from promptlab.backends import Backend, make_backend
@@ -39,7 +36,7 @@ from promptlab.pipeline import classify, render_all, require_labels
 from promptlab.progress import RunTimes, format_seconds, progress_bar
 from promptlab.sampling import stratified_split
 from promptlab.scoring import LabelScorer
-from promptlab.shared_results import SharedResults
+from promptlab.shared_results import ResultsFile, SharedResults
 from promptlab.sources import SplitPlan
 from promptlab.suite import RunConfig, Suite, expand
 from promptlab.template import Prompt
@@ -78,62 +75,6 @@ class TaskData:
         if k > 0:
             hashes["train"] = _examples_hash(self.train)
         return hashes
-
-
-# ---------------------------------------------------------------- results.jsonl
-
-class ResultsFile:
-    """results.jsonl, locked while open: read the finished rows, append new ones durably."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.rows: list[dict] = []
-
-    def __enter__(self) -> ResultsFile:
-        self._file = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.close()
-            raise UserError("another promptlab eval is writing to this file", where=self.path,
-                            fix="wait for it to finish, or give another --output folder") from None
-        self.rows = self._read()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._file.close()  # closing releases the lock
-
-    def _read(self) -> list[dict]:
-        self._file.seek(0)
-        text = self._file.read()
-        lines = text.split("\n")
-        complete, last = lines[:-1], lines[-1]  # `last` is "" unless the final line was torn
-        rows = [self._parse(line, number) for number, line in enumerate(complete, start=1) if line.strip()]
-        if last:
-            self._cut_torn_line(len(text.encode()) - len(last.encode()))
-        return rows
-
-    def _parse(self, line: str, number: int) -> dict:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"not a JSON row ({error.msg})", where=self.path, line=number,
-                            fix="delete that line, or give another --output folder") from None
-        if not isinstance(row, dict) or "key" not in row:
-            raise UserError("not a results row (no 'key')", where=self.path, line=number,
-                            fix="delete that line, or give another --output folder")
-        return row
-
-    def _cut_torn_line(self, size: int) -> None:
-        # A run killed mid-write leaves a line without its newline: that run did not finish.
-        self._file.truncate(size)
-        self._file.seek(0, os.SEEK_END)
-
-    def append(self, row: dict) -> None:
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.rows.append(row)
 
 
 # ---------------------------------------------------------------- run identity
@@ -207,6 +148,8 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
     output.mkdir(parents=True, exist_ok=True)
     with SharedResults(output / RESULTS_FILE) as results:  # under a launcher: a file per process, merged
         finished = {row["key"]: row for row in results.rows}
+        weights = _weights_now(suite, finished, keys, configs, device=device, log=log) if run else {}
+        finished = {key: row for key, row in finished.items() if _made_with(row, weights)}
         pending = execution_order(suite, [(key, config) for key, config in zip(keys, configs) if key not in finished])
         if pending and run:
             _render_prompts(suite, [config for _, config in pending], data)  # template mistakes surface now
@@ -215,10 +158,32 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
             mine = distributed.shard(pending)  # under a launcher run i goes to process i % world, whole
             with distributed.alone():
                 _run_pending(suite, mine, data, results, finished, device=device, batch_size=batch_size, log=log)
-    finished.update((row["key"], row) for row in results.rows)  # the runs of the other processes
+    finished.update((row["key"], row) for row in results.rows if _made_with(row, weights))  # other processes' runs
     return SuiteRun(suite=suite.name, output=output, rows=[finished[key] for key in keys if key in finished],
                     runs=len(configs), ran=len(pending) if run else 0, skipped=len(configs) - len(pending),
                     seconds=time.perf_counter() - start)
+
+
+def _weights_now(suite: Suite, finished: dict[str, dict], keys: list[str], configs: list[RunConfig], *,
+                 device: str, log: TextIO) -> dict[str, str]:
+    """The fingerprint of the weights each model name loads now, for the models with finished runs.
+
+    A name can stand for other weights than when a row was written (an alias falls back to the hub
+    when its package is missing, a folder is overwritten); such rows are not the same run and run again.
+    """
+    models = dict.fromkeys(config.model for key, config in zip(keys, configs) if key in finished)
+    weights = {model: load_model(model, device=device).fingerprint for model in models}
+    for model, fingerprint in weights.items():
+        stale = sum(row["model"] == model and not _made_with(row, weights) for row in finished.values())
+        if stale:
+            print(f"{stale} finished run(s) of '{model}' were made with other weights than it loads now "
+                  f"(fingerprint {fingerprint}); they run again", file=log)
+    return weights
+
+
+def _made_with(row: dict, weights: dict[str, str]) -> bool:
+    """Whether a row was made with the weights its model name loads now (True where not checked)."""
+    return row["model"] not in weights or row.get("model_fingerprint") == weights[row["model"]]
 
 
 def execution_order(suite: Suite, pending: list[tuple[str, RunConfig]]) -> list[tuple[str, RunConfig]]:

@@ -1,4 +1,5 @@
-"""results.jsonl when several processes run one suite: each appends to its own file, the main one merges.
+"""results.jsonl: one locked file of finished runs (ResultsFile), and its form for several processes
+(SharedResults), where each appends to its own file and the main one merges.
 
 The main process holds results.jsonl, and its lock, as a single process does. Every other process
 appends its finished rows, flushed and fsynced, to `results.rank-<r>.jsonl` beside it, so an
@@ -10,9 +11,67 @@ finished run is lost or run again.
 """
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 from pathlib import Path
 
 from promptlab import distributed
+from promptlab.errors import UserError
+
+
+class ResultsFile:
+    """results.jsonl, locked while open: read the finished rows, append new ones durably."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+
+    def __enter__(self) -> ResultsFile:
+        self._file = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise UserError("another promptlab eval is writing to this file", where=self.path,
+                            fix="wait for it to finish, or give another --output folder") from None
+        self.rows = self._read()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.close()  # closing releases the lock
+
+    def _read(self) -> list[dict]:
+        self._file.seek(0)
+        text = self._file.read()
+        lines = text.split("\n")
+        complete, last = lines[:-1], lines[-1]  # `last` is "" unless the final line was torn
+        rows = [self._parse(line, number) for number, line in enumerate(complete, start=1) if line.strip()]
+        if last:
+            self._cut_torn_line(len(text.encode()) - len(last.encode()))
+        return rows
+
+    def _parse(self, line: str, number: int) -> dict:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"not a JSON row ({error.msg})", where=self.path, line=number,
+                            fix="delete that line, or give another --output folder") from None
+        if not isinstance(row, dict) or "key" not in row:
+            raise UserError("not a results row (no 'key')", where=self.path, line=number,
+                            fix="delete that line, or give another --output folder")
+        return row
+
+    def _cut_torn_line(self, size: int) -> None:
+        # A run killed mid-write leaves a line without its newline: that run did not finish.
+        self._file.truncate(size)
+        self._file.seek(0, os.SEEK_END)
+
+    def append(self, row: dict) -> None:
+        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.rows.append(row)
 
 
 def rank_file(path: Path, rank: int) -> Path:
@@ -33,7 +92,6 @@ class SharedResults:
         self._new_rows: list[dict] = []
 
     def __enter__(self) -> SharedResults:
-        from promptlab.runner import ResultsFile  # the runner imports this module
         if distributed.is_main():
             self._file = ResultsFile(self.path).__enter__()
             self._merge_leftovers(ResultsFile)

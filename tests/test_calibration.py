@@ -2,7 +2,12 @@
 import pytest
 import torch
 
-from promptlab.calibration import RunningPrior, batch_calibrate, content_free_fillers, divide_out
+from promptlab.calibration import (
+    RunningPrior,
+    batch_calibrate,
+    content_free_fillers,
+    divide_out,
+)
 
 # Uncalibrated p(label | x) of 5 examples, 3 labels: every example leans to label 0.
 PROBS = torch.tensor([[0.70, 0.20, 0.10], [0.50, 0.45, 0.05], [0.60, 0.10, 0.30],

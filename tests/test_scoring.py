@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import MAX_POSITIONS
 
 from promptlab.backends import make_backend
