@@ -129,7 +129,7 @@ def test_suite_errors_name_the_line(tmp_path, text, message, line):
 def test_errors_suggest_a_fix(tmp_path):
     with pytest.raises(UserError) as caught:
         load(tmp_path, "tasks: [tyo]\nmodels: [m]\nmethods: [zeroshot]\nshots: [0]\n")
-    assert caught.value.fix == "did you mean 'toy'?"
+    assert caught.value.fix.startswith("did you mean 'toy'?")
     with pytest.raises(UserError) as caught:
         load(tmp_path, BASE + "methods: [softprmpt]\nshots: [4]\nseeds: [1]\n")
     assert caught.value.fix == "did you mean 'softprompt'?"
