@@ -172,6 +172,7 @@ def test_each_text_is_tokenized_once(request, model):
                                                          "positive": ("great", "not very good")})
     prompts = [template.render({"text": text}) for text in TEXTS]
     scorer = LabelScorer(backend_of(loaded), template, verbalizer, batch_size=2)
+    counting.texts.clear()  # building the backend probes the tokenizer once (its start tokens); scoring starts here
     scorer.label_logprobs(prompts)
     scorer.label_logprobs(prompts)  # a second pass (a later epoch, say) tokenizes nothing
     assert len(counting.texts) == len(set(counting.texts))
