@@ -13,7 +13,6 @@ from promptlab.sampling import DEFAULT_SEEDS  # torch-free
 from promptlab.verbalizer import AGGREGATIONS  # torch-free
 
 
-
 class _Group(click.Group):
     """Prints a UserError as one message and exits with status 2, never a traceback."""
 
@@ -131,6 +130,35 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
     options = dict(locals())
     from promptlab.commands.predict import run_predict_command
     run_predict_command(**options)
+
+
+# -- serve ------------------------------------------------------------------------------------
+@main.command()
+@task_option
+@template_option
+@verbalizer_option
+@model_option
+@trained_option
+@calibrate_option
+@aggregate_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Rows of waiting requests classified together in one call.")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="How long the first waiting request waits for others to join its batch.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Rows allowed to wait; beyond it requests get 503 at once.")
+@batch_size_option
+@device_option
+@dtype_option
+@catalog_option
+def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch, max_wait_ms,
+          max_queue, batch_size, device, dtype, catalogs):
+    """Serve a classifier over HTTP: POST /classify, GET /health, GET /info (needs promptlab[serve])."""
+    options = dict(locals())
+    from promptlab.commands.serve import run_serve_command
+    run_serve_command(**options)
 
 
 # -- fewshot ----------------------------------------------------------------------------------

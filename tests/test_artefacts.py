@@ -64,7 +64,7 @@ def test_every_method_reloads_to_its_own_test_predictions(variant, tmp_path, set
     predicted = [setup.task.labels[i] for i in opened.classifier.logprobs(test).argmax(-1).tolist()]
     assert predicted == [row["predicted"] for row in result["predictions"]]
     # the position of an example decides random demonstrations only; a shifted input keeps the rest
-    shifted = opened.classifier.logprobs(test[3:], first_position=3).argmax(-1).tolist()
+    shifted = opened.classifier.logprobs(test[3:], positions=range(3, len(test))).argmax(-1).tolist()
     assert [setup.task.labels[i] for i in shifted] == predicted[3:]
 
 

@@ -1,14 +1,14 @@
 """A classifier ready to apply: examples in, label log-probabilities out, whatever the method.
 
-    Classifier.logprobs(examples, first_position=0, progress=None) -> Tensor[N, labels] (CPU, float32)
+    Classifier.logprobs(examples, positions=None, progress=None) -> Tensor[N, labels] (CPU, float32)
 
 Built for a stream (`predict`, `serve`), batch calibration divides out a running prior, the mean
 label distribution of every row classified so far (promptlab.calibration.RunningPrior); otherwise
 it uses the mean over the examples of one call.
 
-`first_position` is the position of the first example in its input (a file or one request); only
-methods whose choices depend on an example's position (random in-context demonstrations, drawn in
-input order as `fewshot` draws them) read it. Three shapes cover every method so far: label words
+`positions` are the examples' positions in their input (a file, or one request: 0..n-1 when left
+out); only methods whose choices depend on an example's position (random in-context
+demonstrations, drawn in input order as `fewshot` draws them) read them. Three shapes cover every method so far: label words
 scored through the template (`PromptClassifier`), a linear head on sentence features
 (`FeatureClassifier`), and one fixed answer (`ConstantClassifier`).
 """
@@ -26,15 +26,15 @@ from promptlab.scoring import LabelScorer
 from promptlab.template import Prompt, Template
 
 Progress = Callable[[int], None] | None
-# (prompts, examples, first_position) -> prompts: e.g. in-context demonstrations put in front
-Arrange = Callable[[list[Prompt], Sequence[dict], int], list[Prompt]]
+# (prompts, examples, positions) -> prompts: e.g. in-context demonstrations put in front
+Arrange = Callable[[list[Prompt], Sequence[dict], Sequence[int]], list[Prompt]]
 
 
 class Classifier(Protocol):
     labels: list[str]
     template: Template  # names the fields an example needs
 
-    def logprobs(self, examples: Sequence[dict], *, first_position: int = 0,
+    def logprobs(self, examples: Sequence[dict], *, positions: Sequence[int] | None = None,
                  progress: Progress = None) -> torch.Tensor: ...
 
 
@@ -49,10 +49,10 @@ class PromptClassifier:
     # Batch calibration of a stream (predict, serve): the prior is the mean over all rows seen so far.
     running_prior: RunningPrior | None = None
 
-    def logprobs(self, examples, *, first_position=0, progress=None):
+    def logprobs(self, examples, *, positions=None, progress=None):
         prompts = render_all(self.template, examples)
         if self.arrange is not None:
-            prompts = self.arrange(prompts, examples, first_position)
+            prompts = self.arrange(prompts, examples, range(len(examples)) if positions is None else positions)
         with torch.inference_mode():
             if self.running_prior is None:  # batch calibration (if any) over the examples of this call
                 return score_all(self.scorer, prompts, len(self.labels), progress=progress)
@@ -69,7 +69,7 @@ class FeatureClassifier:
     head: Callable[[torch.Tensor], torch.Tensor]  # features -> label logits [N, labels]
     batch_size: int = 32
 
-    def logprobs(self, examples, *, first_position=0, progress=None):
+    def logprobs(self, examples, *, positions=None, progress=None):
         texts = [example_text(self.template, example) for example in examples]
         pieces = []
         with torch.inference_mode():
@@ -94,7 +94,7 @@ class ConstantClassifier:
         self._row = torch.full((len(self.labels),), float("-inf"))
         self._row[self.labels.index(self.label)] = 0.0
 
-    def logprobs(self, examples, *, first_position=0, progress=None):
+    def logprobs(self, examples, *, positions=None, progress=None):
         for example in examples:  # the same field check as every other method
             self.template.render(example)
         if progress:

@@ -172,7 +172,7 @@ def run_predict(classifier: Classifier, rows: Iterable[InputRow], output: Output
     for chunk in chunks(rows, chunk_size):
         for row in chunk:
             check_fields(row, classifier.template, source)
-        logprobs = classifier.logprobs([row.fields for row in chunk], first_position=chunk[0].position)
+        logprobs = classifier.logprobs([row.fields for row in chunk], positions=[row.position for row in chunk])
         output.write([output_row(row.fields, prediction(classifier.labels, scores, top_k))
                       for row, scores in zip(chunk, logprobs)])
         written += len(chunk)

@@ -52,11 +52,11 @@ def run_icl(context: MethodContext) -> MethodOutcome:
     options: ICLOptions = context.options
     scorer = context.scorer(aggregate=options.aggregate)
     dev, test = context.split.dev, context.test_examples
-    dev_prompts = _demonstrations(context, "dev")(context.prompts(dev), dev, 0)
+    dev_prompts = _demonstrations(context, "dev")(context.prompts(dev), dev, range(len(dev)))
     dev_accuracy, _ = evaluate(scorer.label_logprobs, dev_prompts, context.gold(dev))
     arrange = _demonstrations(context, "test")
     with torch.inference_mode():
-        test_logprobs = score_all(scorer, arrange(context.prompts(test), test, 0), len(context.labels))
+        test_logprobs = score_all(scorer, arrange(context.prompts(test), test, range(len(test))), len(context.labels))
     trained = Trained("icl", state=arrange.state(), scoring={"calibrate": "none", "aggregate": options.aggregate})
     return MethodOutcome(predicted_indices(test_logprobs), dev_accuracy,
                          details={"demonstrations_per_prompt": arrange.per_class * len(context.labels)},
@@ -77,7 +77,7 @@ def demonstration_arranger(setup: Setup, loaded: LoadedModel, state: dict) -> De
 
 
 class Demonstrations:
-    """Puts demonstrations in front of prompts: (prompts, examples, first_position) -> prompts.
+    """Puts demonstrations in front of prompts: (prompts, examples, positions) -> prompts.
 
     Random selection gives the example at position i of an input (a test split, a file, a request)
     draw i of the seeded sequence, so applying a saved artefact to the test file reproduces its test
@@ -96,11 +96,11 @@ class Demonstrations:
         self._next_draws = random_draws(self.train_labels, setup.task.labels, per_class, draw_seed)
         self._train_features: torch.Tensor | None = None
 
-    def __call__(self, prompts: list[Prompt], examples: Sequence[dict], first_position: int) -> list[Prompt]:
+    def __call__(self, prompts: list[Prompt], examples: Sequence[dict], positions: Sequence[int]) -> list[Prompt]:
         if self.selection == "random":
-            while len(self._draws) < first_position + len(examples):
+            while len(self._draws) <= max(positions, default=-1):
                 self._draws.append(next(self._next_draws))
-            chosen = self._draws[first_position:first_position + len(examples)]
+            chosen = [self._draws[position] for position in positions]
         else:
             if self._train_features is None:
                 self._train_features = self._features(self.train)

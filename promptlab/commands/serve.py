@@ -1,0 +1,44 @@
+"""`promptlab serve`: load a classifier once, then answer POST /classify over HTTP (uvicorn)."""
+from __future__ import annotations
+
+import socket
+
+import click
+
+from promptlab.apply.artefacts import load_trained
+from promptlab.apply.registry import check_trained, open_classifier
+from promptlab.catalog import Catalog, Setup
+from promptlab.errors import UserError
+
+
+def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch,
+                      max_wait_ms, max_queue, batch_size, device, dtype, catalogs) -> None:
+    try:
+        import uvicorn
+
+        from promptlab.apply.serve import create_app
+    except ImportError as error:
+        raise UserError(f"serve needs the packages of the serve extra ({error.name} is missing)",
+                        fix="pip install 'promptlab[serve]'") from None
+    saved = load_trained(trained) if trained else None
+    setup = Setup.for_run(Catalog.from_options(catalogs), task, template, verbalizer, saved=saved)
+    check_trained(saved, setup, calibrate=calibrate, aggregate=aggregate, model=model)
+    _check_port_free(host, port)  # before the model loads, not after
+    opened = open_classifier(setup, saved, model=model, device=device, dtype=dtype, calibrate=calibrate,
+                             aggregate=aggregate, batch_size=batch_size, stream=True)
+    info = {**setup.describe(), **opened.describe(), "method": saved.method if saved else "zero-shot",
+            "trained": str(saved.folder) if saved else None}
+    app = create_app(opened.classifier, info, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    click.echo(f"serve: {setup.task.name} · template {setup.template.name} · {opened.loaded.name} · calibrate "
+               f"{opened.calibrate}" + (f" · trained {saved.method} {saved.folder}" if saved else "")
+               + f" on http://{host}:{port} (POST /classify, GET /health, GET /info)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror}",
+                        fix="pass another --port, or stop what is using this one") from None

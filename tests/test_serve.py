@@ -1,0 +1,150 @@
+"""`promptlab serve`: a real server on 127.0.0.1, real HTTP clients, answers equal to predict's."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from promptlab.cli import main
+
+pytest.importorskip("uvicorn")
+pytest.importorskip("starlette")
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+WORDS = ["great", "terrible", "fun", "awful", "good", "boring", "love", "hate", "excellent", "bad"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(url: str, body: bytes | None = None, timeout: float = 60) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def classify(base: str, rows: list[dict], timeout: float = 60) -> tuple[int, dict]:
+    return call(f"{base}/classify", json.dumps({"inputs": rows}).encode(), timeout)
+
+
+class Server:
+    """`promptlab serve` in a child process on 127.0.0.1, stopped (by its own pid) at the end."""
+
+    def __init__(self, *arguments):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "promptlab", "serve", *map(str, arguments), "--host", "127.0.0.1",
+                   "--port", str(self.port)]
+        self.process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited: {self.process.stdout.read()}")
+            try:
+                if call(f"{self.base}/health", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError("serve did not answer /health within 90 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server_arguments(toy_catalog_dir, sensitive_gpt2_dir):
+    return ["--catalog", toy_catalog_dir, "--task", "toy", "--template", "t1", "--model", sensitive_gpt2_dir]
+
+
+QUEUE = 100  # rows allowed to wait
+WAIT_MS = 1000  # long enough for the queue-full test to fill the queue while the worker collects a batch
+
+
+@pytest.fixture(scope="module")
+def server(server_arguments):
+    started = Server(*server_arguments, "--max-queue", QUEUE, "--max-wait-ms", WAIT_MS)
+    yield started
+    started.stop()
+
+
+def test_forty_concurrent_clients_get_what_predict_writes(server, server_arguments, tmp_path):
+    requests = [[{"text": f"{WORDS[i % 10]} {WORDS[(i * 3 + 1) % 10]}", "ref": f"{i}-{j}"} for j in range(1 + i % 3)]
+                for i in range(40)]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for rows in requests for row in rows))
+    result = CliRunner().invoke(main, ["predict", *map(str, server_arguments), "--input", str(source),
+                                       "--output", str(tmp_path / "predicted.jsonl")])
+    assert result.exit_code == 0, result.output
+    expected = [json.loads(line) for line in (tmp_path / "predicted.jsonl").read_text().splitlines()]
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(lambda rows: classify(server.base, rows), requests))
+    served = []
+    for rows, (status, body) in zip(requests, answers):
+        assert status == 200, body
+        assert len(body["predictions"]) == len(rows)
+        served += body["predictions"]
+    assert [row["label"] for row in served] == [row["label"] for row in expected]
+    for got, want in zip(served, expected):
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+    status, info = call(f"{server.base}/info")
+    assert status == 200 and info["task"] == "toy" and info["template"] == "t1" and info["calibrate"] == "contextual"
+    assert info["model"] == str(server_arguments[-1]) and info["trained"] is None and info["labels"] == ["negative", "positive"]
+    assert info["batches"] < len(requests)  # concurrent requests shared forwards
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"not json", 400, "not JSON"),
+    (b'["text"]', 422, 'a list "inputs"'),
+    (b'{"inputs": []}', 422, "is empty"),
+    (b'{"inputs": ["great"]}', 422, "inputs[0] is not a JSON object"),
+    (b'{"inputs": [{"text": "fun"}, {"body": "x"}]}', 422, "inputs[1] has no field 'text'"),
+    (b'{"inputs": [{"text": 3}]}', 422, "inputs[0].text must be a string"),
+    (json.dumps({"inputs": [{"text": "a" * 20_001}]}).encode(), 413, "the limit is 20000"),
+])
+def test_bad_payloads_get_a_4xx_with_a_json_message_and_the_server_keeps_serving(server, body, status, message):
+    got, answer = call(f"{server.base}/classify", body)
+    assert got == status and message in answer["error"]
+    assert call(f"{server.base}/health")[0] == 200
+
+
+def test_after_bad_payloads_the_server_still_classifies(server):
+    call(f"{server.base}/classify", b"{")
+    status, body = classify(server.base, [{"text": "great"}])
+    assert status == 200 and body["predictions"][0]["label"] in ("negative", "positive")
+
+
+def test_a_full_queue_answers_503_at_once_never_hangs(server):
+    # The worker holds the first row while it waits WAIT_MS for others, so QUEUE more rows overflow the queue.
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(classify, server.base, [{"text": "good"}])
+        time.sleep(0.2)
+        started = time.monotonic()
+        status, body = classify(server.base, [{"text": "fun"}] * QUEUE, timeout=10)
+        assert status == 503 and "queue is full" in body["error"]
+        assert time.monotonic() - started < WAIT_MS / 1000  # answered at once, before the batch is even formed
+        assert first.result(timeout=30)[0] == 200
+    too_many = classify(server.base, [{"text": "fun"}] * (QUEUE + 1))
+    assert too_many[0] == 413 and "at most 100" in too_many[1]["error"]
