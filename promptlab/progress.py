@@ -29,7 +29,7 @@ class PlainProgress:
         self.file, self.disable = file, disable
         self.n, self.postfix = 0, ""
         self.start = self._last = time.perf_counter()
-        self._printed = False
+        self._printed_at: int | None = None  # the count of the last line printed
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -58,10 +58,10 @@ class PlainProgress:
 
     def _print(self) -> None:
         print(self.line(), file=self.file or sys.stderr, flush=True)
-        self._printed = True
+        self._printed_at = self.n
 
     def close(self) -> None:
-        if self._printed and not self.disable:  # the final count, once a run was long enough to report
+        if self._printed_at not in (None, self.n) and not self.disable:  # the final count, if not just printed
             self._print()
         self.disable = True
 

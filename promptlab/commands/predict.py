@@ -29,7 +29,7 @@ def run_predict_command(*, task, template, verbalizer, model, trained, calibrate
                                  aggregate=aggregate, batch_size=batch_size, stream=True)
         click.echo(f"predict: {setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} "
                    f"· {opened.loaded.name} ({opened.loaded.kind}, {opened.loaded.device}) · calibrate "
-                   f"{opened.calibrate}" + (f" · trained {saved.method} {saved.folder}" if saved else ""), err=True)
+                   f"{opened.calibrate or '-'}" + (f" · trained {saved.method} {saved.folder}" if saved else ""), err=True)
         started = time.perf_counter()
         with progress_bar(total, "predict", unit="row") as bar:
             written = run_predict(opened.classifier, input_rows(input_path), writer, source=input_path,

@@ -30,7 +30,7 @@ def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, 
             "trained": str(saved.folder) if saved else None}
     app = create_app(opened.classifier, info, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
     click.echo(f"serve: {setup.task.name} · template {setup.template.name} · {opened.loaded.name} · calibrate "
-               f"{opened.calibrate}" + (f" · trained {saved.method} {saved.folder}" if saved else "")
+               f"{opened.calibrate or '-'}" + (f" · trained {saved.method} {saved.folder}" if saved else "")
                + f" on http://{host}:{port} (POST /classify, GET /health, GET /info)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
