@@ -29,6 +29,9 @@ catalog_option = click.option("--catalog", "catalogs", multiple=True, type=click
 model_option = click.option("--model", default=None, help="Model alias, local folder or hub id [default: smollm2-135m].")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
+                            help="Weights' precision. auto: bfloat16 on a GPU, or a CPU, that runs it natively "
+                                 "(AVX512-BF16, AMX, ARM BF16), else float32. float16 needs a GPU.")
 
 
 def _batch_size(ctx, param, value: str) -> int | str:
@@ -72,9 +75,6 @@ aggregate_option = click.option("--aggregate", type=click.Choice(AGGREGATIONS), 
 batch_size_option = click.option(
     "--batch-size", default="auto", show_default=True, callback=_batch_size, metavar="N|auto",
     help="Examples per forward, or auto: 32 on the CPU, 256 on a GPU; halved whenever the GPU runs out of memory.")
-dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-                            help="Weights' precision; half precisions need a GPU. auto: bfloat16 where the GPU "
-                                 "supports it.")
 
 
 @main.command()
@@ -186,13 +186,14 @@ FEWSHOT_METHODS = ("softprompt", "finetune", "lora", "finetune-head", "icl", "he
               help="Any option of the method, e.g. --option rank=16 (lora); the value is read as YAML. Repeatable.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N test examples.")
 @device_option
+@dtype_option
 @catalog_option
 @click.option("--output", type=click.Path(), default=None,
               help="Folder for fewshot.json and, per seed, predictions and the trained artefact (DIR/seed-N, "
                    "for --trained).")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
 def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, method_options,
-            limit, device, catalogs, output, as_json):
+            limit, device, dtype, catalogs, output, as_json):
     """Train on k examples per class over several seeds; report mean ± std next to zero-shot."""
     options = dict(locals())
     from promptlab.commands.fewshot import run_fewshot_command
@@ -207,11 +208,12 @@ def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prom
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Examples per forward pass when scoring zero-shot.")
 @device_option
+@dtype_option
 @catalog_option
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line: suite, output, runs, seconds.")
 @click.option("--report-only", is_flag=True,
               help="Run nothing: write the reports from the runs already finished in DIR (e.g. of a stopped run).")
-def eval_suite(suite, output, batch_size, device, catalogs, as_json, report_only):
+def eval_suite(suite, output, batch_size, device, dtype, catalogs, as_json, report_only):
     """Run an evaluation suite (a name in eval_suites/ or a .yaml path) and write its reports."""
     options = dict(locals())
     from promptlab.commands.eval import run_eval_command
@@ -224,10 +226,11 @@ def eval_suite(suite, output, batch_size, device, catalogs, as_json, report_only
 @click.option("--output", required=True, type=click.Path(file_okay=False),
               help="Folder for results.jsonl and the reports; a rerun into it skips finished units.")
 @device_option
+@dtype_option
 @catalog_option
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line: the summary.")
 @click.option("--report-only", is_flag=True, help="Run nothing: report the units already finished in DIR.")
-def continual(suite, output, device, catalogs, as_json, report_only):
+def continual(suite, output, device, dtype, catalogs, as_json, report_only):
     """Learn a sequence of tasks with each strategy (a continual suite); report the accuracy matrix and forgetting."""
     options = dict(locals())
     from promptlab.commands.continual import run_continual_command

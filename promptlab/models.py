@@ -6,6 +6,7 @@ transformers is imported inside functions so that `promptlab --help` stays fast.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import hashlib
@@ -34,6 +35,7 @@ from .distributed import process_device
 from .errors import UserError, did_you_mean
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")  # keys of torch.cpu.get_capabilities()
 _DEVICE_AVAILABLE = {"cpu": lambda: True, "cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 _FINGERPRINT_SAMPLE = 4096  # elements hashed per tensor: enough to tell checkpoints apart, fast at 135M
@@ -48,6 +50,15 @@ class LoadedModel:
     tokenizer: Any
     device: torch.device
     fingerprint: str
+
+    @property
+    def dtype(self) -> str:
+        """The weights' precision as --dtype names it: float32, bfloat16 or float16."""
+        return dtype_name(self.model.dtype)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 # ---------------------------------------------------------------- devices and dtypes
@@ -70,21 +81,39 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    """float32 by default; half precisions only on a GPU, where they pay off.
+    """The weights' precision; None and 'auto' pick bfloat16 where the hardware runs it natively.
 
-    'auto' is bfloat16 on a GPU that supports it and float32 elsewhere: never float16 unasked,
-    whose narrow range overflows in some models.
+    'auto' is bfloat16 on a GPU that supports it and on a CPU with native bfloat16 instructions
+    (cpu_has_native_bfloat16), float32 elsewhere: never float16 unasked, whose narrow range
+    overflows in some models. bfloat16 is allowed on any CPU (emulated where not native: slower);
+    float16 needs a GPU, as CPU kernels for it are slow and its range overflows.
     """
-    if dtype is None:
-        return torch.float32
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if bfloat16_is_native(device) else torch.float32
     if dtype not in _DTYPES:
         raise UserError(f"unknown dtype '{dtype}'", fix=did_you_mean(dtype, _DTYPES))
     chosen = _DTYPES[dtype]
-    if chosen != torch.float32 and device.type == "cpu":
-        raise UserError(f"dtype {dtype} needs a GPU; this run is on the CPU", fix="leave out --dtype (float32)")
+    if chosen == torch.float16 and device.type == "cpu":
+        raise UserError("dtype float16 needs a GPU; this run is on the CPU",
+                        fix="use --dtype bfloat16, or auto (bfloat16 where the CPU runs it natively)")
     return chosen
+
+
+def bfloat16_is_native(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_native_bfloat16()
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes in bfloat16 in hardware, as torch's cpuinfo reports it.
+
+    x86: AVX512-BF16 or AMX-BF16; ARM: the BF16 extension (or SVE BF16). oneDNN's own check
+    (torch.ops.mkldnn._is_mkldnn_bf16_supported) also answers yes on plain AVX-512, where it
+    emulates bfloat16 at about float32's speed, so it cannot decide this.
+    """
+    capabilities = torch.cpu.get_capabilities()
+    return any(capabilities.get(flag, False) for flag in _NATIVE_BFLOAT16_FLAGS)
 
 
 # ---------------------------------------------------------------- kind detection
@@ -319,7 +348,10 @@ def _publish(staging: Path, target: Path) -> None:
 # ---------------------------------------------------------------- loading
 
 def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
-    """Load an alias, folder or hub id, ready to score: eval mode, on the device, tokenizer set up."""
+    """Load an alias, folder or hub id, ready to score: eval mode, on the device, tokenizer set up.
+
+    `dtype` is a --dtype value; None is 'auto' (resolve_dtype).
+    """
     torch_device = resolve_device(process_device(device))  # under a launcher: this process's own GPU
     torch_dtype = resolve_dtype(dtype, torch_device)
     source, kind = resolve_model(name)
@@ -328,6 +360,18 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
     tokenizer = _load_tokenizer(source, kind, local_only)
     return LoadedModel(name=name, source=source, kind=kind, model=model, tokenizer=tokenizer,
                        device=torch_device, fingerprint=weights_fingerprint(model))
+
+
+def float32_copy(loaded: LoadedModel) -> torch.nn.Module:
+    """A float32 copy of the loaded model, in eval mode: master weights for training every weight.
+
+    When the shared model is in a half precision the checkpoint is read again, so the copy starts
+    from the exact weights rather than their rounded half-precision values.
+    """
+    if loaded.model.dtype == torch.float32:
+        return copy.deepcopy(loaded.model).eval()
+    weights = _load_weights(loaded.source, loaded.kind, torch.float32, Path(loaded.source).is_dir())
+    return weights.to(loaded.device).eval()
 
 
 def _load_weights(source: str, kind: Kind, dtype: torch.dtype, local_only: bool) -> Any:

@@ -134,8 +134,8 @@ def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> Tas
 
 # ---------------------------------------------------------------- running
 
-def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: int = 32, run: bool = True,
-              log: TextIO = sys.stderr) -> SuiteRun:
+def run_suite(suite: Suite, output: Path, *, device: str = "auto", dtype: str | None = None, batch_size: int = 32,
+              run: bool = True, log: TextIO = sys.stderr) -> SuiteRun:
     """Run every configuration of the suite not yet in `output`/results.jsonl; return the grid's finished rows.
 
     With run=False nothing runs: the rows already finished are returned, for reports of a partial run.
@@ -157,7 +157,8 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", batch_size: i
                 resolve_model(model)  # a wrong model name fails now, not after hours of other runs
             mine = distributed.shard(pending)  # under a launcher run i goes to process i % world, whole
             with distributed.alone():
-                _run_pending(suite, mine, data, results, finished, device=device, batch_size=batch_size, log=log)
+                _run_pending(suite, mine, data, results, finished, device=device, dtype=dtype, batch_size=batch_size,
+                             log=log)
     finished.update((row["key"], row) for row in results.rows if _made_with(row, weights))  # other processes' runs
     return SuiteRun(suite=suite.name, output=output, rows=[finished[key] for key in keys if key in finished],
                     runs=len(configs), ran=len(pending) if run else 0, skipped=len(configs) - len(pending),
@@ -203,14 +204,14 @@ def _render_prompts(suite: Suite, pending: list[RunConfig], data: dict[str, Task
 
 
 def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[str, TaskData],
-                 results: ResultsFile, finished: dict[str, dict], *, device: str, batch_size: int,
+                 results: ResultsFile, finished: dict[str, dict], *, device: str, dtype: str | None, batch_size: int,
                  log: TextIO) -> None:
     # A bar in a terminal, plain lines in logs; the line per run carries an ETA from runs of the same kind.
     bar = progress_bar(len(pending), f"eval {suite.name}", unit="run", always=True, file=log)
     times, done = RunTimes(), 0
     try:
         for model_name in dict.fromkeys(config.model for _, config in pending):
-            loaded = load_model(model_name, device=device)
+            loaded = load_model(model_name, device=device, dtype=dtype)
             backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
             as_loaded = weights_digest(loaded.model)  # few-shot runs must leave the shared weights as they are
             for key, config in ((key, config) for key, config in pending if config.model == model_name):
@@ -256,7 +257,8 @@ def run_one(key: str, config: RunConfig, suite: Suite, data: TaskData, loaded: L
     return {
         "key": key, "suite": suite.name, **asdict(config), "data_sha256": data.hashes(config.k),
         "model_source": loaded.source, "model_kind": loaded.kind, "model_fingerprint": loaded.fingerprint,
-        "device": str(loaded.device), "n_test": len(data.test), "n_labels": len(setup.task.labels),
+        "device": str(loaded.device), "dtype": loaded.dtype,
+        "n_test": len(data.test), "n_labels": len(setup.task.labels),
         "metrics": {name: result[name] for name in ROW_METRICS if result.get(name) is not None},
         "train_steps": result.get("train_steps", 0), "seconds": round(seconds, 3),
         "confusion": result["metrics"]["confusion"],

@@ -7,10 +7,15 @@ trainable parameters it optimises. It evaluates on the dev set every `eval_every
 once before training, so a run that never improves keeps its starting point), keeps the best
 parameters by dev accuracy (ties: lower dev loss), stops after `patience` evaluations without
 improvement, and restores the best parameters at the end. Same seed, same numbers.
+
+With `TrainConfig.precision` bfloat16 (or float16) every forward runs under autocast: matrix
+products in the half precision, while the optimizer's parameters (soft prompts, adapters, the
+master copy of fine-tuned weights) and their gradients stay float32.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -34,6 +39,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
+    precision: torch.dtype = torch.float32  # of the forward passes (autocast); the trained parameters stay float32
+    device_type: str = "cpu"  # where the forwards run, for autocast
 
 
 @dataclass
@@ -63,7 +70,9 @@ def train(module: torch.nn.Module, label_logprobs: LabelLogprobs, train_inputs: 
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     result = TrainResult(steps=0, best_step=0, best_dev_accuracy=None)
     best = _Checkpoint(module)
-    _evaluate_and_keep(result, best, label_logprobs, dev_inputs, dev_labels, step=0)
+    evaluate_dev = functools.partial(_evaluate_and_keep, result, best, label_logprobs, dev_inputs, dev_labels,
+                                     precision=(config.device_type, config.precision))
+    evaluate_dev(step=0)
     batches = _batches(len(train_inputs), config.batch_size, config.seed)
     stale = 0
     # Every step takes seconds, so short runs report too: a bar in a terminal, plain lines in logs.
@@ -72,13 +81,14 @@ def train(module: torch.nn.Module, label_logprobs: LabelLogprobs, train_inputs: 
             started = time.perf_counter()
             rows = next(batches)
             mine = distributed.shard(rows)  # data parallel under a launcher: a share of the same batch each
-            loss = _step(optimizer, parameters, label_logprobs, [train_inputs[i] for i in mine],
-                         torch.tensor([train_labels[i] for i in mine]), config.max_grad_norm, batch_rows=len(rows))
+            with autocast(config.device_type, config.precision):
+                loss = _step(optimizer, parameters, label_logprobs, [train_inputs[i] for i in mine],
+                             torch.tensor([train_labels[i] for i in mine]), config.max_grad_norm, batch_rows=len(rows))
             result.train_seconds += time.perf_counter() - started
             result.steps = step
             result.losses.append(loss)
             if step % config.eval_every == 0 or step == config.steps:
-                improved = _evaluate_and_keep(result, best, label_logprobs, dev_inputs, dev_labels, step=step)
+                improved = evaluate_dev(step=step)
                 stale = 0 if improved else stale + 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", dev=_percent(result.latest_dev_accuracy))
@@ -123,13 +133,14 @@ def evaluate(label_logprobs: LabelLogprobs, inputs: Sequence, labels: Sequence[i
 
 
 def _evaluate_and_keep(result: TrainResult, best: "_Checkpoint", label_logprobs: LabelLogprobs, dev_inputs: Sequence,
-                       dev_labels: Sequence[int], *, step: int) -> bool:
+                       dev_labels: Sequence[int], *, precision: tuple[str, torch.dtype], step: int) -> bool:
     """Evaluate on dev; keep the parameters if they are the best so far. True when they are."""
     if not dev_inputs:  # nothing to select on: keep the latest parameters
         best.save()
         result.best_step = step
         return True
-    accuracy, loss = evaluate(label_logprobs, dev_inputs, dev_labels)
+    with autocast(*precision):
+        accuracy, loss = evaluate(label_logprobs, dev_inputs, dev_labels)
     result.dev_history.append((step, accuracy, loss))
     if result.best_dev_accuracy is not None and (accuracy, -loss) <= (result.best_dev_accuracy, -best.dev_loss):
         return False
@@ -154,6 +165,16 @@ class _Checkpoint:
         with torch.no_grad():
             for name, p in self.parameters.items():
                 p.copy_(self.saved[name])
+
+
+def autocast(device_type: str, precision: torch.dtype) -> contextlib.AbstractContextManager:
+    """Forwards in `precision` where it is a half precision (torch.autocast), as they are otherwise.
+
+    Every trained method gets it through `train`; scoring outside it (after training) uses it too.
+    """
+    if precision == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=precision)
 
 
 @contextlib.contextmanager

@@ -116,7 +116,7 @@ def test_load_local_folder_is_ready_to_score(fixture: str, request: pytest.Fixtu
     loaded = models.load_model(str(folder), device="cpu")
     assert (loaded.name, loaded.source, loaded.kind) == (str(folder), str(folder.resolve()), TINY_KINDS[fixture])
     assert loaded.device == torch.device("cpu") and not loaded.model.training
-    assert loaded.model.dtype == torch.float32
+    assert loaded.model.dtype == models.resolve_dtype("auto", torch.device("cpu"))
     batch = loaded.tokenizer(["it was great", "the movie was really very boring"], padding=True, return_tensors="pt")
     with torch.no_grad():
         logits = loaded.model(**batch).logits
@@ -192,8 +192,10 @@ def test_unknown_device():
 
 def test_dtypes(tiny_bert_dir: Path):
     cpu = torch.device("cpu")
-    assert models.resolve_dtype(None, cpu) == models.resolve_dtype("float32", cpu) == torch.float32
-    assert models.resolve_dtype("bfloat16", torch.device("cuda")) == torch.bfloat16
+    assert models.resolve_dtype(None, cpu) == models.resolve_dtype("auto", cpu)
+    assert models.resolve_dtype("float32", cpu) == torch.float32
+    assert models.resolve_dtype("bfloat16", cpu) == models.resolve_dtype("bfloat16", torch.device("cuda")) \
+        == torch.bfloat16
     with pytest.raises(UserError, match="needs a GPU"):
         models.resolve_dtype("float16", cpu)
     with pytest.raises(UserError, match="unknown dtype 'float64'"):

@@ -19,7 +19,7 @@ from promptlab.verbalizer import Verbalizer
 
 @pytest.fixture(params=["tiny_gpt2_dir", "tiny_llama_dir"])
 def causal_model(request):
-    return load_model(str(request.getfixturevalue(request.param)), device="cpu")
+    return load_model(str(request.getfixturevalue(request.param)), device="cpu", dtype="float32")
 
 
 def reference_scores(loaded, prompts, words) -> torch.Tensor:
@@ -46,7 +46,7 @@ def test_long_label_sets_split_into_word_groups(causal_model, monkeypatch):
 
 @torch.inference_mode()
 def test_eager_attention_takes_the_additive_mask(tiny_llama_dir):
-    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    loaded = load_model(str(tiny_llama_dir), device="cpu", dtype="float32")
     prompts = [template_for("causal").render({"text": text}) for text in TEXTS]
     expected = reference_scores(loaded, prompts, WORDS)
     loaded.model.set_attn_implementation("eager")
@@ -81,8 +81,7 @@ def _reference_with_tokens(loaded, backend, prompt, word, inserted) -> float:
 
 @torch.inference_mode()
 def test_bfloat16_scores_stay_close_to_float32(tiny_llama_dir):
-    # resolve_dtype keeps half precision off the CPU for users; the backend itself must still handle it.
-    loaded = load_model(str(tiny_llama_dir), device="cpu")
+    loaded = load_model(str(tiny_llama_dir), device="cpu", dtype="float32")
     prompts = [template_for("causal").render({"text": text}) for text in TEXTS]
     full = backend_of(loaded).word_logprobs(prompts, WORDS)
     loaded.model.to(torch.bfloat16)
@@ -140,7 +139,11 @@ def test_auto_batch_size_and_dtype_follow_the_device(monkeypatch):
     assert initial_batch_size("auto", torch.device("cpu")) == 32
     assert initial_batch_size("auto", torch.device("cuda")) == 256
     assert initial_batch_size(7, torch.device("cuda")) == 7
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "avx512_bf16": True})
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True})  # bfloat16 only emulated
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16  # asked for: allowed all the same
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
@@ -178,15 +181,19 @@ def test_each_text_is_tokenized_once(request, model):
     assert len(counting.texts) == len(set(counting.texts))
 
 
-def test_cli_batch_size_and_dtype_options(tmp_path, tiny_gpt2_dir):
+@pytest.mark.parametrize("native", [True, False])
+def test_cli_batch_size_and_dtype_options(tmp_path, tiny_gpt2_dir, monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "amx_bf16": native})
     root = write_catalog(tmp_path / "catalog", SENTIMENT_FILES)
     common = ["zeroshot", "--catalog", str(root), "--task", "toy", "--template", "t1", "--model", str(tiny_gpt2_dir),
               "--device", "cpu", "--json"]
-    result = CliRunner().invoke(main, common + ["--batch-size", "auto", "--dtype", "auto"])
+    result = CliRunner().invoke(main, common + ["--batch-size", "auto"])  # --dtype auto by default
     assert result.exit_code == 0, result.output
+    chosen = "bfloat16" if native else "float32"
     summary = json.loads(result.output.strip().splitlines()[-1])
-    assert summary["batch_size"] == 32 and summary["dtype"] == "float32"
+    assert summary["batch_size"] == 32 and summary["dtype"] == chosen
+    assert f"(causal, cpu, {chosen})" in result.output  # said in the output too
     result = CliRunner().invoke(main, common + ["--batch-size", "0"])
     assert result.exit_code == 2 and "neither a positive integer nor 'auto'" in result.output
-    result = CliRunner().invoke(main, common + ["--dtype", "bfloat16"])
+    result = CliRunner().invoke(main, common + ["--dtype", "float16"])
     assert result.exit_code == 2 and "needs a GPU" in result.output

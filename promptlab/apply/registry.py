@@ -153,7 +153,7 @@ class Opened:
 
     def describe(self) -> dict:
         return {"model": self.loaded.name, "kind": self.loaded.kind, "device": str(self.loaded.device),
-                "dtype": str(self.loaded.model.dtype).removeprefix("torch."), "batch_size": self.batch_size,
+                "dtype": self.loaded.dtype, "batch_size": self.batch_size,
                 "calibrate": self.calibrate, "aggregate": self.aggregate}
 
 

@@ -129,9 +129,15 @@ class CausalLMBackend(PromptTokens):
 
     def _score(self, packed: _Packed, soft_prompt: torch.Tensor | None) -> torch.Tensor:
         """Sum of token log-probs per word: [B, W]."""
+        width = packed.ids.shape[1]
+        # The kept positions as indices, not a count: the model then gathers them into a contiguous
+        # tensor. A count slices a strided view, and with gradients on (training a soft prompt)
+        # matmul does not fold such a view into one matrix product: it broadcasts the LM head's
+        # weight over the batch, a copy of the vocabulary matrix per row, in the forward and backward.
+        kept = torch.arange(width - packed.later.shape[1] - 1, width, device=self.device)
         logits = self.model(inputs_embeds=embed(self.model, packed.ids, packed.soft_slots, soft_prompt),
                             attention_mask=packed.attention, position_ids=packed.positions, use_cache=False,
-                            logits_to_keep=packed.later.shape[1] + 1).logits  # [B, 1 + G, V]
+                            logits_to_keep=kept).logits  # [B, 1 + G, V]
         scores = token_logprobs(logits[:, 0], packed.first)  # [B, W]
         if packed.later.shape[1] == 0:
             return scores

@@ -14,7 +14,7 @@ from promptlab.continual.suite import load_continual_suite
 from promptlab.outputs import output_folder
 
 
-def run_continual_command(*, suite, output, device, catalogs, as_json, report_only) -> None:
+def run_continual_command(*, suite, output, device, catalogs, as_json, report_only, dtype=None) -> None:
     started = time.perf_counter()
     loaded = load_continual_suite(suite, Catalog.from_options(catalogs))
     folder = output_folder(output)
@@ -22,7 +22,7 @@ def run_continual_command(*, suite, output, device, catalogs, as_json, report_on
     click.echo(f"continual {loaded.name}: {' -> '.join(tasks)}; {len(loaded.strategies)} strategies × "
                f"{len(loaded.seeds)} seed(s), k={loaded.k}, into {folder}", err=True)
     try:
-        rows = run_continual(loaded, folder, device=device, run=not report_only)
+        rows = run_continual(loaded, folder, device=device, dtype=dtype, run=not report_only)
     except KeyboardInterrupt:
         raise SystemExit(INTERRUPTED) from None
     summary, files = write_reports(rows, folder, suite=loaded.name, tasks=tasks, description=loaded.description)

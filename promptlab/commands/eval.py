@@ -9,6 +9,7 @@ import click
 from promptlab import distributed
 from promptlab.catalog import Catalog
 from promptlab.errors import UserError
+from promptlab.models import dtype_name, resolve_device, resolve_dtype
 from promptlab.outputs import output_folder
 from promptlab.report import write_reports
 from promptlab.runner import RESULTS_FILE, run_suite
@@ -17,13 +18,14 @@ from promptlab.suite import expand, load_suite
 INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C
 
 
-def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json, report_only) -> None:
+def run_eval_command(*, suite, output, device, dtype, batch_size, catalogs, as_json, report_only) -> None:
     start = time.perf_counter()
     loaded = load_suite(suite, Catalog.from_options(catalogs))
     folder = output_folder(output)
-    click.echo(f"suite {loaded.name}: {len(expand(loaded))} runs into {folder}", err=True)
+    precision = dtype_name(resolve_dtype(dtype, resolve_device(device)))
+    click.echo(f"suite {loaded.name}: {len(expand(loaded))} runs into {folder} ({precision})", err=True)
     try:
-        outcome = run_suite(loaded, folder, device=device, batch_size=batch_size, run=not report_only)
+        outcome = run_suite(loaded, folder, device=device, dtype=dtype, batch_size=batch_size, run=not report_only)
     except KeyboardInterrupt:
         raise SystemExit(INTERRUPTED) from None
     if report_only and not outcome.rows:
@@ -41,6 +43,6 @@ def run_eval_command(*, suite, output, device, batch_size, catalogs, as_json, re
         click.echo(f"wrote {path}")
     if as_json:
         click.echo(json.dumps({"suite": loaded.name, "suite_file": str(loaded.path), "output": str(folder),
-                               "runs": outcome.runs, "ran": outcome.ran, "skipped": outcome.skipped,
+                               "dtype": precision, "runs": outcome.runs, "ran": outcome.ran, "skipped": outcome.skipped,
                                "seconds": round(seconds, 3),
                                "files": [str(path) for path in [folder / RESULTS_FILE, *files]]}))

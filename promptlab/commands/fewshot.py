@@ -28,7 +28,7 @@ OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-len
 
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
-                        method_options=(), limit, device, catalogs, output, as_json) -> None:
+                        method_options=(), limit, device, dtype=None, catalogs, output, as_json) -> None:
     started = time.perf_counter()
     catalog = Catalog.from_options(catalogs)
     setup = Setup.load(catalog, task, template, verbalizer)
@@ -40,9 +40,9 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
     model_name = model or DEFAULT_MODEL
     resolve_model(model_name)
-    loaded = load_model(model_name, device=device)
+    loaded = load_model(model_name, device=device, dtype=dtype)
     click.echo(f"{setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} · "
-               f"{loaded.name} ({loaded.kind}, {loaded.device}) · {method} · k={k} · {len(test)} test examples")
+               f"{loaded.name} ({loaded.kind}, {loaded.device}, {loaded.dtype}) · {method} · k={k} · {len(test)} test examples")
     zero_shot = _zero_shot_accuracy(setup, loaded, test)
     click.echo(f"zero-shot ({ZERO_SHOT_CALIBRATION} calibration): accuracy {zero_shot:.4f}")
     per_seed = []
@@ -133,7 +133,8 @@ def _seed_line(result: dict) -> str:
 def _summary(setup: Setup, loaded: LoadedModel, method: str, k: int, seeds: list[int], per_seed: list[dict],
              zero_shot: float, n: int, started: float) -> dict:
     accuracies = [result["accuracy"] for result in per_seed]
-    return {**setup.describe(), "model": loaded.name, "model_fingerprint": loaded.fingerprint, "method": method, "k": k,
+    return {**setup.describe(), "model": loaded.name, "model_fingerprint": loaded.fingerprint,
+            "device": str(loaded.device), "dtype": loaded.dtype, "method": method, "k": k,
             "seeds": seeds, "n": n, "accuracy_mean": statistics.mean(accuracies),
             "accuracy_std": seed_std(accuracies),
             "macro_f1_mean": statistics.mean(result["macro_f1"] for result in per_seed),

@@ -41,7 +41,8 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
                "seconds": round(result.seconds, 3), "processes": distributed.world(),
                "examples_per_second": round(len(examples) / max(result.seconds, 1e-9), 2)}
     click.echo(f"{setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} · "
-               f"{opened.loaded.name} ({opened.loaded.kind}, {opened.loaded.device}) · calibrate {opened.calibrate or '-'}"
+               f"{opened.loaded.name} ({opened.loaded.kind}, {opened.loaded.device}, {opened.loaded.dtype}) · "
+               f"calibrate {opened.calibrate or '-'}"
                + (f" · trained {saved.method} {saved.folder}" if saved else ""))
     click.echo(format_metrics(result.metrics))
     click.echo(f"\n{len(examples)} examples in {result.seconds:.1f} s ({summary['examples_per_second']} examples/s)")

@@ -75,8 +75,8 @@ def unit_key(suite: ContinualSuite, data: SequenceData, kind: str, strategy: str
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_continual(suite: ContinualSuite, output: Path, *, device: str = "auto", run: bool = True,
-                  log: TextIO = sys.stderr) -> list[dict]:
+def run_continual(suite: ContinualSuite, output: Path, *, device: str = "auto", dtype: str | None = None,
+                  run: bool = True, log: TextIO = sys.stderr) -> list[dict]:
     """Run the units not yet in output/results.jsonl; return every finished row of the suite, in unit order."""
     data = load_sequence_data(suite)
     keyed = [(unit_key(suite, data, *unit), unit) for unit in units(suite)]
@@ -86,12 +86,13 @@ def run_continual(suite: ContinualSuite, output: Path, *, device: str = "auto", 
         pending = [(key, unit) for key, unit in keyed if key not in finished]
         if pending and run:
             resolve_model(suite.model)
-            loaded = load_model(suite.model, device=device)
+            loaded = load_model(suite.model, device=device, dtype=dtype)
             for number, (key, (kind, strategy, seed)) in enumerate(pending, start=1):
                 started = time.perf_counter()
                 row = _run_unit(kind, strategy, seed, suite, data, loaded, log)
                 row.update(key=key, suite=suite.name, kind=kind, strategy=strategy, seed=seed, model=suite.model,
-                           model_fingerprint=loaded.fingerprint, tasks=[task.name for task in suite.tasks],
+                           model_fingerprint=loaded.fingerprint, dtype=loaded.dtype,
+                           tasks=[task.name for task in suite.tasks],
                            k=suite.k, seconds=round(time.perf_counter() - started, 2), versions=package_versions(),
                            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
                 results.append(row)

@@ -149,7 +149,7 @@ class Sequential(Strategy):
     def __init__(self, loaded, options, seed, *, replay: bool):
         super().__init__(loaded, options, seed)
         self.replay = replay
-        self.model = trainable_copy(loaded.model)
+        self.model = trainable_copy(loaded)
         self.memory: list[tuple[int, Setup, dict]] = []  # (task, its setup, a training example)
 
     def learn(self, index, context):
@@ -175,7 +175,7 @@ class Sequential(Strategy):
                      [(index, prompt) for prompt in context.prompts(split.train)] + memory,
                      context.gold(split.train) + memory_gold,
                      [(index, prompt) for prompt in context.prompts(split.dev)], context.gold(split.dev),
-                     self.options.train_config(self.seed), description=f"replay task {index}")
+                     self.options.train_config(self.seed, self.loaded), description=f"replay task {index}")
 
     def scorer(self, index, setup):
         return self._scorer_on(self.model, setup)

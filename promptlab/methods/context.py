@@ -1,6 +1,7 @@
 """What every few-shot method receives and returns."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -15,7 +16,7 @@ from promptlab.pipeline import render_all
 from promptlab.sampling import KShotSplit
 from promptlab.scoring import LabelScorer
 from promptlab.template import Prompt
-from promptlab.train import TrainConfig, TrainResult
+from promptlab.train import TrainConfig, TrainResult, autocast
 
 EVAL_BATCH = 32  # examples per scoring forward outside training
 
@@ -39,9 +40,11 @@ class TrainingOptions:
             raise UserError("options patience and weight_decay cannot be negative",
                             fix="use 0 to turn early stopping or weight decay off")
 
-    def train_config(self, seed: int) -> TrainConfig:
+    def train_config(self, seed: int, loaded: LoadedModel) -> TrainConfig:
+        """The training options with the seed, and forwards in the loaded model's dtype (autocast)."""
         return TrainConfig(steps=self.steps, lr=self.lr, batch_size=self.batch_size, eval_every=self.eval_every,
-                           patience=self.patience, weight_decay=self.weight_decay, seed=seed)
+                           patience=self.patience, weight_decay=self.weight_decay, seed=seed,
+                           precision=loaded.model.dtype, device_type=loaded.device.type)
 
 
 def require_positive(option: str, value) -> None:
@@ -70,6 +73,13 @@ class MethodContext:
 
     def gold(self, examples: Sequence[dict]) -> list[int]:
         return [self.labels.index(example["label"]) for example in examples]
+
+    def train_config(self) -> TrainConfig:
+        return self.options.train_config(self.seed, self.loaded)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Forwards of a trained float32 copy in the loaded model's dtype, as in training."""
+        return autocast(self.loaded.device.type, self.loaded.model.dtype)
 
     def prompts(self, examples: Sequence[dict]) -> list[Prompt]:
         return render_all(self.setup.template, examples)

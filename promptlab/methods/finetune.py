@@ -7,7 +7,6 @@ shared model is untouched.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +22,7 @@ from promptlab.methods.context import (
     require_choice,
     training_details,
 )
+from promptlab.models import LoadedModel, float32_copy
 from promptlab.pipeline import score_all
 from promptlab.scoring import LabelScorer
 from promptlab.train import TrainResult, train
@@ -55,7 +55,7 @@ class FinetuneHeadOptions(TrainingOptions):
 
 
 def run_finetune(context: MethodContext) -> MethodOutcome:
-    model = trainable_copy(context.loaded.model)
+    model = trainable_copy(context.loaded)
     scorer, result = train_cloze(context, model, model, description=f"finetune seed {context.seed}")
     outcome = cloze_outcome(context, scorer, result)
     outcome.trained = Trained("finetune", model=model, tokenizer=context.loaded.tokenizer,
@@ -74,14 +74,14 @@ def train_cloze(context: MethodContext, model: torch.nn.Module, trainable: torch
     split = context.split
     scorer = context.scorer(model, aggregate=options.aggregate, batch_size=max(options.batch_size, EVAL_BATCH))
     result = train(trainable, scorer.label_logprobs, context.prompts(split.train), context.gold(split.train),
-                   context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
+                   context.prompts(split.dev), context.gold(split.dev), context.train_config(),
                    description=description)
     return scorer, result
 
 
 def cloze_outcome(context: MethodContext, scorer: LabelScorer, result: TrainResult) -> MethodOutcome:
-    """The trained scorer's predictions on the test examples."""
-    with torch.inference_mode():
+    """The trained scorer's predictions on the test examples, in the loaded dtype as in training."""
+    with torch.inference_mode(), context.autocast():
         test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
                          training_details(result))
@@ -90,7 +90,7 @@ def cloze_outcome(context: MethodContext, scorer: LabelScorer, result: TrainResu
 def run_finetune_head(context: MethodContext) -> MethodOutcome:
     options: FinetuneHeadOptions = context.options
     loaded, split, template = context.loaded, context.split, context.setup.template
-    model = trainable_copy(loaded.model)
+    model = trainable_copy(loaded)
     torch.manual_seed(context.seed)
     head = torch.nn.Linear(model.config.hidden_size, len(context.labels)).to(loaded.device)
     module = torch.nn.ModuleDict({"model": model, "head": head})
@@ -102,10 +102,10 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
         return [example_text(template, example) for example in examples]
 
     result = train(module, label_logprobs, texts(split.train), context.gold(split.train), texts(split.dev),
-                   context.gold(split.dev), options.train_config(context.seed),
+                   context.gold(split.dev), context.train_config(),
                    description=f"finetune-head seed {context.seed}")
     test_texts = texts(context.test_examples)
-    with torch.inference_mode():
+    with torch.inference_mode(), context.autocast():
         test_logprobs = torch.cat([label_logprobs(test_texts[start:start + EVAL_BATCH]).cpu()
                                    for start in range(0, len(test_texts), EVAL_BATCH)])
     trained = Trained("finetune-head", model=model, tokenizer=loaded.tokenizer,
@@ -114,6 +114,7 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
                          training_details(result), trained)
 
 
-def trainable_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy with every weight trainable; eval mode keeps dropout off, so same seed, same numbers."""
-    return copy.deepcopy(model).eval().requires_grad_(True)
+def trainable_copy(loaded: LoadedModel) -> torch.nn.Module:
+    """A float32 copy with every weight trainable (master weights: the forwards run in the loaded dtype
+    under autocast); eval mode keeps dropout off, so same seed, same numbers."""
+    return float32_copy(loaded).requires_grad_(True)

@@ -88,7 +88,7 @@ def train_soft_prompt(context: MethodContext, *, after: torch.Tensor | None = No
 
     with frozen(loaded.model):
         result = train(soft_prompt, label_logprobs, context.prompts(split.train), context.gold(split.train),
-                       context.prompts(split.dev), context.gold(split.dev), options.train_config(context.seed),
+                       context.prompts(split.dev), context.gold(split.dev), context.train_config(),
                        description=f"softprompt seed {context.seed}")
     with torch.no_grad():
         return soft_prompt().detach().float().cpu(), result

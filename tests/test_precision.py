@@ -1,0 +1,71 @@
+"""Precision: which dtype --dtype auto picks, and bfloat16 training over float32 parameters."""
+from __future__ import annotations
+
+import pytest
+import torch
+from catalog_files import write_catalog
+from fewshot_toys import TOY_FILES
+
+from promptlab.catalog import Catalog, Setup
+from promptlab.methods import run_method
+from promptlab.models import float32_copy, load_model, weights_fingerprint
+from promptlab.train import TrainConfig, autocast, train
+
+
+@pytest.mark.parametrize(("capabilities", "expected"), [
+    ({"avx512_f": True, "avx512_bf16": True}, torch.bfloat16),
+    ({"avx512_f": True, "amx_bf16": True, "amx_tile": True}, torch.bfloat16),
+    ({"architecture": "arm64", "bf16": True}, torch.bfloat16),
+    ({"avx512_f": True, "avx2": True}, torch.float32),  # AVX-512 without BF16: emulated, no faster
+    ({"architecture": "arm64", "neon": True}, torch.float32),
+])
+def test_auto_is_bfloat16_only_where_the_cpu_has_bfloat16_instructions(monkeypatch, capabilities, expected):
+    from promptlab.models import resolve_dtype
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert resolve_dtype("auto", torch.device("cpu")) == resolve_dtype(None, torch.device("cpu")) == expected
+
+
+def test_autocast_is_off_in_float32_and_on_in_bfloat16():
+    with autocast("cpu", torch.float32):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast("cpu", torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_bfloat16_training_keeps_float32_parameters_and_gradients():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 3)
+    seen = []
+
+    def label_logprobs(rows):
+        output = layer(torch.stack(rows))
+        seen.append(output.dtype)
+        return output.float().log_softmax(-1)
+
+    inputs = [torch.randn(8) for _ in range(12)]
+    labels = [i % 3 for i in range(12)]
+    config = TrainConfig(steps=20, lr=0.05, batch_size=4, eval_every=5, patience=0, precision=torch.bfloat16)
+    result = train(layer, label_logprobs, inputs, labels, inputs, labels, config)
+    assert set(seen) == {torch.bfloat16}  # every forward, dev checks included, ran in bfloat16
+    assert layer.weight.dtype == torch.float32 and result.losses[-1] < result.losses[0]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> Setup:
+    catalog = Catalog.from_options([write_catalog(tmp_path_factory.mktemp("toy-catalog"), TOY_FILES)])
+    return Setup.load(catalog, "toy", "t1")
+
+
+def test_finetune_on_a_bfloat16_model_trains_a_float32_copy_of_the_checkpoint(setup, tiny_gpt2_dir):
+    loaded = load_model(str(tiny_gpt2_dir), device="cpu", dtype="bfloat16")
+    exact = load_model(str(tiny_gpt2_dir), device="cpu", dtype="float32")
+    copy = float32_copy(loaded)
+    assert copy.dtype == torch.float32
+    for (name, weight), (_, reference) in zip(copy.named_parameters(), exact.model.named_parameters()):
+        assert torch.equal(weight, reference), name  # read again, not rounded up from bfloat16
+    before = weights_fingerprint(loaded.model)
+    result = run_method("finetune", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+                        test_examples=setup.task.examples("test"), k=2, seed=1,
+                        options={"steps": 2, "eval_every": 2})
+    assert result["train_steps"] == 2 and loaded.model.dtype == torch.bfloat16
+    assert weights_fingerprint(loaded.model) == before
