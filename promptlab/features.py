@@ -6,6 +6,7 @@ the template's own words: these methods classify the example, not the prompt.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import torch
@@ -14,6 +15,8 @@ from promptlab.backends.inputs import pad
 from promptlab.template import Template
 
 FEATURE_BATCH = 32
+# model -> {(layer, text): features [hidden]}; entries go with the model
+_FEATURES: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, str], torch.Tensor]] = weakref.WeakKeyDictionary()
 _MAX_FEATURE_TOKENS = 512  # sentence features need no more; keeps memory bounded for long documents
 
 
@@ -38,11 +41,23 @@ def pooled_features(model, tokenizer, texts: Sequence[str], device: torch.device
 
 
 def features_of(model, tokenizer, texts: Sequence[str], device: torch.device, *, layer: int = -1) -> torch.Tensor:
-    """pooled_features for many texts, in batches, without gradients, on the CPU: [N, hidden]."""
+    """pooled_features for many texts, without gradients, on the CPU: [N, hidden].
+
+    Memoised per model object, layer and text, so a run or a suite computes each text's features
+    once however many k, seeds and methods read them. The model must stay as it is while in use:
+    the shared, frozen model of a run (trained copies go through pooled_features). Texts not seen
+    yet are computed in batches of similar length, which wastes little on padding.
+    """
+    cache = _FEATURES.setdefault(model, {})
+    missing = sorted({text for text in texts if (layer, text) not in cache}, key=len)
     with torch.inference_mode():
-        pieces = [pooled_features(model, tokenizer, texts[start:start + FEATURE_BATCH], device, layer=layer)
-                  for start in range(0, len(texts), FEATURE_BATCH)]
-    return torch.cat(pieces).float().cpu()
+        for start in range(0, len(missing), FEATURE_BATCH):
+            batch = missing[start:start + FEATURE_BATCH]
+            rows = pooled_features(model, tokenizer, batch, device, layer=layer).float().cpu()
+            cache.update(((layer, text), row) for text, row in zip(batch, rows))
+    if not texts:
+        return torch.empty(0, model.config.hidden_size)
+    return torch.stack([cache[(layer, text)] for text in texts])
 
 
 def _fallback_token(tokenizer) -> int:

@@ -28,6 +28,7 @@ from typing import TextIO
 
 from promptlab import distributed, methods
 from promptlab.backends import Backend, make_backend
+from promptlab.backends.cached import CachedScores
 from promptlab.catalog import Setup
 from promptlab.errors import UserError
 from promptlab.models import LoadedModel, load_model, resolve_model, weights_digest
@@ -212,7 +213,8 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
     try:
         for model_name in dict.fromkeys(config.model for _, config in pending):
             loaded = load_model(model_name, device=device, dtype=dtype)
-            backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
+            # Zero-shot runs differing only in calibration or aggregation score the same prompts once.
+            backend = CachedScores(make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device))
             as_loaded = weights_digest(loaded.model)  # few-shot runs must leave the shared weights as they are
             for key, config in ((key, config) for key, config in pending if config.model == model_name):
                 bar.set_postfix_str(describe(config), refresh=True)

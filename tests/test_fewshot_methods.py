@@ -16,7 +16,8 @@ from promptlab.demonstrations import (
     with_demonstrations,
 )
 from promptlab.errors import UserError
-from promptlab.features import example_text, features_of
+from promptlab import features
+from promptlab.features import example_text, features_of, pooled_features
 from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, run_method
 from promptlab.models import load_model
 from promptlab.sampling import sample_kshot
@@ -167,8 +168,25 @@ def test_example_text_follows_the_template_field_order(tmp_path):
     assert example_text(template, {"text": "t", "context": "c", "review": "r"}) == "c\nr\nt"
 
 
+@torch.inference_mode()
 def test_features_do_not_depend_on_the_batch(gpt2):
     texts = ["great", "a very boring movie and not fun at all", "love it"]
-    together = features_of(gpt2.model, gpt2.tokenizer, texts, gpt2.device)
-    alone = torch.cat([features_of(gpt2.model, gpt2.tokenizer, [text], gpt2.device) for text in texts])
+    together = pooled_features(gpt2.model, gpt2.tokenizer, texts, gpt2.device).float()
+    alone = torch.cat([pooled_features(gpt2.model, gpt2.tokenizer, [text], gpt2.device) for text in texts]).float()
     assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_features_are_computed_once_per_model_layer_and_text(gpt2, monkeypatch):
+    computed = []
+
+    def counting(model, tokenizer, texts, device, *, layer):
+        computed.extend((layer, text) for text in texts)
+        return pooled_features(model, tokenizer, texts, device, layer=layer)
+
+    monkeypatch.setattr(features, "pooled_features", counting)
+    first = features_of(gpt2.model, gpt2.tokenizer, ["cached a b", "cached c", "cached a b"], gpt2.device)
+    again = features_of(gpt2.model, gpt2.tokenizer, ["cached c", "cached d"], gpt2.device)
+    other_layer = features_of(gpt2.model, gpt2.tokenizer, ["cached c"], gpt2.device, layer=1)
+    assert sorted(computed) == [(-1, "cached a b"), (-1, "cached c"), (-1, "cached d"), (1, "cached c")]
+    assert torch.equal(first[0], first[2]) and torch.equal(first[1], again[0])
+    assert not torch.equal(other_layer[0], again[0])
