@@ -1,20 +1,32 @@
-"""Zero-shot scoring speed, side by side: promptlab, a bare forward, and lm-evaluation-harness.
+"""Speed, side by side in one run: zero-shot scoring and training per dtype, against bare passes.
 
-    python benchmarks/speed.py [--tasks snips,sentiment] [--limit-mr 2000] [--repeats 1] [--output FILE]
+    python benchmarks/speed.py [--tasks snips,sentiment] [--limit-mr 2000] [--dtypes float32,auto]
+                               [--contenders promptlab,bare] [--training-repeats 3] [--accuracy-limit 100]
+                               [--accuracy-tasks sentiment,cr] [--fewshot] [--output FILE]
 
-For each task every contender runs in its own process, one after another, on the same model,
-examples, prompt text and label words (no calibration, one word per label):
+Zero-shot scoring. For each task and dtype every contender runs in its own process, one after
+another, on the same model, examples, prompt text and label words (no calibration, one word per label):
 
-- promptlab: `promptlab zeroshot --data <the exported examples> --json`;
-- bare forward: the model on the same prompts (the text before the answer slot), length-sorted
-  batches, left-padded, logits at the last position only: what scoring cannot beat, because it
-  must at least read every prompt once (`python benchmarks/speed.py bare ...`, run by this script);
-- lm-evaluation-harness, when `lm_eval` is installed: a multiple_choice task whose context is the
-  same prompt text and whose choices are the same words, from the same exported JSONL.
+- promptlab: `promptlab zeroshot --data <the exported examples> --dtype D --json`;
+- bare forward: the model, in the same dtype, on the same prompts (the text before the answer slot),
+  length-sorted batches, left-padded, logits at the last position only: what scoring cannot beat,
+  because it must at least read every prompt once (`python benchmarks/speed.py bare ...`);
+- lm-evaluation-harness, when `lm_eval` is installed (float32 only): a multiple_choice task whose
+  context is the same prompt text and whose choices are the same words, from the same exported JSONL.
 
-Wall time is the whole process (start-up, model load, scoring); scoring time is what each reports
-for the scoring alone (lm-eval reports its evaluation time, model load included). The machine
-being shared, compare ratios within one run, never numbers across runs.
+Training (`--training-repeats`): per dtype, `benchmarks/fewshot_step.py`: one soft-prompt training
+step against a bare forward and backward of the same batch.
+
+Accuracy (`--accuracy-limit`): per dtype, every built-in task zero-shot as a user runs it (template
+t1, the task's default verbalizer, contextual calibration) on its first N test examples (MR: the
+first `--limit-mr`), with the examples/s of that run.
+
+Few-shot (`--fewshot`): per dtype, `promptlab fewshot --task sentiment --template t1 --k 16 --seeds 13
+--limit 200`, wall time of the whole command.
+
+The dtypes alternate within every round, so a change in the machine's load hits both alike; each
+measurement records the 1-minute load average at its start. The machine being shared, compare
+ratios within one run, never numbers across runs.
 
 Data: SNIPS is the 346 test examples plus the first 54 of train (400); MR is the first
 `--limit-mr` test examples. lm-eval is only used here, never a dependency of promptlab.
@@ -33,6 +45,8 @@ from pathlib import Path
 import click
 
 MODEL = "smollm2-135m"
+_LOADS: list[float] = []  # the load average at the start of every measurement, in order
+FEWSHOT = ["fewshot", "--task", "sentiment", "--template", "t1", "--k", "16", "--seeds", "13", "--limit", "200"]
 BENCHMARKS = {  # task -> (template, verbalizer, description)
     "snips": ("t1", "default", "SNIPS, 7 intents named by 2-8 tokens each"),
     "sentiment": ("t1", "lmbff", "MR, 2 single-token labels (terrible / great)"),
@@ -62,6 +76,8 @@ class Measured:
     wall_s: float
     scoring_s: float | None
     accuracy: float | None
+    dtype: str = "float32"
+    load: float = 0.0  # the 1-minute load average when it started
 
     @property
     def examples_per_s(self) -> float:
@@ -108,6 +124,7 @@ def label_words(task: str) -> tuple[list[str], str]:
 # ---------------------------------------------------------------- contenders, one process each
 
 def timed(command: list[str], **kwargs) -> tuple[float, str]:
+    _LOADS.append(os.getloadavg()[0])
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, **kwargs)
     wall = time.perf_counter() - started
@@ -116,19 +133,50 @@ def timed(command: list[str], **kwargs) -> tuple[float, str]:
     return wall, done.stdout
 
 
-def run_promptlab(task: str, data: Path, batch_size: int) -> Measured:
+def run_promptlab(task: str, data: Path, batch_size: int, dtype: str, device: str) -> Measured:
     template, verbalizer, _ = BENCHMARKS[task]
     wall, stdout = timed([sys.executable, "-m", "promptlab", "zeroshot", "--task", task, "--template", template,
-                          "--verbalizer", verbalizer, "--data", str(data), "--model", MODEL, "--device", "cpu",
-                          "--batch-size", str(batch_size), "--calibrate", "none", "--json"])
+                          "--verbalizer", verbalizer, "--data", str(data), "--model", MODEL, "--device", device,
+                          "--dtype", dtype, "--batch-size", str(batch_size), "--calibrate", "none", "--json"])
     summary = json.loads(stdout.strip().splitlines()[-1])
-    return Measured("promptlab", summary["n"], wall, summary["seconds"], summary["accuracy"])
+    return Measured("promptlab", summary["n"], wall, summary["seconds"], summary["accuracy"], summary["dtype"],
+                    _LOADS[-1])
 
 
-def run_bare(task: str, data: Path, batch_size: int) -> Measured:
-    wall, stdout = timed([sys.executable, __file__, "bare", "--data", str(data), "--batch-size", str(batch_size)])
+def run_bare(task: str, data: Path, batch_size: int, dtype: str, device: str) -> Measured:
+    wall, stdout = timed([sys.executable, __file__, "bare", "--data", str(data), "--batch-size", str(batch_size),
+                          "--dtype", dtype, "--device", device])
     summary = json.loads(stdout.strip().splitlines()[-1])
-    return Measured("bare forward", summary["n"], wall, summary["seconds"], None)
+    return Measured("bare forward", summary["n"], wall, summary["seconds"], None, summary["dtype"], _LOADS[-1])
+
+
+def run_training_step(dtype: str, device: str, repeats: int) -> dict:
+    _, stdout = timed([sys.executable, str(Path(__file__).with_name("fewshot_step.py")), "--dtype", dtype,
+                       "--device", device, "--repeats", str(repeats)])
+    return {**json.loads(stdout.strip().splitlines()[-1]), "load": _LOADS[-1]}
+
+
+def run_task_accuracy(task: str, limit: int, dtype: str, device: str) -> dict:
+    """Zero-shot as a user runs it: template t1, the default verbalizer, contextual calibration."""
+    wall, stdout = timed([sys.executable, "-m", "promptlab", "zeroshot", "--task", task, "--template", "t1",
+                          "--limit", str(limit), "--model", MODEL, "--device", device, "--dtype", dtype, "--json"])
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    return {key: summary[key] for key in ("task", "verbalizer", "n", "dtype", "accuracy", "macro_f1", "seconds",
+                                          "examples_per_second")} | {"wall_s": round(wall, 1), "load": _LOADS[-1]}
+
+
+def run_fewshot(dtype: str, device: str) -> dict:
+    wall, stdout = timed([sys.executable, "-m", "promptlab", *FEWSHOT, "--model", MODEL, "--device", device,
+                          "--dtype", dtype, "--json"])
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    seed = summary["per_seed"][0]
+    return {"dtype": summary["dtype"], "wall_s": round(wall, 1), "seconds": summary["seconds"],
+            "accuracy": summary["accuracy_mean"], "zero_shot_accuracy": summary["zero_shot_accuracy"],
+            "train_steps": seed["train_steps"], "seconds_per_step": seed["seconds_per_step"],
+            "seed_seconds": seed["seconds"], "load": _LOADS[-1]}
+
+
+CONTENDERS = {"promptlab": run_promptlab, "bare": run_bare}
 
 
 def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path) -> Measured:
@@ -162,15 +210,21 @@ def _lm_eval_version() -> str | None:
 # ---------------------------------------------------------------- reporting
 
 def table(task: str, rows: list[Measured]) -> str:
-    base = rows[0]  # promptlab
+    base = rows[0]  # the first contender in the first dtype
     lines = [f"\n{task}: {BENCHMARKS[task][2]}, n = {base.n}",
-             f"{'contender':<16}{'wall s':>9}{'scoring s':>11}{'ex/s':>9}{'accuracy':>10}"
-             f"{'wall / promptlab':>18}{'ex/s / promptlab':>18}"]
+             f"{'contender':<16}{'dtype':>9}{'wall s':>9}{'scoring s':>11}{'ex/s':>9}{'accuracy':>10}"
+             f"{'ex/s / first':>14}{'load':>7}"]
     for row in rows:
         accuracy = "-" if row.accuracy is None else f"{100 * row.accuracy:.2f}"
         scoring = "-" if row.scoring_s is None else f"{row.scoring_s:.1f}"
-        lines.append(f"{row.contender:<16}{row.wall_s:>9.1f}{scoring:>11}{row.examples_per_s:>9.2f}{accuracy:>10}"
-                     f"{row.wall_s / base.wall_s:>18.2f}{row.examples_per_s / base.examples_per_s:>18.2f}")
+        lines.append(f"{row.contender:<16}{row.dtype:>9}{row.wall_s:>9.1f}{scoring:>11}{row.examples_per_s:>9.2f}"
+                     f"{accuracy:>10}{row.examples_per_s / base.examples_per_s:>14.2f}{row.load:>7.1f}")
+    return "\n".join(lines)
+
+
+def rows_table(title: str, rows: list[dict], columns: list[str]) -> str:
+    lines = [f"\n{title}", "".join(f"{column:>20}" for column in columns)]
+    lines += ["".join(f"{row.get(column, '-')!s:>20}" for column in columns) for row in rows]
     return "\n".join(lines)
 
 
@@ -180,55 +234,99 @@ def best_of(runs: list[Measured]) -> Measured:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--tasks", default="snips,sentiment", show_default=True)
+@click.option("--tasks", default="snips,sentiment", show_default=True, help="Tasks of the zero-shot speed axis.")
 @click.option("--limit-mr", default=2000, show_default=True, help="MR test examples (2000 = all).")
 @click.option("--batch-size", default=32, show_default=True, help="The same for every contender.")
+@click.option("--dtypes", default="float32,auto", show_default=True,
+              help="--dtype values compared; auto is what promptlab picks on this machine.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--contenders", default="promptlab,bare", show_default=True,
+              help="Of the zero-shot speed axis: promptlab, bare (lm-eval: see --lm-eval).")
 @click.option("--repeats", default=1, show_default=True, help="Rounds of all contenders; the fastest of each is kept.")
 @click.option("--lm-eval/--no-lm-eval", "with_lm_eval", default=True, show_default=True,
-              help="Run lm-evaluation-harness too, when installed.")
+              help="Run lm-evaluation-harness too (float32), when installed.")
+@click.option("--training-repeats", default=3, show_default=True, help="Training steps timed per dtype (0: none).")
+@click.option("--accuracy-limit", default=0, show_default=True,
+              help="Zero-shot accuracy of every built-in task on its first N test examples per dtype (0: none).")
+@click.option("--accuracy-tasks", default=None, help="Comma-separated tasks of the accuracy axis [default: every built-in].")
+@click.option("--fewshot/--no-fewshot", "with_fewshot", default=False, show_default=True,
+              help="Time the few-shot command per dtype.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write all measurements as JSON.")
 @click.pass_context
-def main(ctx, tasks, limit_mr, batch_size, repeats, with_lm_eval, output):
+def main(ctx, tasks, limit_mr, batch_size, dtypes, device, contenders, repeats, with_lm_eval, training_repeats, accuracy_limit,
+         accuracy_tasks, with_fewshot, output):
     if ctx.invoked_subcommand:
         return
+    dtype_list = dtypes.split(",")
     with_lm_eval = with_lm_eval and _lm_eval_version() is not None
-    results = {}
+    results = {"batch_size": batch_size, "model": MODEL, "device": device, "cpu_count": os.cpu_count(),
+               "threads": os.environ.get("OMP_NUM_THREADS"), "load_at_start": os.getloadavg()[0]}
+
+    def save() -> None:  # after every axis, so a stopped run keeps what it measured
+        if output:
+            Path(output).write_text(json.dumps({**results, "load_now": os.getloadavg()[0]}, indent=2))
+
+    if accuracy_limit:
+        from promptlab.catalog import Catalog
+        task_names = accuracy_tasks.split(",") if accuracy_tasks else Catalog.from_options(()).task_names()
+        results["accuracy"] = []
+        for task in task_names:
+            for dtype in dtype_list:
+                results["accuracy"].append(run_task_accuracy(
+                    task, limit_mr if task == "sentiment" else accuracy_limit, dtype, device))
+                save()
+        click.echo(rows_table("zero-shot accuracy (t1, default verbalizer, contextual)", results["accuracy"],
+                              ["task", "n", "dtype", "accuracy", "examples_per_second", "load"]))
+    results["zeroshot"] = {}
     with tempfile.TemporaryDirectory(prefix="promptlab-speed-") as scratch:
-        for task in tasks.split(","):
+        for task in [task for task in tasks.split(",") if task]:
             data = export_examples(task, limit_mr, Path(scratch))
-            contenders = [run_promptlab, run_bare] + ([_with_folder(run_lm_eval, Path(scratch))] if with_lm_eval else [])
-            runs = [[contender(task, data, batch_size) for contender in contenders] for _ in range(repeats)]
-            rows = [best_of([round_[i] for round_ in runs]) for i in range(len(contenders))]
+            chosen = [CONTENDERS[name] for name in contenders.split(",")]
+            pairs = [(contender, dtype) for dtype in dtype_list for contender in chosen]
+            runs = [[contender(task, data, batch_size, dtype, device) for contender, dtype in pairs]
+                    for _ in range(repeats)]
+            rows = [best_of([round_[i] for round_ in runs]) for i in range(len(pairs))]
+            if with_lm_eval:
+                rows.append(run_lm_eval(task, data, batch_size, Path(scratch)))
             click.echo(table(task, rows))
-            results[task] = [{**asdict(row), "examples_per_s": row.examples_per_s} for row in rows]
-    if output:
-        Path(output).write_text(json.dumps({"batch_size": batch_size, "model": MODEL, "results": results}, indent=2))
-
-
-def _with_folder(run, folder: Path):
-    return lambda task, data, batch_size: run(task, data, batch_size, folder)
+            results["zeroshot"][task] = [{**asdict(row), "examples_per_s": row.examples_per_s} for row in rows]
+            save()
+    if training_repeats:
+        results["training"] = [run_training_step(dtype, device, training_repeats) for dtype in dtype_list]
+        click.echo(rows_table("training step (soft prompt, batch 32)", results["training"],
+                              ["dtype", "train_step_s", "bare_forward_backward_s", "train_step_over_bare", "load"]))
+        save()
+    if with_fewshot:
+        results["fewshot"] = [run_fewshot(dtype, device) for dtype in dtype_list]
+        click.echo(rows_table(" ".join(FEWSHOT), results["fewshot"],
+                              ["dtype", "wall_s", "accuracy", "seconds_per_step", "load"]))
+    results["load_at_end"] = os.getloadavg()[0]
+    save()
 
 
 @main.command()
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--batch-size", default=32)
-def bare(data, batch_size):
+@click.option("--dtype", default="float32")
+@click.option("--device", default="cpu")
+def bare(data, batch_size, dtype, device):
     """The bare forward: the model on every prompt once, nothing else timed."""
     import torch
 
     from promptlab.models import load_model
 
     contexts = [json.loads(line)["context"] for line in Path(data).open()]
-    loaded = load_model(MODEL, device="cpu")
+    loaded = load_model(MODEL, device=device, dtype=dtype)
     tokenizer, model = loaded.tokenizer, loaded.model  # load_model set left padding
     started = time.perf_counter()
     rows = sorted(tokenizer(contexts, add_special_tokens=False)["input_ids"], key=len)
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
-            padded = tokenizer.pad({"input_ids": rows[start:start + batch_size]}, padding=True, return_tensors="pt")
+            padded = tokenizer.pad({"input_ids": rows[start:start + batch_size]}, padding=True,
+                                   return_tensors="pt").to(loaded.device)
             positions = (padded["attention_mask"].cumsum(1) - 1).clamp(min=0)
-            model(**padded, position_ids=positions, logits_to_keep=1)
-    click.echo(json.dumps({"n": len(rows), "seconds": round(time.perf_counter() - started, 3)}))
+            model(**padded, position_ids=positions, logits_to_keep=1).logits.float().cpu()
+    click.echo(json.dumps({"n": len(rows), "dtype": loaded.dtype, "seconds": round(time.perf_counter() - started, 3)}))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """What every few-shot method receives and returns."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -16,7 +15,7 @@ from promptlab.pipeline import render_all
 from promptlab.sampling import KShotSplit
 from promptlab.scoring import LabelScorer
 from promptlab.template import Prompt
-from promptlab.train import TrainConfig, TrainResult, autocast
+from promptlab.train import TrainConfig, TrainResult
 
 EVAL_BATCH = 32  # examples per scoring forward outside training
 
@@ -76,10 +75,6 @@ class MethodContext:
 
     def train_config(self) -> TrainConfig:
         return self.options.train_config(self.seed, self.loaded)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """Forwards of a trained float32 copy in the loaded model's dtype, as in training."""
-        return autocast(self.loaded.device.type, self.loaded.model.dtype)
 
     def prompts(self, examples: Sequence[dict]) -> list[Prompt]:
         return render_all(self.setup.template, examples)

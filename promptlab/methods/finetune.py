@@ -7,6 +7,7 @@ shared model is untouched.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +58,9 @@ class FinetuneHeadOptions(TrainingOptions):
 def run_finetune(context: MethodContext) -> MethodOutcome:
     model = trainable_copy(context.loaded)
     scorer, result = train_cloze(context, model, model, description=f"finetune seed {context.seed}")
-    outcome = cloze_outcome(context, scorer, result)
+    test_scorer = context.scorer(as_loaded_dtype(model, context.loaded), aggregate=context.options.aggregate,
+                                 batch_size=scorer.batch_size)
+    outcome = cloze_outcome(context, test_scorer, result)
     outcome.trained = Trained("finetune", model=model, tokenizer=context.loaded.tokenizer,
                               scoring={"calibrate": "none", "aggregate": context.options.aggregate})
     return outcome
@@ -80,8 +83,8 @@ def train_cloze(context: MethodContext, model: torch.nn.Module, trainable: torch
 
 
 def cloze_outcome(context: MethodContext, scorer: LabelScorer, result: TrainResult) -> MethodOutcome:
-    """The trained scorer's predictions on the test examples, in the loaded dtype as in training."""
-    with torch.inference_mode(), context.autocast():
+    """The trained scorer's predictions on the test examples."""
+    with torch.inference_mode():
         test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
                          training_details(result))
@@ -104,14 +107,26 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
     result = train(module, label_logprobs, texts(split.train), context.gold(split.train), texts(split.dev),
                    context.gold(split.dev), context.train_config(),
                    description=f"finetune-head seed {context.seed}")
+    scoring_model = as_loaded_dtype(model, loaded)
+
+    def test_logprobs_of(texts):  # as the saved artefact scores: features in the loaded dtype, the head in float64
+        features = pooled_features(scoring_model, loaded.tokenizer, texts, loaded.device).double()
+        return torch.nn.functional.linear(features, head.weight.double(), head.bias.double()).float().log_softmax(-1)
+
     test_texts = texts(context.test_examples)
-    with torch.inference_mode(), context.autocast():
-        test_logprobs = torch.cat([label_logprobs(test_texts[start:start + EVAL_BATCH]).cpu()
+    with torch.inference_mode():
+        test_logprobs = torch.cat([test_logprobs_of(test_texts[start:start + EVAL_BATCH]).cpu()
                                    for start in range(0, len(test_texts), EVAL_BATCH)])
     trained = Trained("finetune-head", model=model, tokenizer=loaded.tokenizer,
                       tensors={"head.weight": head.weight, "head.bias": head.bias})
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
                          training_details(result), trained)
+
+
+def as_loaded_dtype(model: torch.nn.Module, loaded: LoadedModel) -> torch.nn.Module:
+    """The trained float32 weights in the loaded model's dtype, as the saved artefact loads with the same
+    --dtype: test predictions are then those the artefact reproduces."""
+    return model if model.dtype == loaded.model.dtype else copy.deepcopy(model).to(loaded.model.dtype)
 
 
 def trainable_copy(loaded: LoadedModel) -> torch.nn.Module:
