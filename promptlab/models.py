@@ -356,10 +356,38 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
     torch_dtype = resolve_dtype(dtype, torch_device)
     source, kind = resolve_model(name)
     local_only = Path(source).is_dir() or not hub_reachable()  # local folders must never touch the network
-    model = _load_weights(source, kind, torch_dtype, local_only).to(torch_device).eval()
+    # On the CPU a half-precision body scores through a float32 head (read from float32 weights);
+    # a GPU loads the chosen dtype directly, its memory being the tighter limit.
+    split_head = torch_dtype != torch.float32 and torch_device.type == "cpu"
+    model = _load_weights(source, kind, torch.float32 if split_head else torch_dtype, local_only)
+    exact_head = _float32_copy_of_head(model) if split_head else None
+    model = model.to(torch_device, torch_dtype).eval()
+    fingerprint = weights_fingerprint(model)  # before the head is split off: the same in every dtype
+    if exact_head is not None:
+        model.set_output_embeddings(exact_head.to(torch_device))
     tokenizer = _load_tokenizer(source, kind, local_only)
     return LoadedModel(name=name, source=source, kind=kind, model=model, tokenizer=tokenizer,
-                       device=torch_device, fingerprint=weights_fingerprint(model))
+                       device=torch_device, fingerprint=fingerprint)
+
+
+def _float32_copy_of_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The projection onto the vocabulary as a float32 layer of its own, for a half-precision body.
+
+    Logits rounded to bfloat16 move by up to 0.06 at a logit of 20, enough to flip near ties between
+    label words; in float32 the projection costs little, as it runs only at the scored positions.
+    A head tied to the input embeddings gets its own copy; its input is cast to float32.
+    """
+    head = model.get_output_embeddings()
+    if not isinstance(head, torch.nn.Linear):
+        return None
+    exact = torch.nn.Linear(head.in_features, head.out_features, bias=head.bias is not None, dtype=torch.float32)
+    with torch.no_grad():
+        exact.weight.copy_(head.weight)
+        if head.bias is not None:
+            exact.bias.copy_(head.bias)
+    exact.requires_grad_(False)
+    exact.register_forward_pre_hook(lambda _module, inputs: tuple(tensor.float() for tensor in inputs))
+    return exact
 
 
 def float32_copy(loaded: LoadedModel) -> torch.nn.Module:

@@ -69,3 +69,18 @@ def test_finetune_on_a_bfloat16_model_trains_a_float32_copy_of_the_checkpoint(se
                         options={"steps": 2, "eval_every": 2})
     assert result["train_steps"] == 2 and loaded.model.dtype == torch.bfloat16
     assert weights_fingerprint(loaded.model) == before
+
+
+def test_a_bfloat16_body_projects_onto_the_vocabulary_in_float32(tiny_llama_dir):
+    half = load_model(str(tiny_llama_dir), device="cpu", dtype="bfloat16")
+    exact = load_model(str(tiny_llama_dir), device="cpu", dtype="float32")
+    assert half.model.dtype == torch.bfloat16 and half.fingerprint == exact.fingerprint
+    head = half.model.get_output_embeddings()
+    assert head.weight.dtype == torch.float32 and not head.weight.requires_grad
+    assert torch.equal(head.weight, exact.model.get_output_embeddings().weight)  # the checkpoint's own values
+    ids = torch.tensor([[1, 5, 9, 3]])
+    with torch.inference_mode():
+        logits = half.model(ids).logits
+        reference = exact.model(ids).logits
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, reference, atol=0.1, rtol=0.05)
