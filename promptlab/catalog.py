@@ -110,7 +110,7 @@ class Catalog:
                                 fix="pass --verbalizer " + "|".join(sorted(files)))
         if name not in files:
             raise unknown(f"verbalizer of task '{task.name}'", name, files)
-        return load_verbalizer(files[name], task=task.name, labels=task.labels)
+        return load_verbalizer(files[name], task=task.name, labels=task.answer_labels)
 
     # suites
     def suite_files(self) -> dict[str, Path]:

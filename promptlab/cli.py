@@ -9,6 +9,7 @@ import click
 from promptlab.calibration import CALIBRATIONS  # torch-free
 from promptlab.distributed import quiet_other_processes
 from promptlab.errors import UserError
+from promptlab.kinds import ALL_METHODS  # torch-free
 from promptlab.sampling import DEFAULT_SEEDS  # torch-free
 from promptlab.verbalizer import AGGREGATIONS  # torch-free
 
@@ -99,8 +100,8 @@ def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, spli
              dtype, catalogs, output, as_json, trained, prompt):
     """Classify a task's labelled examples and report metrics; with --trained, apply a trained artefact."""
     options = dict(locals())
-    from promptlab.commands.zeroshot import run_zeroshot_command
-    run_zeroshot_command(**options)
+    from promptlab.kinds import run_command
+    run_command("zeroshot", options)
 
 
 # -- predict ----------------------------------------------------------------------------------
@@ -162,16 +163,17 @@ def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host
 
 
 # -- fewshot ----------------------------------------------------------------------------------
-FEWSHOT_METHODS = ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "majority")  # promptlab.methods.METHODS
 
 
 @main.command()
 @click.option("--task", required=True, help="Task name; its train split is the pool the k-shot sample comes from.")
 @click.option("--k", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Training examples per class; a dev set of k per class is drawn too (LM-BFF).")
+              help="Training examples per class (entity tasks: mentions per type); a dev set of k per class is "
+                   "drawn too (LM-BFF).")
 @click.option("--template", default=None, help="Template name [default: the task's `template:`, else its only one].")
 @click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
-@click.option("--method", type=click.Choice(FEWSHOT_METHODS), default="softprompt", show_default=True)
+@click.option("--method", type=click.Choice(ALL_METHODS), default=None,
+              help="[default: softprompt; token-finetune on entity tasks]")
 @click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
               help="Comma-separated sampling/training seeds (LM-BFF's five by default).")
 @model_option
@@ -196,8 +198,8 @@ def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prom
             limit, device, dtype, catalogs, output, as_json):
     """Train on k examples per class over several seeds; report mean ± std next to zero-shot."""
     options = dict(locals())
-    from promptlab.commands.fewshot import run_fewshot_command
-    run_fewshot_command(**options)
+    from promptlab.kinds import run_command
+    run_command("fewshot", options)
 
 
 # -- eval -------------------------------------------------------------------------------------

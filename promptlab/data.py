@@ -49,8 +49,8 @@ def load_examples(spec: Any, *, base_dir: Path, labels: list[str], label_field: 
     if isinstance(spec, Mapping):
         origin, rows = _read_hub_dataset(spec, base_dir=base_dir, label_field=label_field, where=where)
     elif isinstance(spec, str) and spec.startswith(SOURCE_PREFIX):
-        path = _source_split_path(spec, where=where)
-        origin, rows = str(path), _read_jsonl(path)
+        path = source_split_path(spec, where=where)
+        origin, rows = str(path), read_jsonl(path)
     elif isinstance(spec, (str, Path)):
         path = Path(base_dir) / spec
         origin, rows = str(path), _read_file(path)
@@ -64,6 +64,12 @@ def load_examples(spec: Any, *, base_dir: Path, labels: list[str], label_field: 
                             id_field=id_field) for row, (fields, line) in enumerate(rows)]
     _check_unique_ids(examples)
     return examples
+
+
+def load_task_examples(spec: Any, *, base_dir: Path, task, where: str | Path | None = None) -> list[dict]:
+    """The reader of classification tasks (promptlab.kinds): labelled text rows."""
+    return load_examples(spec, base_dir=base_dir, labels=task.labels, label_field=task.label_field,
+                         id_field=task.id_field, where=where)
 
 
 # ---------------------------------------------------------------- labels and ids
@@ -136,11 +142,11 @@ def _read_file(path: Path) -> list[Row]:
     if suffix not in FILE_TYPES:
         raise UserError(f"unsupported data file type '{path.suffix or '(none)'}'", where=path,
                         fix=f"use one of: {', '.join(FILE_TYPES)}")
-    readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".tsv": _read_tsv}
+    readers = {".jsonl": read_jsonl, ".json": _read_json, ".csv": _read_csv, ".tsv": _read_tsv}
     return readers[suffix](path)
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     if not path.exists():
         raise UserError("data file not found", where=path,
                         fix="check the path; relative paths are read from the folder of the file that names them")
@@ -160,27 +166,28 @@ def _read_text(path: Path) -> str:
                         fix="re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)") from None
 
 
-def _read_jsonl(path: Path) -> list[Row]:
+def read_jsonl(path: Path, *, example: str = LABEL_FIX_EXAMPLE) -> list[Row]:
+    """The objects of a JSONL file with their lines; `example` shows a good line in error messages."""
     rows = []
     # Only "\n" ends a JSON line: str.splitlines() would also split texts holding U+0085 or U+2028.
-    for number, text in enumerate(_read_text(path).split("\n"), start=1):
+    for number, text in enumerate(read_text(path).split("\n"), start=1):
         if not text.strip():
             continue
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
             raise UserError(f"invalid JSON: {error.msg} (column {error.colno})", where=path, line=number,
-                            fix=f"each line must be one JSON object, e.g. {LABEL_FIX_EXAMPLE}") from None
+                            fix=f"each line must be one JSON object, e.g. {example}") from None
         if not isinstance(value, dict):
             raise UserError(f"this line is a JSON {_json_type(value)}, not an object", where=path, line=number,
-                            fix=f"each line must be one JSON object, e.g. {LABEL_FIX_EXAMPLE}")
+                            fix=f"each line must be one JSON object, e.g. {example}")
         rows.append((value, number))
     return rows
 
 
 def _read_json(path: Path) -> list[Row]:
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise UserError(f"invalid JSON: {error.msg} (column {error.colno})", where=path, line=error.lineno,
                         fix="a .json data file holds one list of objects") from None
@@ -208,7 +215,7 @@ def _read_tsv(path: Path) -> list[Row]:
 
 
 def _read_delimited(path: Path, delimiter: str) -> list[Row]:
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter)
     try:
         header = next(reader, None)
         if header is None:
@@ -245,7 +252,7 @@ def _check_header(header: list[str], path: Path) -> None:
 
 # ---------------------------------------------------------------- sources and hub data sets
 
-def _source_split_path(spec: str, *, where: str | Path | None) -> Path:
+def source_split_path(spec: str, *, where: str | Path | None) -> Path:
     name, slash, split = spec[len(SOURCE_PREFIX):].partition("/")
     if not slash or not name or not split:
         raise UserError(f"'{spec}' does not name a source and a split", where=where,
@@ -255,11 +262,11 @@ def _source_split_path(spec: str, *, where: str | Path | None) -> Path:
 
 def _read_hub_dataset(spec: Mapping, *, base_dir: Path, label_field: str,
                       where: str | Path | None) -> tuple[str, list[Row]]:
-    _check_hub_spec(spec, where=where)
+    check_hub_spec(spec, where=where)
     name, config, split = spec["dataset"], spec.get("config"), spec["split"]
     columns = dict(spec.get("columns") or {})
     origin = f"dataset '{name}'" + (f" config '{config}'" if config else "") + f" split '{split}'"
-    dataset = _load_dataset(name, config, split, _resolve_data_files(spec.get("data_files"), base_dir),
+    dataset = load_hub_split(name, config, split, resolve_data_files(spec.get("data_files"), base_dir),
                             origin=origin, where=where)
     _check_columns(columns, list(dataset.column_names), origin=origin, where=where)
     label_names = _class_label_names(dataset, columns, label_field)
@@ -274,7 +281,7 @@ def _read_hub_dataset(spec: Mapping, *, base_dir: Path, label_field: str,
     return origin, rows
 
 
-def _check_hub_spec(spec: Mapping, *, where: str | Path | None) -> None:
+def check_hub_spec(spec: Mapping, *, where: str | Path | None) -> None:
     for key in spec:
         if key not in HUB_KEYS:
             raise UserError(f"unknown dataset key '{key}'", where=where, line=_line_of(spec, key),
@@ -295,18 +302,18 @@ def _line_of(spec: Mapping, key: str) -> int | None:
     return line_of(key) if line_of else None
 
 
-def _resolve_data_files(data_files: Any, base_dir: Path) -> Any:
+def resolve_data_files(data_files: Any, base_dir: Path) -> Any:
     """Make relative data file paths relative to `base_dir`, as every other data path is."""
     if data_files is None:
         return None
     if isinstance(data_files, str):
         return str(Path(base_dir) / data_files)
     if isinstance(data_files, Mapping):
-        return {split: _resolve_data_files(files, base_dir) for split, files in data_files.items()}
-    return [_resolve_data_files(files, base_dir) for files in data_files]
+        return {split: resolve_data_files(files, base_dir) for split, files in data_files.items()}
+    return [resolve_data_files(files, base_dir) for files in data_files]
 
 
-def _load_dataset(name: str, config: str | None, split: str, data_files: Any, *, origin: str,
+def load_hub_split(name: str, config: str | None, split: str, data_files: Any, *, origin: str,
                   where: str | Path | None):
     import datasets  # slow to import; only hub-style specs need it
 

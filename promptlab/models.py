@@ -193,6 +193,18 @@ def resolve_model(name: str) -> tuple[str, Kind]:
     return name, detect_kind(_hub_config(name))
 
 
+def model_source(name: str) -> str:
+    """The local folder or hub id of an alias, folder or hub id, whatever head its model has
+    (token-classification heads are put on encoders and LMs alike)."""
+    if name in ALIASES:
+        return _resolve_alias(ALIASES[name])[0]
+    folder = _local_folder(name)
+    if folder is not None:
+        return str(folder)
+    _refuse_alias_typo(name)
+    return name
+
+
 def _local_folder(name: str) -> Path | None:
     """The model folder `name` points at, None when it is no path at all (then it is a hub id)."""
     path = Path(name).expanduser()

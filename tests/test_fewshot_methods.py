@@ -18,6 +18,7 @@ from promptlab.demonstrations import (
 from promptlab.errors import UserError
 from promptlab import features
 from promptlab.features import example_text, features_of, pooled_features
+from promptlab.kinds import KINDS
 from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, run_method
 from promptlab.models import load_model
 from promptlab.sampling import sample_kshot
@@ -58,7 +59,7 @@ def test_registry_names_and_defaults():
     assert set(DEFAULT_OPTIONS) == set(METHODS)
     assert DEFAULT_OPTIONS["softprompt"]["init"] in ("vocab", "text", "labels")
     from promptlab import cli
-    assert cli.FEWSHOT_METHODS == METHODS  # the CLI lists them without importing torch
+    assert KINDS["classification"].methods == METHODS  # the CLI lists them without importing torch
 
 
 @pytest.mark.parametrize("method", METHODS)

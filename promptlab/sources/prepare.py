@@ -73,7 +73,7 @@ def fetch_and_prepare(source: Source, registry: dict[str, Source]) -> None:
 def _write_prepared(source: Source, archive: Path, files: Files, folder: Path) -> None:
     parsed = source.parse(files)
     examples = [{"id": f"{source.name}-{index:06d}", **record} for index, record in parsed.records]
-    unexpected = {example["label"] for example in examples} - set(source.labels)
+    unexpected = {label for example in examples for label in source.records.labels_of(example)} - set(source.labels)
     if unexpected:
         raise RuntimeError(f"source {source.name}: labels {sorted(unexpected)} are not in {source.labels}")
     splits = source.plan.split(examples)
@@ -84,7 +84,7 @@ def _write_prepared(source: Source, archive: Path, files: Files, folder: Path) -
         notes.append(f"capped: {len(splits['test'])} test and {len(splits['train'])} train examples "
                      f"of the {len(examples)} available; the rest are unused")
     folder.mkdir(parents=True)
-    split_info = {split: _write_split(folder / f"{split}.jsonl", splits[split], source.labels)
+    split_info = {split: _write_split(folder / f"{split}.jsonl", splits[split], source)
                   for split in source.splits}
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -96,6 +96,7 @@ def _write_prepared(source: Source, archive: Path, files: Files, folder: Path) -
         "archive_sha256": _sha256(archive),
         "member": source.member,
         "licence": source.licence,
+        "records": source.records.name,
         "fields": source.fields,
         "labels": source.labels,
         "examples": len(examples),
@@ -107,13 +108,15 @@ def _write_prepared(source: Source, archive: Path, files: Files, folder: Path) -
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _write_split(path: Path, examples: list[dict], labels: list[str]) -> dict:
+def _write_split(path: Path, examples: list[dict], source: Source) -> dict:
     with path.open("w", encoding="utf-8", newline="\n") as out:
         for example in examples:
             out.write(json.dumps(example, ensure_ascii=False) + "\n")
-    counts = Counter(example["label"] for example in examples)
-    return {"file": path.name, "count": len(examples),
-            "labels": {label: counts[label] for label in labels}, "sha256": _sha256(path)}
+    counts = Counter(label for example in examples for label in source.records.labels_of(example))
+    info = {"file": path.name, "count": len(examples),
+            "labels": {label: counts[label] for label in source.labels}, "sha256": _sha256(path)}
+    documents = sorted({example["document"] for example in examples if "document" in example})
+    return {**info, "documents": documents} if documents else info
 
 
 def _publish(staging: Path, folder: Path) -> None:

@@ -1,0 +1,42 @@
+"""A Twitter-style entity task written only as files: CoNLL data (token TAB tag, tweets split by a line
+holding one tab, WNUT-16 style), with entity types that promptlab does not ship."""
+from __future__ import annotations
+
+import random
+
+TYPES = ("person", "geo-loc", "company")
+# Entity words the tiny test tokenizers know as single tokens (conftest.TINY_WORDS), by type.
+ENTITY_WORDS = {"person": ["you", "me"], "geo-loc": ["world", "science"], "company": ["business", "tech"]}
+FILLER = "i love the movie it was very fun and good this story is about my review".split()
+
+
+def tweets(count: int, seed: int) -> list[list[tuple[str, str]]]:
+    """Tweets of filler words with one or two entities each; a company is sometimes two words (B-, I-)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        words = [(word, "O") for word in rng.sample(FILLER, 5)]
+        for _ in range(rng.choice((1, 2))):
+            kind = rng.choice(TYPES)
+            entity = [(rng.choice(ENTITY_WORDS[kind]), f"B-{kind}")]
+            if kind == "company" and rng.random() < 0.5:
+                entity.append(("news", f"I-{kind}"))
+            position = rng.randrange(len(words) + 1)
+            words[position:position] = entity
+        rows.append(words)
+    return rows
+
+
+def conll(rows: list[list[tuple[str, str]]]) -> str:
+    return "\t\n".join("".join(f"{token}\t{tag}\n" for token, tag in row) for row in rows)
+
+
+TWEET_FILES = {
+    "tasks/tweetner.yaml": ("kind: entities\nlabels: [person, geo-loc, company]\n"
+                            "data: {train: data/tweets-train.conll, test: data/tweets-test.conll}\n"),
+    "tasks/data/tweets-train.conll": conll(tweets(40, seed=1)),
+    "tasks/data/tweets-test.conll": conll(tweets(12, seed=2)),
+    "templates/tweetner/t1.jinja": "{{ sentence }} Is {{ span }} a person, a place or a company? {{ mask }}",
+    "verbalizers/tweetner/default.yaml": ("labels:\n  person: you\n  geo-loc: world\n  company: business\n"
+                                          "  O: \"no\"\n"),
+}

@@ -1,0 +1,145 @@
+"""Entity k-shot sampling, seqeval metrics, candidate spans and decoding, token-finetune, and the CLI on a task
+written only as files (tweets with entity types promptlab does not ship), all on tiny models."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import torch
+from catalog_files import write_catalog
+from click.testing import CliRunner
+from entity_files import TWEET_FILES, TYPES, tweets
+
+from promptlab.cli import main
+from promptlab.entities.metrics import entity_metrics
+from promptlab.entities.prompting import Candidate, candidate_spans, decode
+from promptlab.entities.sampling import sample_entity_kshot
+from promptlab.entities.tags import Span, spans_of
+from promptlab.entities.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
+from promptlab.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy CPU its synchronisation costs 10x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def sentences(rows):
+    return [{"id": f"s{i}", "tokens": [t for t, _ in row], "tags": [g for _, g in row]} for i, row in enumerate(rows)]
+
+
+def mentions(examples):
+    return Counter(span.type for example in examples for span in spans_of(example["tags"]))
+
+
+def test_greedy_sampling_gives_every_type_k_mentions_in_minimal_disjoint_sets():
+    pool = sentences(tweets(60, seed=3))
+    split = sample_entity_kshot(pool, TYPES, 3, seed=13)
+    for part in (split.train, split.dev):
+        counts = mentions(part)
+        assert all(counts[t] >= 3 for t in TYPES)
+        for example in part:  # minimal: no sentence could be left out
+            without = counts - mentions([example])
+            assert any(without[t] < 3 for t in TYPES)
+    assert not set(split.ids["train"]) & set(split.ids["dev"])
+    assert sample_entity_kshot(list(reversed(pool)), TYPES, 3, seed=13).ids == split.ids
+    assert sample_entity_kshot(pool, TYPES, 3, seed=21).ids != split.ids
+
+
+def test_sampling_refuses_a_k_the_pool_cannot_give():
+    with pytest.raises(UserError, match="needs 200"):
+        sample_entity_kshot(sentences(tweets(20, seed=3)), TYPES, 100, seed=1)
+
+
+def test_metrics_are_strict_entity_level_matches():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    predicted = [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "B-LOC"]]
+    # Counted by hand: gold spans {PER 0-2, LOC 3-4, ORG 0-1}; predicted {PER 0-1, LOC 3-4, ORG 0-1, LOC 1-2}.
+    metrics = entity_metrics(gold, predicted, ["PER", "LOC", "ORG"])
+    assert metrics["precision"] == pytest.approx(2 / 4) and metrics["recall"] == pytest.approx(2 / 3)
+    assert metrics["f1"] == pytest.approx(2 * (1 / 2) * (2 / 3) / (1 / 2 + 2 / 3))
+    assert metrics["per_type"]["PER"]["f1"] == 0 and metrics["per_type"]["ORG"]["f1"] == 1
+
+
+def test_candidates_are_capitalised_ngrams_up_to_the_length():
+    tokens = ["The", "Bank", "of", "England", "said", "on", "Friday", "."]
+    found = {" ".join(tokens[s.start:s.end]) for s in candidate_spans(tokens, max_span=3)}
+    assert found == {"Bank", "England", "Friday", "Bank of England"}
+    assert len(candidate_spans(tokens, max_span=2, keep="all")) == 8 + 7
+
+
+def test_decoding_keeps_the_most_probable_spans_that_do_not_overlap():
+    answers = ["PER", "LOC", "O"]
+    candidates = [Candidate(0, Span(0, 2, "")), Candidate(0, Span(1, 2, "")), Candidate(0, Span(2, 3, "")),
+                  Candidate(0, Span(3, 4, ""))]
+    probabilities = torch.tensor([[0.6, 0.1, 0.3], [0.1, 0.8, 0.1], [0.2, 0.1, 0.7], [0.1, 0.5, 0.4]])
+    (chosen,) = decode(candidates, probabilities.log(), answers, [4])
+    assert [(span, round(score, 2)) for span, score in chosen] == [(Span(1, 2, "LOC"), 0.8), (Span(3, 4, "LOC"), 0.5)]
+
+
+def test_token_finetune_learns_entity_words_on_a_tiny_bert(tiny_bert_dir):
+    train, test = sentences(tweets(40, seed=1)), sentences(tweets(12, seed=2))
+    tagger = TokenTagger.load(str(tiny_bert_dir), TYPES, device="cpu", seed=0)
+    inputs, firsts, labels = tagger.encode([train[0]["tokens"]], [train[0]["tags"]])
+    # labels on first sub-tokens only: as many as the words, -100 elsewhere ([CLS], [SEP])
+    assert int((labels != -100).sum()) == len(train[0]["tokens"]) and labels[0, 0] == -100
+    options = TokenFinetuneOptions(steps=60, lr=3e-3, batch_size=8, eval_every=20, patience=0)
+    training = train_tagger(tagger, train[:30], train[30:], options, seed=0)
+    predicted = [tags for tags, _ in tagger.predict([e["tokens"] for e in test])]
+    assert entity_metrics([e["tags"] for e in test], predicted, TYPES)["f1"] >= 0.8
+    assert training.losses[-1] < training.losses[0] / 2
+    assert training.best_step == max(training.dev_history, key=lambda item: item[1])[0]
+
+
+# ---------------------------------------------------------------- the CLI on a task written only as files
+
+def invoke(*args, exit_code=0):
+    result = CliRunner().invoke(main, list(map(str, args)))
+    assert result.exit_code == exit_code, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    return write_catalog(tmp_path_factory.mktemp("tweets-catalog"), TWEET_FILES)
+
+
+def test_fewshot_token_finetune_on_a_new_entity_task(catalog, tiny_bert_dir, tmp_path):
+    result = invoke("fewshot", "--task", "tweetner", "--catalog", catalog, "--method", "token-finetune",
+                    "--model", tiny_bert_dir, "--k", 3, "--seeds", "13,21", "--steps", 40, "--lr", 3e-3,
+                    "--output", tmp_path, "--json")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["f1_mean"] >= 0.5 and len(summary["per_seed"]) == 2 and summary["f1_std"] >= 0
+    assert summary["per_seed"][0]["sample"]["train_ids"] != summary["per_seed"][1]["sample"]["train_ids"]
+    conll_lines = (tmp_path / "seed-13/predictions.conll").read_text().split("\n")
+    assert len(conll_lines[0].split("\t")) == 3  # token, gold, predicted
+    spans = [json.loads(line) for line in (tmp_path / "seed-13/spans.jsonl").read_text().splitlines()]
+    assert len(spans) == 12 and {"start", "end", "type", "text", "score"} <= set(spans[0]["spans"][0])
+    assert (tmp_path / "seed-13/model.safetensors").is_file()
+
+
+def test_entity_prompt_zero_and_few_shot_on_a_new_entity_task(catalog, tiny_gpt2_dir):
+    zero = invoke("zeroshot", "--task", "tweetner", "--catalog", catalog, "--template", "t1",
+                  "--model", tiny_gpt2_dir, "--json")
+    assert 0 <= json.loads(zero.stdout.strip().splitlines()[-1])["f1"] <= 1
+    few = invoke("fewshot", "--task", "tweetner", "--catalog", catalog, "--method", "entity-prompt",
+                 "--model", tiny_gpt2_dir, "--k", 2, "--seeds", 13, "--steps", 3, "--json")
+    run = json.loads(few.stdout.strip().splitlines()[-1])["per_seed"][0]
+    assert run["train_steps"] == 3 and 0 <= run["f1"] <= 1 and run["dev_f1"] is not None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "softprompt"], "method 'softprompt' does not apply to task 'tweetner'"),
+    (["--method", "token-finetune", "--prompt-length", 4], "--prompt-length does not apply"),
+    (["--method", "token-finetune", "--k", 50], "k=50 needs 100"),
+    (["--method", "entity-prompt", "--option", "max_spam=4"], "method 'entity-prompt' has no option 'max_spam'"),
+])
+def test_fewshot_mistakes_on_entity_tasks(catalog, tiny_bert_dir, args, message):
+    result = invoke("fewshot", "--task", "tweetner", "--catalog", catalog, "--model", tiny_bert_dir, *args,
+                    exit_code=2)
+    assert message in result.output and "Traceback" not in result.output
