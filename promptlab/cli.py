@@ -306,8 +306,11 @@ def templates_show(task, template, catalogs):
 def templates_render(task, template, verbalizer, data, split, count, catalogs):
     """Show the exact text the model sees for the first examples, answer slot filled with each label word."""
     from promptlab.catalog import Setup
+    from promptlab.kinds import task_kind
     setup = Setup.load(_catalog(catalogs), task, template, verbalizer)
-    for example in setup.task.examples(split, data=data, limit=count):
+    kind = task_kind(setup.task.kind)
+    examples = setup.task.examples(split, data=data)
+    for example in kind.function(kind.prompt_inputs)(examples)[:count]:
         prompt = setup.template.render(example)
         click.echo(f"--- example {example['id']} (gold: {example.get('label')})")
         click.echo(f"before slot: {prompt.before!r}\nafter slot:  {prompt.after!r}")

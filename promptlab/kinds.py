@@ -20,6 +20,7 @@ class TaskKind:
     name: str
     description: str
     reader: str  # loads a split: (spec, *, base_dir, task, where) -> examples
+    prompt_inputs: str  # examples -> what one prompt renders (an example; an entity task's candidate spans)
     commands: dict[str, str]  # CLI command -> function taking the command's options
     methods: tuple[str, ...]  # `fewshot --method` choices
     default_method: str
@@ -36,13 +37,14 @@ NOT_AN_ENTITY = "O"  # the verbalizer label of a candidate span that is no entit
 
 KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
     TaskKind(name="classification", description="one label per text",
-             reader="promptlab.data:load_task_examples",
+             reader="promptlab.data:load_task_examples", prompt_inputs="promptlab.kinds:as_is",
              commands={"zeroshot": "promptlab.commands.zeroshot:run_zeroshot_command",
                        "fewshot": "promptlab.commands.fewshot:run_fewshot_command"},
              methods=("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "majority"),
              default_method="softprompt", min_labels=2),
     TaskKind(name="entities", description="entity spans in token sequences (named-entity recognition)",
              reader="promptlab.entities.readers:load_task_sequences",
+             prompt_inputs="promptlab.entities.prompting:candidate_inputs",
              commands={"zeroshot": "promptlab.entities.commands:run_zeroshot_command",
                        "fewshot": "promptlab.entities.commands:run_fewshot_command"},
              methods=("token-finetune", "entity-prompt"), default_method="token-finetune", min_labels=1,
@@ -50,6 +52,10 @@ KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
 )}
 DEFAULT_KIND = "classification"
 ALL_METHODS = tuple(method for kind in KINDS.values() for method in kind.methods)
+
+
+def as_is(examples: list[dict]) -> list[dict]:
+    return examples
 
 
 def task_kind(name: str, *, where=None, line: int | None = None) -> TaskKind:

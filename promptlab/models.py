@@ -197,7 +197,7 @@ def model_source(name: str) -> str:
     """The local folder or hub id of an alias, folder or hub id, whatever head its model has
     (token-classification heads are put on encoders and LMs alike)."""
     if name in ALIASES:
-        return _resolve_alias(ALIASES[name])[0]
+        return alias_source(name)
     folder = _local_folder(name)
     if folder is not None:
         return str(folder)

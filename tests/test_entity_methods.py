@@ -9,7 +9,7 @@ import pytest
 import torch
 from catalog_files import write_catalog
 from click.testing import CliRunner
-from entity_files import TWEET_FILES, TYPES, tweets
+from entity_files import TWEET_FILES, TYPES, one_thread, tweets  # noqa: F401 (an autouse fixture)
 
 from promptlab.cli import main
 from promptlab.entities.metrics import entity_metrics
@@ -18,15 +18,6 @@ from promptlab.entities.sampling import sample_entity_kshot
 from promptlab.entities.tags import Span, spans_of
 from promptlab.entities.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
 from promptlab.errors import UserError
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy CPU its synchronisation costs 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def sentences(rows):
@@ -119,7 +110,8 @@ def test_fewshot_token_finetune_on_a_new_entity_task(catalog, tiny_bert_dir, tmp
     conll_lines = (tmp_path / "seed-13/predictions.conll").read_text().split("\n")
     assert len(conll_lines[0].split("\t")) == 3  # token, gold, predicted
     spans = [json.loads(line) for line in (tmp_path / "seed-13/spans.jsonl").read_text().splitlines()]
-    assert len(spans) == 12 and {"start", "end", "type", "text", "score"} <= set(spans[0]["spans"][0])
+    first = next(row["spans"][0] for row in spans if row["spans"])
+    assert len(spans) == 12 and {"start", "end", "type", "text", "score"} <= set(first)
     assert (tmp_path / "seed-13/model.safetensors").is_file()
 
 
@@ -131,6 +123,12 @@ def test_entity_prompt_zero_and_few_shot_on_a_new_entity_task(catalog, tiny_gpt2
                  "--model", tiny_gpt2_dir, "--k", 2, "--seeds", 13, "--steps", 3, "--json")
     run = json.loads(few.stdout.strip().splitlines()[-1])["per_seed"][0]
     assert run["train_steps"] == 3 and 0 <= run["f1"] <= 1 and run["dev_f1"] is not None
+
+
+def test_templates_render_shows_the_prompts_of_candidate_spans(catalog):
+    result = invoke("templates", "render", "--task", "tweetner", "--catalog", catalog, "--template", "t1", "-n", 2)
+    first = result.output.split("--- example ")[1]  # the first candidate span of the first tweet
+    assert first.startswith("0:") and "(gold: " in first and " a person, a place or a company? you'" in first
 
 
 @pytest.mark.parametrize("args, message", [

@@ -57,6 +57,18 @@ def span_fields(tokens: Sequence[str], span: Span) -> dict:
     return {"sentence": " ".join(tokens), "span": " ".join(tokens[span.start:span.end])}
 
 
+def candidate_inputs(examples: Sequence[dict], *, max_span: int = 3, keep: str = "capitalised") -> list[dict]:
+    """What the template renders for each candidate span of the examples, with an id and the gold answer."""
+    inputs = []
+    for example in examples:
+        gold = {(span.start, span.end): span.type for span in spans_of(example.get("tags") or [])}
+        for span in candidate_spans(example["tokens"], max_span=max_span, keep=keep):
+            inputs.append({"id": f"{example['id']}:{span.start}-{span.end}",
+                           "label": gold.get((span.start, span.end), NOT_AN_ENTITY) if example.get("tags") else None,
+                           **span_fields(example["tokens"], span)})
+    return inputs
+
+
 def candidate_prompts(template: Template, sentences: Sequence[Sequence[str]], *, max_span: int,
                       keep: str) -> tuple[list[Candidate], list[Prompt]]:
     candidates, prompts = [], []

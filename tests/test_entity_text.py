@@ -1,0 +1,49 @@
+"""Entity predictions on raw text: CoNLL-style tokens with offsets, spans mapped back to characters."""
+from __future__ import annotations
+
+import pytest
+from entity_files import TYPES, one_thread, tweets  # noqa: F401 (an autouse fixture)
+
+from promptlab.entities.tags import Span
+from promptlab.entities.text import entities_in_texts, tokenize
+from promptlab.entities.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
+from promptlab.entities.trained import tagger_predictor
+from promptlab.errors import UserError
+
+
+def test_tokens_follow_conll_and_keep_their_offsets():
+    text = "AL-AIN, United Arab Emirates 1996-12-06: U.S. envoy O'Neill met Acme's CEO."
+    tokens = tokenize(text)
+    assert [t.text for t in tokens] == ["AL-AIN", ",", "United", "Arab", "Emirates", "1996-12-06", ":", "U.S.",
+                                        "envoy", "O'Neill", "met", "Acme", "'s", "CEO", "."]
+    assert all(text[t.start:t.end] == t.text for t in tokens)
+
+
+def test_spans_map_back_to_character_offsets():
+    def predict(sentences):  # a stand-in model: every capitalised word is a LOC
+        return [[(Span(i, i + 1, "LOC"), 0.5) for i, word in enumerate(tokens) if word[0].isupper()]
+                for tokens in sentences]
+
+    found = entities_in_texts(predict, ["we flew to  Rome, then Oslo.", "", "no names"])
+    assert found == [[{"start": 12, "end": 16, "type": "LOC", "text": "Rome", "score": 0.5},
+                      {"start": 23, "end": 27, "type": "LOC", "text": "Oslo", "score": 0.5}], [], []]
+
+
+def test_a_saved_token_finetune_folder_predicts_on_raw_text(tiny_bert_dir, tmp_path):
+    rows = tweets(40, seed=1)
+    examples = [{"id": str(i), "tokens": [t for t, _ in r], "tags": [g for _, g in r]} for i, r in enumerate(rows)]
+    tagger = TokenTagger.load(str(tiny_bert_dir), TYPES, device="cpu")
+    train_tagger(tagger, examples, [], TokenFinetuneOptions(steps=60, lr=3e-3, patience=0), seed=0)
+    tagger.model.save_pretrained(tmp_path)
+    tagger.tokenizer.save_pretrained(tmp_path)
+    (tmp_path / "entity_task.json").write_text('{"method": "token-finetune", "types": ["person", "geo-loc", '
+                                               '"company"]}')
+    predict, metadata = tagger_predictor(tmp_path, device="cpu")
+    (found,) = entities_in_texts(predict, ["i love Tech News and the World"])
+    assert [(e["text"], e["type"]) for e in found] == [("Tech News", "company"), ("World", "geo-loc")]
+    assert found[0]["start"] == 7 and 0 < found[0]["score"] <= 1
+
+
+def test_a_folder_without_entity_metadata_is_refused(tmp_path):
+    with pytest.raises(UserError, match="not a trained token-finetune model"):
+        tagger_predictor(tmp_path)
