@@ -112,17 +112,19 @@ def test_fewshot_token_finetune_on_a_new_entity_task(catalog, tiny_bert_dir, tmp
     spans = [json.loads(line) for line in (tmp_path / "seed-13/spans.jsonl").read_text().splitlines()]
     first = next(row["spans"][0] for row in spans if row["spans"])
     assert len(spans) == 12 and {"start", "end", "type", "text", "score"} <= set(first)
-    assert (tmp_path / "seed-13/model.safetensors").is_file()
+    assert (tmp_path / "seed-13/trained.json").is_file() and (tmp_path / "seed-13/model/model.safetensors").is_file()
 
 
-def test_entity_prompt_zero_and_few_shot_on_a_new_entity_task(catalog, tiny_gpt2_dir):
+def test_entity_prompt_zero_and_few_shot_on_a_new_entity_task(catalog, tiny_gpt2_dir, tmp_path):
     zero = invoke("zeroshot", "--task", "tweetner", "--catalog", catalog, "--template", "t1",
                   "--model", tiny_gpt2_dir, "--json")
     assert 0 <= json.loads(zero.stdout.strip().splitlines()[-1])["f1"] <= 1
     few = invoke("fewshot", "--task", "tweetner", "--catalog", catalog, "--method", "entity-prompt",
-                 "--model", tiny_gpt2_dir, "--k", 2, "--seeds", 13, "--steps", 3, "--json")
+                 "--model", tiny_gpt2_dir, "--k", 2, "--seeds", 13, "--steps", 3, "--output", tmp_path, "--json")
     run = json.loads(few.stdout.strip().splitlines()[-1])["per_seed"][0]
     assert run["train_steps"] == 3 and 0 <= run["f1"] <= 1 and run["dev_f1"] is not None
+    saved = json.loads((tmp_path / "seed-13/trained.json").read_text())
+    assert saved["method"] == "entity-prompt" and saved["tensors"]["prompt_embeddings"][0] == 8
 
 
 def test_templates_render_shows_the_prompts_of_candidate_spans(catalog):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from entity_files import TYPES, one_thread, tweets  # noqa: F401 (an autouse fixture)
 
+from promptlab.apply.artefacts import Trained, save_trained
 from promptlab.entities.tags import Span
 from promptlab.entities.text import entities_in_texts, tokenize
 from promptlab.entities.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
@@ -34,16 +35,15 @@ def test_a_saved_token_finetune_folder_predicts_on_raw_text(tiny_bert_dir, tmp_p
     examples = [{"id": str(i), "tokens": [t for t, _ in r], "tags": [g for _, g in r]} for i, r in enumerate(rows)]
     tagger = TokenTagger.load(str(tiny_bert_dir), TYPES, device="cpu")
     train_tagger(tagger, examples, [], TokenFinetuneOptions(steps=60, lr=3e-3, patience=0), seed=0)
-    tagger.model.save_pretrained(tmp_path)
-    tagger.tokenizer.save_pretrained(tmp_path)
-    (tmp_path / "entity_task.json").write_text('{"method": "token-finetune", "types": ["person", "geo-loc", '
-                                               '"company"]}')
+    save_trained(tmp_path, Trained("token-finetune", state={"types": list(TYPES)}, model=tagger.model,
+                                   tokenizer=tagger.tokenizer), {"task": "tweetner"})
     predict, metadata = tagger_predictor(tmp_path, device="cpu")
     (found,) = entities_in_texts(predict, ["i love Tech News and the World"])
     assert [(e["text"], e["type"]) for e in found] == [("Tech News", "company"), ("World", "geo-loc")]
     assert found[0]["start"] == 7 and 0 < found[0]["score"] <= 1
 
 
-def test_a_folder_without_entity_metadata_is_refused(tmp_path):
-    with pytest.raises(UserError, match="not a trained token-finetune model"):
+def test_an_artefact_of_another_method_is_refused(tmp_path):
+    save_trained(tmp_path, Trained("majority", state={"label": "positive"}), {"task": "sentiment"})
+    with pytest.raises(UserError, match="trained with 'majority', not token-finetune"):
         tagger_predictor(tmp_path)

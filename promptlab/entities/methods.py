@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
 
+from promptlab.apply.artefacts import Trained, save_trained, trained_identity
 from promptlab.backends import make_backend
 from promptlab.catalog import Setup
 from promptlab.entities import prompting
@@ -35,7 +35,7 @@ from promptlab.models import LoadedModel
 from promptlab.sampling import KShotSplit
 from promptlab.scoring import CALIBRATIONS, LabelScorer
 from promptlab.task import Task
-from promptlab.softprompt import INITS, SoftPrompt, initial_embeddings, prompt_identity, save_soft_prompt
+from promptlab.softprompt import INITS, TENSOR_NAME, SoftPrompt, initial_embeddings
 from promptlab.train import frozen, train
 
 SentenceSpans = list[tuple[Span, float]]
@@ -110,20 +110,17 @@ def run_token_finetune(context: EntityContext) -> EntityOutcome:
                                              "seconds_per_step": training.seconds_per_step,
                                              "losses": training.losses})
     if context.save_to:
-        outcome.save = lambda metrics: str(save_tagger(tagger, context, training.best_step, metrics))
+        trained = Trained("token-finetune", state={"types": context.types}, model=tagger.model,
+                          tokenizer=tagger.tokenizer)
+        outcome.save = lambda metrics: _save(context, trained, {"model": context.model}, metrics)
     return outcome
 
 
-def save_tagger(tagger: TokenTagger, context: EntityContext, best_step: int, metrics: dict):
-    """The trained model and tokenizer (safetensors), with what it was trained for in entity_task.json."""
-    from promptlab.outputs import write_json
-    folder = Path(context.save_to)
-    tagger.model.save_pretrained(folder)
-    tagger.tokenizer.save_pretrained(folder)
-    write_json(folder / "entity_task.json", {"method": "token-finetune", "task": context.task.name,
-                                              "types": context.types, "model": context.model, "seed": context.seed,
-                                              "best_step": best_step, "test_f1": metrics["f1"]})
-    return folder
+def _save(context: EntityContext, trained: Trained, identity: dict, metrics: dict) -> str:
+    """The trained artefact (promptlab.apply.artefacts) with what it was trained on and how it scored."""
+    return str(save_trained(context.save_to, trained, {
+        "task": context.task.name, **identity, "seed": context.seed, "options": asdict(context.options),
+        "sample_checksum": context.split.checksum, "test": {"f1": metrics["f1"]}}))
 
 
 def run_entity_prompt(context: EntityContext) -> EntityOutcome:
@@ -142,11 +139,10 @@ def run_entity_prompt(context: EntityContext) -> EntityOutcome:
                    "seconds_per_step": round(result.seconds_per_step, 4),
                    "dev_selection": "accuracy over the dev sample's candidate spans"}
         if context.save_to:
-            save = lambda metrics: str(save_soft_prompt(context.save_to, soft_prompt.cpu(), {  # noqa: E731
-                **prompt_identity(context.setup, loaded), "method": "entity-prompt", "seed": context.seed,
-                "scoring": {"calibrate": "none", "aggregate": "logsumexp"},
-                "training": asdict(options), "sample_checksum": context.split.checksum,
-                "test": {"f1": metrics["f1"]}}))
+            trained = Trained("entity-prompt", tensors={TENSOR_NAME: soft_prompt.cpu()},
+                              state={"max_span": options.max_span, "candidates": options.candidates},
+                              scoring={"calibrate": "none", "aggregate": "logsumexp"})
+            save = lambda metrics: _save(context, trained, trained_identity(context.setup, loaded), metrics)  # noqa: E731
     spans = prompting.recognise(scorer, template, context.sentences(context.test_examples), answers,
                                 max_span=options.max_span, keep=options.candidates)
     return EntityOutcome(spans, dev_f1, steps, details, save)
