@@ -129,8 +129,8 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
             top_k, batch_size, device, dtype, catalogs, resume):
     """Label new, unlabelled text: each input row comes out with `label` and `probabilities`, in order."""
     options = dict(locals())
-    from promptlab.commands.predict import run_predict_command
-    run_predict_command(**options)
+    from promptlab.kinds import run_command
+    run_command("predict", options)
 
 
 # -- serve ------------------------------------------------------------------------------------

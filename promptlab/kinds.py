@@ -39,14 +39,16 @@ KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
     TaskKind(name="classification", description="one label per text",
              reader="promptlab.data:load_task_examples", prompt_inputs="promptlab.kinds:as_is",
              commands={"zeroshot": "promptlab.commands.zeroshot:run_zeroshot_command",
-                       "fewshot": "promptlab.commands.fewshot:run_fewshot_command"},
+                       "fewshot": "promptlab.commands.fewshot:run_fewshot_command",
+                       "predict": "promptlab.commands.predict:run_predict_command"},
              methods=("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "majority"),
              default_method="softprompt", min_labels=2),
     TaskKind(name="entities", description="entity spans in token sequences (named-entity recognition)",
              reader="promptlab.entities.readers:load_task_sequences",
              prompt_inputs="promptlab.entities.prompting:candidate_inputs",
              commands={"zeroshot": "promptlab.entities.commands:run_zeroshot_command",
-                       "fewshot": "promptlab.entities.commands:run_fewshot_command"},
+                       "fewshot": "promptlab.entities.commands:run_fewshot_command",
+                       "predict": "promptlab.entities.predict:run_predict_command"},
              methods=("token-finetune", "entity-prompt"), default_method="token-finetune", min_labels=1,
              extra_answers=(NOT_AN_ENTITY,)),
 )}
@@ -68,6 +70,9 @@ def run_command(command: str, options: dict) -> None:
     """Run a CLI command the way the task's kind does it; `fewshot --method` is checked against the kind."""
     from promptlab.catalog import Catalog
 
+    if options["task"] is None:  # the task comes from a trained artefact: only text tasks do that yet
+        KINDS[DEFAULT_KIND].function(KINDS[DEFAULT_KIND].commands[command])(**options)
+        return
     task = Catalog.from_options(options["catalogs"]).task(options["task"])
     kind = task_kind(task.kind)
     if "method" in options:

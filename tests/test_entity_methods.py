@@ -113,6 +113,14 @@ def test_fewshot_token_finetune_on_a_new_entity_task(catalog, tiny_bert_dir, tmp
     first = next(row["spans"][0] for row in spans if row["spans"])
     assert len(spans) == 12 and {"start", "end", "type", "text", "score"} <= set(first)
     assert (tmp_path / "seed-13/trained.json").is_file() and (tmp_path / "seed-13/model/model.safetensors").is_file()
+    # the trained model answers raw text with character spans
+    (tmp_path / "texts.jsonl").write_text('{"text": "i love World and Tech News", "n": 1}\n{"text": "no names"}\n')
+    invoke("predict", "--task", "tweetner", "--catalog", catalog, "--trained", tmp_path / "seed-13",
+           "--input", tmp_path / "texts.jsonl", "--output", tmp_path / "out.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["text"] for row in rows] == ["i love World and Tech News", "no names"] and rows[0]["n"] == 1
+    for row in rows:
+        assert all(row["text"][e["start"]:e["end"]] == e["text"] and e["type"] in TYPES for e in row["entities"])
 
 
 def test_entity_prompt_zero_and_few_shot_on_a_new_entity_task(catalog, tiny_gpt2_dir, tmp_path):
@@ -127,6 +135,16 @@ def test_entity_prompt_zero_and_few_shot_on_a_new_entity_task(catalog, tiny_gpt2
     assert saved["method"] == "entity-prompt" and saved["tensors"]["prompt_embeddings"][0] == 8
 
 
+def test_predict_without_a_trained_model_runs_entity_prompt_zero_shot(catalog, tiny_gpt2_dir):
+    result = CliRunner().invoke(main, ["predict", "--task", "tweetner", "--catalog", str(catalog), "--model",
+                                       str(tiny_gpt2_dir), "--input", "-", "--output", "-"],
+                                input="i love World and Tech News\nthe movie was fun\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [row["text"] for row in rows] == ["i love World and Tech News", "the movie was fun"]
+    assert rows[1]["entities"] == []  # no capitalised candidate, nothing to type
+
+
 def test_templates_render_shows_the_prompts_of_candidate_spans(catalog):
     result = invoke("templates", "render", "--task", "tweetner", "--catalog", catalog, "--template", "t1", "-n", 2)
     first = result.output.split("--- example ")[1]  # the first candidate span of the first tweet
@@ -138,6 +156,7 @@ def test_templates_render_shows_the_prompts_of_candidate_spans(catalog):
     (["--method", "token-finetune", "--prompt-length", 4], "--prompt-length does not apply"),
     (["--method", "token-finetune", "--k", 50], "k=50 needs 100"),
     (["--method", "entity-prompt", "--option", "max_spam=4"], "method 'entity-prompt' has no option 'max_spam'"),
+    (["--method", "token-finetune", "--seeds", "1,1"], "--seeds repeats a seed"),
 ])
 def test_fewshot_mistakes_on_entity_tasks(catalog, tiny_bert_dir, args, message):
     result = invoke("fewshot", "--task", "tweetner", "--catalog", catalog, "--model", tiny_bert_dir, *args,

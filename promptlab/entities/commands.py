@@ -33,7 +33,7 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
                          device, catalogs, output, as_json, trained=None, prompt=None, dtype=None) -> None:
     """entity-prompt without training: every candidate span typed by the template and verbalizer."""
     catalog = Catalog.from_options(catalogs)
-    setup = _prompt_setup(catalog, catalog.task(task), template, verbalizer)
+    setup = prompt_setup(catalog, catalog.task(task), template, verbalizer)
     test = _labelled(setup.task.examples(split, data=data, limit=limit), data or setup.task.path)
     if trained or prompt:
         raise UserError("--trained is not supported on entity tasks yet",
@@ -70,7 +70,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     started = time.perf_counter()
     catalog = Catalog.from_options(catalogs)
     loaded_task = catalog.task(task)
-    setup = _prompt_setup(catalog, loaded_task, template, verbalizer) if method == "entity-prompt" else None
+    setup = prompt_setup(catalog, loaded_task, template, verbalizer) if method == "entity-prompt" else None
     seed_list = parse_seeds(seeds)
     given = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size}
     options = _method_flags(method, {name: value for name, value in given.items() if value is not None},
@@ -110,7 +110,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
         click.echo(json.dumps(summary, ensure_ascii=False))
 
 
-def _prompt_setup(catalog: Catalog, loaded_task, template: str | None, verbalizer: str | None) -> Setup:
+def prompt_setup(catalog: Catalog, loaded_task, template: str | None, verbalizer: str | None) -> Setup:
     task = loaded_task.name
     template = template or loaded_task.template
     if template is None:

@@ -1,0 +1,81 @@
+"""`promptlab predict` on entity tasks: raw text in, spans with character offsets out (JSONL, in input order).
+
+Each input row's `text` field (a plain-text line of standard input becomes one) is tokenised as
+CoNLL-2003 is (promptlab.entities.text) and tagged by a trained token-finetune artefact
+(`--trained DIR/seed-N`) or, without one, by zero-shot entity-prompt with the task's template,
+verbalizer and `--model`. Every row comes out with its fields and `entities`: a list of
+{start, end, type, text, score}, `end` exclusive.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from promptlab.aliases import DEFAULT_MODEL
+from promptlab.apply.inputs import PLAIN_FIELD, STDIN, input_rows
+from promptlab.catalog import Catalog
+from promptlab.entities.text import entities_in_texts
+from promptlab.entities.trained import prompt_predictor, tagger_predictor
+from promptlab.errors import UserError
+from promptlab.models import load_model
+from promptlab.outputs import write_atomic
+
+CHUNK = 32  # rows tagged together
+
+
+def run_predict_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output,
+                        output_format_name, top_k, batch_size, device, dtype, catalogs, resume) -> None:
+    for flag, value in (("--format csv", output_format_name == "csv"), ("--top-k", top_k), ("--resume", resume)):
+        if value:
+            raise UserError(f"{flag} does not apply to entity task '{task}'", fix=f"leave out {flag}")
+    catalog = Catalog.from_options(catalogs)
+    loaded_task = catalog.task(task)
+    if trained:
+        predict, metadata = tagger_predictor(trained, device=device)
+        if metadata.get("task") != loaded_task.name:
+            raise UserError(f"this model was trained for task '{metadata.get('task')}', not '{loaded_task.name}'",
+                            where=trained, fix=f"pass --task {metadata.get('task')}")
+        described = f"trained token-finetune {trained}"
+    else:
+        from promptlab.entities.commands import prompt_setup
+        setup = prompt_setup(catalog, loaded_task, template, verbalizer)
+        loaded = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype)
+        predict = prompt_predictor(setup, loaded, calibrate=calibrate or "contextual")
+        described = f"entity-prompt zero-shot · {loaded.name} · template {setup.template.name}"
+    click.echo(f"predict: {loaded_task.name} · {described}", err=True)
+    started, written = time.perf_counter(), 0
+    with _jsonl_output(output) as write:
+        chunk = []
+        for row in input_rows(input_path):
+            if not isinstance(row.fields.get(PLAIN_FIELD), str):
+                raise UserError(f"row {row.position + 1} has no text field '{PLAIN_FIELD}'",
+                                where=input_path if input_path != STDIN else "<stdin>", line=row.line,
+                                fix='give every row a "text", e.g. {"text": "Japan beat Syria in Al Ain."}')
+            chunk.append(row.fields)
+            if len(chunk) == CHUNK:
+                written += _tag(predict, chunk, write)
+                chunk = []
+        written += _tag(predict, chunk, write)
+    click.echo(f"predict: {written} rows in {time.perf_counter() - started:.1f} s", err=True)
+
+
+def _tag(predict, rows: list[dict], write) -> int:
+    for fields, entities in zip(rows, entities_in_texts(predict, [fields[PLAIN_FIELD] for fields in rows])):
+        write({**fields, "entities": entities})
+    return len(rows)
+
+
+@contextmanager
+def _jsonl_output(target: str):
+    """Rows to standard output as they come, or to a file written atomically at the end."""
+    if target == STDIN:
+        yield lambda row: (sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n"), sys.stdout.flush())
+        return
+    lines: list[str] = []
+    yield lambda row: lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    write_atomic(Path(target), "".join(lines).encode())
