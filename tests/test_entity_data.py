@@ -111,3 +111,12 @@ def test_conll2003_sample_is_prepared_with_a_recorded_document_split():
     assert train["count"] + test["count"] == 226 and not set(train["documents"]) & set(test["documents"])
     assert len(train["documents"]) + len(test["documents"]) == 15
     assert min(train["labels"].values()) >= 20  # k = 10 per type, with a dev set of 10 per type
+
+
+def test_a_dataset_mapping_reads_tokens_and_tags_through_columns(tmp_path):
+    # the `datasets` path (the full CoNLL-2003 online), here through its local json loader
+    write_file(tmp_path / "tasks/rows.jsonl", json.dumps({"words": ["Ian", "won"], "ner": ["B-PER", "O"]}) + "\n")
+    spec = "{dataset: json, data_files: rows.jsonl, split: train, columns: {words: tokens, ner: tags}}"
+    write_file(tmp_path / "tasks/hub.yaml", f"kind: entities\nlabels: [PER]\ndata: {{test: {spec}}}\n")
+    (example,) = Catalog.from_options([tmp_path]).task("hub").examples("test")
+    assert example["tokens"] == ["Ian", "won"] and example["tags"] == ["B-PER", "O"]

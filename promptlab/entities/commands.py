@@ -87,7 +87,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
                                 seed=seed, options=options, loaded=shared_model,
                                 save_to=str(folder / f"seed-{seed}") if folder else None)
         result = run_entity_method(method, context, k)
-        dev = "-" if result["dev_f1"] is None else f"{result['dev_f1']:.4f}"
+        dev = "-" if result["dev"] is None else f"{result['dev_metric']} {result['dev']:.4f}"
         click.echo(f"seed {seed:>4}: F1 {result['f1']:.4f}  precision {result['precision']:.4f}  "
                    f"recall {result['recall']:.4f}  dev {dev}  steps {result['train_steps']}  {result['seconds']:.1f} s")
         if folder:

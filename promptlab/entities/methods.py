@@ -93,7 +93,8 @@ class EntityContext:
 @dataclass
 class EntityOutcome:
     spans: list[SentenceSpans]  # per test sentence
-    dev_f1: float | None = None
+    dev_score: float | None = None  # what chose the step: entity F1 (token-finetune), candidate accuracy
+    dev_metric: str = "f1"
     train_steps: int = 0
     details: dict = field(default_factory=dict)
     save: Callable[[dict], str] | None = None
@@ -106,7 +107,7 @@ def run_token_finetune(context: EntityContext) -> EntityOutcome:
     training = train_tagger(tagger, context.split.train, context.split.dev, options, context.seed)
     predicted = tagger.predict(context.sentences(context.test_examples))
     outcome = EntityOutcome([spans_with_scores(tags, scores) for tags, scores in predicted], training.best_dev_f1,
-                            training.steps, {"best_step": training.best_step, "dev_history": training.dev_history,
+                            "f1", training.steps, {"best_step": training.best_step, "dev_history": training.dev_history,
                                              "seconds_per_step": training.seconds_per_step,
                                              "losses": training.losses})
     if context.save_to:
@@ -130,14 +131,13 @@ def run_entity_prompt(context: EntityContext) -> EntityOutcome:
     backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
     scorer = LabelScorer(backend, template, context.setup.verbalizer, batch_size=32,
                          calibrate=options.calibrate if context.split is None else "none")
-    details, dev_f1, steps, save = {}, None, 0, None
+    details, dev_score, steps, save = {}, None, 0, None
     if context.split is not None:
         soft_prompt, result = _train_soft_prompt(context, scorer, answers)
         scorer.soft_prompt = soft_prompt
-        dev_f1, steps = result.best_dev_accuracy, result.steps
+        dev_score, steps = result.best_dev_accuracy, result.steps
         details = {"best_step": result.best_step, "dev_history": result.dev_history,
-                   "seconds_per_step": round(result.seconds_per_step, 4),
-                   "dev_selection": "accuracy over the dev sample's candidate spans"}
+                   "seconds_per_step": round(result.seconds_per_step, 4)}
         if context.save_to:
             trained = Trained("entity-prompt", tensors={TENSOR_NAME: soft_prompt.cpu()},
                               state={"max_span": options.max_span, "candidates": options.candidates},
@@ -145,7 +145,7 @@ def run_entity_prompt(context: EntityContext) -> EntityOutcome:
             save = lambda metrics: _save(context, trained, trained_identity(context.setup, loaded), metrics)  # noqa: E731
     spans = prompting.recognise(scorer, template, context.sentences(context.test_examples), answers,
                                 max_span=options.max_span, keep=options.candidates)
-    return EntityOutcome(spans, dev_f1, steps, details, save)
+    return EntityOutcome(spans, dev_score, "candidate_accuracy", steps, details, save)
 
 
 def _train_soft_prompt(context: EntityContext, scorer: LabelScorer, answers: list[str]):
@@ -223,7 +223,8 @@ def run_entity_method(method: str, context: EntityContext, k: int | None = None)
     metrics = entity_metrics([example["tags"] for example in test], predicted, context.types)
     artifact = outcome.save(metrics) if outcome.save else None
     return {"method": method, "seed": context.seed, "k": k, "f1": metrics["f1"], "precision": metrics["precision"],
-            "recall": metrics["recall"], "dev_f1": outcome.dev_f1, "train_steps": outcome.train_steps,
+            "recall": metrics["recall"], "dev": outcome.dev_score, "dev_metric": outcome.dev_metric,
+            "train_steps": outcome.train_steps,
             "seconds": round(time.perf_counter() - started, 3), **outcome.details, "artifact": artifact,
             "options": asdict(context.options), "sample": context.split.describe() if context.split else None,
             "metrics": metrics, "predicted_tags": predicted, "spans": outcome.spans}
