@@ -66,7 +66,7 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
 
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
-                        method_options=(), limit, device, catalogs, output, as_json) -> None:
+                        method_options=(), limit, device, catalogs, output, as_json, dtype=None) -> None:
     started = time.perf_counter()
     catalog = Catalog.from_options(catalogs)
     loaded_task = catalog.task(task)
@@ -79,7 +79,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     loaded_task.examples("train")  # data mistakes surface before any model loads
     model_name = model or DEFAULT_MODELS[method]
     folder = output_folder(output) if output else None
-    shared_model = functools.cache(lambda: load_model(model_name, device=device))
+    shared_model = functools.cache(lambda: load_model(model_name, device=device, dtype=dtype))
     click.echo(f"{loaded_task.name} · {model_name} · {method} · k={k} per type · {len(test)} test sentences")
     per_seed = []
     for seed in seed_list:
