@@ -165,7 +165,7 @@ def _train_soft_prompt(context: EntityContext, scorer: LabelScorer, answers: lis
 
     with frozen(loaded.model):
         result = train(soft_prompt, label_logprobs, train_prompts, train_gold, dev_prompts, dev_gold,
-                       options.train_config(context.seed), description=f"entity-prompt seed {context.seed}")
+                       options.train_config(context.seed, loaded), description=f"entity-prompt seed {context.seed}")
     return soft_prompt().detach(), result
 
 
