@@ -1,6 +1,6 @@
 """Speed, side by side in one run: zero-shot scoring and training per dtype, against bare passes.
 
-    python benchmarks/speed.py [--tasks snips,sentiment] [--limit-mr 2000] [--dtypes float32,auto]
+    python benchmarks/speed.py [--tasks snips,sentiment,banking77] [--limit-mr 2000] [--limit-banking 100] [--dtypes float32,auto]
                                [--contenders promptlab,bare] [--training-repeats 3] [--accuracy-limit 100]
                                [--accuracy-tasks sentiment,cr] [--fewshot] [--output FILE]
 
@@ -29,7 +29,9 @@ measurement records the 1-minute load average at its start. The machine being sh
 ratios within one run, never numbers across runs.
 
 Data: SNIPS is the 346 test examples plus the first 54 of train (400); MR is the first
-`--limit-mr` test examples. lm-eval is only used here, never a dependency of promptlab.
+`--limit-mr` test examples; Banking77 the first `--limit-banking` of its (shuffled) 3080 test
+examples, since lm-eval runs one sequence per intent: 77 per example. lm-eval is only used here,
+never a dependency of promptlab.
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ FEWSHOT = ["fewshot", "--task", "sentiment", "--template", "t1", "--k", "16", "-
 BENCHMARKS = {  # task -> (template, verbalizer, description)
     "snips": ("t1", "default", "SNIPS, 7 intents named by 2-8 tokens each"),
     "sentiment": ("t1", "lmbff", "MR, 2 single-token labels (terrible / great)"),
+    "banking77": ("t1", "default", "Banking77, 77 intents named by their label names (1-9 tokens)"),
 }
 SNIPS_SIZE = 400
 LM_EVAL_TASK = """\
@@ -86,7 +89,7 @@ class Measured:
 
 # ---------------------------------------------------------------- the data every contender reads
 
-def export_examples(task: str, limit_mr: int, folder: Path) -> Path:
+def export_examples(task: str, limits: dict[str, int], folder: Path) -> Path:
     """The benchmark's examples as JSONL, with the prompt text and gold index lm-eval needs."""
     from promptlab.backends.inputs import split_trailing_space
     from promptlab.catalog import Catalog, Setup
@@ -97,7 +100,7 @@ def export_examples(task: str, limit_mr: int, folder: Path) -> Path:
         test = setup.task.examples("test")
         examples = test + setup.task.examples("train", limit=SNIPS_SIZE - len(test))
     else:
-        examples = setup.task.examples("test", limit=limit_mr)
+        examples = setup.task.examples("test", limit=limits[task])
     path = folder / f"{task}.jsonl"
     with path.open("w") as out:
         for example in examples:
@@ -234,8 +237,9 @@ def best_of(runs: list[Measured]) -> Measured:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--tasks", default="snips,sentiment", show_default=True, help="Tasks of the zero-shot speed axis.")
+@click.option("--tasks", default="snips,sentiment", show_default=True, help="Tasks of the zero-shot speed axis (snips, sentiment, banking77).")
 @click.option("--limit-mr", default=2000, show_default=True, help="MR test examples (2000 = all).")
+@click.option("--limit-banking", default=100, show_default=True, help="Banking77 test examples (3080 = all).")
 @click.option("--batch-size", default=32, show_default=True, help="The same for every contender.")
 @click.option("--dtypes", default="float32,auto", show_default=True,
               help="--dtype values compared; auto is what promptlab picks on this machine.")
@@ -253,7 +257,7 @@ def best_of(runs: list[Measured]) -> Measured:
               help="Time the few-shot command per dtype.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write all measurements as JSON.")
 @click.pass_context
-def main(ctx, tasks, limit_mr, batch_size, dtypes, device, contenders, repeats, with_lm_eval, training_repeats, accuracy_limit,
+def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, contenders, repeats, with_lm_eval, training_repeats, accuracy_limit,
          accuracy_tasks, with_fewshot, output):
     if ctx.invoked_subcommand:
         return
@@ -280,7 +284,7 @@ def main(ctx, tasks, limit_mr, batch_size, dtypes, device, contenders, repeats, 
     results["zeroshot"] = {}
     with tempfile.TemporaryDirectory(prefix="promptlab-speed-") as scratch:
         for task in [task for task in tasks.split(",") if task]:
-            data = export_examples(task, limit_mr, Path(scratch))
+            data = export_examples(task, {"sentiment": limit_mr, "banking77": limit_banking}, Path(scratch))
             chosen = [CONTENDERS[name] for name in contenders.split(",")]
             pairs = [(contender, dtype) for dtype in dtype_list for contender in chosen]
             runs = [[contender(task, data, batch_size, dtype, device) for contender, dtype in pairs]

@@ -57,6 +57,8 @@ def main():
 
 
 # -- zeroshot ---------------------------------------------------------------------------------
+reject_option = click.option("--reject-below", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+                             metavar="P", help="Answer out_of_scope when the top label probability is below P.")
 task_option = click.option("--task", default=None,
                            help="Task name (tasks/<task>.yaml in a catalog) [default: the --trained artefact's].")
 template_option = click.option("--template", default=None,
@@ -96,8 +98,9 @@ batch_size_option = click.option(
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
 @trained_option
 @click.option("--prompt", type=click.Path(), default=None, hidden=True, help="Deprecated: use --trained.")
+@reject_option
 def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
-             dtype, catalogs, output, as_json, trained, prompt):
+             dtype, catalogs, output, as_json, trained, prompt, reject_below):
     """Classify a task's labelled examples and report metrics; with --trained, apply a trained artefact."""
     options = dict(locals())
     from promptlab.kinds import run_command
@@ -125,8 +128,9 @@ def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, spli
 @dtype_option
 @catalog_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted output file: skip the rows it already holds.")
+@reject_option
 def predict(task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output, output_format_name,
-            top_k, batch_size, device, dtype, catalogs, resume):
+            top_k, batch_size, device, dtype, catalogs, resume, reject_below):
     """Label new, unlabelled text: each input row comes out with `label` and `probabilities`, in order."""
     options = dict(locals())
     from promptlab.kinds import run_command
@@ -184,8 +188,12 @@ def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host
               help="Soft prompt vectors (softprompt) [default: 8].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Training batch size [default: the method's].")
+@click.option("--encoder", default=None,
+              help="Sentence encoder (alias, folder or hub id) for head and setfit [setfit: minilm-l6; head: pool "
+                   "the scoring model].")
 @click.option("--option", "method_options", multiple=True, metavar="NAME=VALUE",
               help="Any option of the method, e.g. --option rank=16 (lora); the value is read as YAML. Repeatable.")
+@reject_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N test examples.")
 @device_option
 @dtype_option
@@ -194,8 +202,8 @@ def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host
               help="Folder for fewshot.json and, per seed, predictions and the trained artefact (DIR/seed-N, "
                    "for --trained).")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
-def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, method_options,
-            limit, device, dtype, catalogs, output, as_json):
+def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, encoder,
+            method_options, reject_below, limit, device, dtype, catalogs, output, as_json):
     """Train on k examples per class over several seeds; report mean ± std next to zero-shot."""
     options = dict(locals())
     from promptlab.kinds import run_command

@@ -16,6 +16,7 @@ from promptlab.aliases import ALIASES
 from promptlab.errors import UserError
 
 ENCODE_BATCH = 64
+ENCODER_FOLDER = "encoder"  # a fine-tuned encoder inside a trained artefact
 
 
 @dataclass
@@ -29,6 +30,16 @@ class LoadedEncoder:
         """One float32 row per text, [N, dim], without gradients."""
         return self.model.encode(list(texts), batch_size=ENCODE_BATCH, convert_to_numpy=True,
                                  show_progress_bar=False).astype(np.float32)
+
+    def save(self, folder: Path) -> None:
+        """A sentence-transformers folder (safetensors weights, pooling and normalisation modules)."""
+        self.model.save_pretrained(str(folder), safe_serialization=True)
+
+    def as_loaded_model(self):
+        """The encoder in the shape of a LoadedModel, for code that reports the model it applied."""
+        from promptlab.models import LoadedModel
+        return LoadedModel(name=self.name, source=self.source, kind="encoder", model=self.model,
+                           tokenizer=self.model.tokenizer, device=self.model.device, fingerprint=self.fingerprint)
 
 
 def resolve_encoder(name: str) -> str:
@@ -54,5 +65,8 @@ def load_encoder(name: str, *, device: str) -> LoadedEncoder:
     except (OSError, ValueError) as error:
         raise UserError(f"cannot load the encoder '{name}': {str(error).strip().splitlines()[0]}",
                         where=source) from None
+    tokenizer = model.tokenizer
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # causal LMs: pooling masks pads anyway
+        tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return LoadedEncoder(name=name, source=source, model=model, fingerprint=weights_fingerprint(model))

@@ -41,7 +41,7 @@ KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
              commands={"zeroshot": "promptlab.commands.zeroshot:run_zeroshot_command",
                        "fewshot": "promptlab.commands.fewshot:run_fewshot_command",
                        "predict": "promptlab.commands.predict:run_predict_command"},
-             methods=("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "majority"),
+             methods=("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "setfit", "majority"),
              default_method="softprompt", min_labels=2),
     TaskKind(name="entities", description="entity spans in token sequences (named-entity recognition)",
              reader="promptlab.entities.readers:load_task_sequences",

@@ -11,6 +11,7 @@ import torch
 from promptlab import distributed
 from promptlab.errors import UserError
 from promptlab.metrics import classification_metrics
+from promptlab.rejection import reject_below
 from promptlab.template import Prompt, Template
 
 
@@ -34,9 +35,12 @@ class Classified:
     logprobs: torch.Tensor  # [N, labels]
     seconds: float
     metrics: dict = field(default_factory=dict)
+    reject_threshold: float | None = None  # below this top probability the answer is out_of_scope
 
     @property
     def predicted(self) -> list[str]:
+        if self.reject_threshold is not None:
+            return reject_below(self.logprobs.exp().tolist(), self.labels, self.reject_threshold)
         return [self.labels[i] for i in self.logprobs.argmax(-1).tolist()]
 
     def rows(self) -> list[dict]:

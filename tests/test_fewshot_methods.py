@@ -26,7 +26,8 @@ from promptlab.template import Prompt, parse_template
 
 FAST = {"softprompt": {"steps": 3, "eval_every": 2, "batch_size": 8}, "finetune": {"steps": 2, "eval_every": 2},
         "lora": {"steps": 2, "eval_every": 2},
-        "finetune-head": {"steps": 2, "eval_every": 2}, "icl": {"per_class": 2}, "head": {}, "majority": {}}
+        "finetune-head": {"steps": 2, "eval_every": 2}, "icl": {"per_class": 2}, "head": {}, "majority": {},
+        "setfit": {"loss": "cosine", "num_iterations": 1, "steps": 2, "batch_size": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,8 @@ def bert(tiny_bert_dir):
 
 
 def run(method, setup, loaded, *, seed=13, k=4, **options):
+    if method == "setfit":  # the tiny model's own folder serves as the sentence encoder
+        options.setdefault("encoder", loaded.source)
     return run_method(method, setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
                       test_examples=setup.task.examples("test"), k=k, seed=seed, options={**FAST[method], **options})
 
@@ -55,7 +58,7 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def test_registry_names_and_defaults():
-    assert METHODS == ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "majority")
+    assert METHODS == ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "setfit", "majority")
     assert set(DEFAULT_OPTIONS) == set(METHODS)
     assert DEFAULT_OPTIONS["softprompt"]["init"] in ("vocab", "text", "labels")
     from promptlab import cli

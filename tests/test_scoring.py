@@ -92,6 +92,25 @@ def test_the_llama_fixture_adds_its_bos_through_the_post_processor(tiny_llama_di
     assert not getattr(tokenizer, "add_bos_token", False)
 
 
+SHARED_PREFIXES = ["not very good", "not very bad", "not good", "very good", "not very good at all",
+                   "masterpiece", "unwatchable film"]  # many intents start with the same words
+
+
+@pytest.mark.parametrize("fixture", ["tiny_gpt2_dir", "tiny_llama_dir"])
+@torch.inference_mode()
+def test_label_words_sharing_prefixes_read_them_once_and_score_as_the_reference(fixture, request):
+    from promptlab.backends.causal import _continuation
+    loaded = load_model(str(request.getfixturevalue(fixture)), device="cpu")
+    template = template_for("causal")
+    prompts = [template.render({"text": text}) for text in TEXTS]
+    backend = backend_of(loaded)
+    tokens = [backend.word_tokens(prompts[0], word) for word in SHARED_PREFIXES]
+    assert len(_continuation(tokens).inputs) < sum(len(word) - 1 for word in tokens)  # prefixes are shared
+    fast = backend.word_logprobs(prompts, SHARED_PREFIXES)
+    slow = torch.tensor([[reference_causal(loaded, prompt, word) for word in SHARED_PREFIXES] for prompt in prompts])
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+
+
 @torch.inference_mode()
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_scores_do_not_change_with_batch_size(loaded, dtype):

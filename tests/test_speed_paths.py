@@ -151,13 +151,13 @@ def test_auto_batch_size_and_dtype_follow_the_device(monkeypatch):
 
 
 class CountingTokenizer:
-    """Forwards to a tokenizer and counts the texts it encodes."""
+    """Forwards to a tokenizer and counts the texts it encodes, with or without special tokens."""
 
     def __init__(self, tokenizer):
         self.tokenizer, self.texts = tokenizer, []
 
     def __call__(self, text, **kwargs):
-        self.texts.append(text)
+        self.texts.append((text, kwargs.get("add_special_tokens", True)))
         return self.tokenizer(text, **kwargs)
 
     def __getattr__(self, name):

@@ -23,17 +23,22 @@ import torch
 from promptlab.apply.classifier import Classifier
 from promptlab.apply.inputs import STDIN, InputRow, check_fields
 from promptlab.errors import UserError
+from promptlab.rejection import reject_below
 
 FORMATS = ("jsonl", "csv")
 PREDICTION_KEYS = ("label", "probabilities", "top")
 PROBABILITY_DIGITS = 6
 
 
-def prediction(labels: list[str], logprobs: torch.Tensor, top_k: int | None = None) -> dict:
-    """label, probabilities and (with top_k) top for one row of label log-probabilities."""
+def prediction(labels: list[str], logprobs: torch.Tensor, top_k: int | None = None,
+               reject_threshold: float | None = None) -> dict:
+    """label, probabilities and (with top_k) top for one row of label log-probabilities.
+
+    With `reject_threshold`, the label is `out_of_scope` when the top probability is below it.
+    """
     probabilities = logprobs.exp().tolist()
-    best = int(logprobs.argmax())  # the first of tied labels, as everywhere
-    result = {"label": labels[best],
+    (label,) = reject_below([probabilities], labels, reject_threshold or 0.0)
+    result = {"label": label,
               "probabilities": {label: round(p, PROBABILITY_DIGITS) for label, p in zip(labels, probabilities)}}
     if top_k:
         order = sorted(range(len(labels)), key=lambda i: -probabilities[i])[:top_k]
@@ -157,7 +162,7 @@ def chunks(rows: Iterable[InputRow], size: int) -> Iterator[list[InputRow]]:
 
 
 def run_predict(classifier: Classifier, rows: Iterable[InputRow], output: OutputFile, *, source: str,
-                chunk_size: int, top_k: int | None = None, progress=None) -> int:
+                chunk_size: int, top_k: int | None = None, progress=None, reject_threshold: float | None = None) -> int:
     """Classify `rows` into `output`, skipping the ones it already holds; the number of rows written now."""
     rows = iter(rows)
     if output.done:
@@ -173,7 +178,7 @@ def run_predict(classifier: Classifier, rows: Iterable[InputRow], output: Output
         for row in chunk:
             check_fields(row, classifier.template, source)
         logprobs = classifier.logprobs([row.fields for row in chunk], positions=[row.position for row in chunk])
-        output.write([output_row(row.fields, prediction(classifier.labels, scores, top_k))
+        output.write([output_row(row.fields, prediction(classifier.labels, scores, top_k, reject_threshold))
                       for row, scores in zip(chunk, logprobs)])
         written += len(chunk)
         if progress:

@@ -108,6 +108,8 @@ def apply_head(context: ApplyContext) -> Classifier:
     fitted = linear_head(tensors["coef"], tensors["intercept"], mean=tensors["mean"], scale=tensors["scale"])
 
     def features(texts):
+        if loaded.kind == "encoder":  # head --encoder, setfit: the sentence encoder's embeddings
+            return torch.from_numpy(loaded.model.encode(texts, convert_to_numpy=True, show_progress_bar=False))
         return features_of(loaded.model, loaded.tokenizer, texts, loaded.device, layer=state["layer"])
 
     def head(x):  # scikit-learn's classes are the labels seen in training, in index order
@@ -137,6 +139,7 @@ APPLIERS: dict[str, Applier] = {
     "finetune-head": Applier(apply_finetune_head, prompted=False),
     "icl": Applier(apply_icl),
     "head": Applier(apply_head, prompted=False),
+    "setfit": Applier(apply_head, prompted=False),  # the head on its fine-tuned encoder (loaded by _load)
     "majority": Applier(apply_majority, prompted=False),
 }
 
@@ -198,6 +201,8 @@ def open_classifier(setup: Setup, saved: SavedTrained | None, *, model: str | No
 
 
 def _load(saved: SavedTrained | None, model: str | None, device: str, dtype: str | None, setup: Setup) -> LoadedModel:
+    if saved is not None and saved.metadata.get("model_kind") == "encoder":
+        return _load_encoder(saved, device)
     if saved is not None and saved.model_folder:
         return load_model(str(saved.model_folder), device=device, dtype=dtype)
     name = model or (saved.metadata.get("model") if saved else None) or DEFAULT_MODEL
@@ -206,3 +211,14 @@ def _load(saved: SavedTrained | None, model: str | None, device: str, dtype: str
     if saved is not None:
         check_compatible(saved, setup=setup, fingerprint=loaded.fingerprint, model_name=loaded.name)
     return loaded
+
+
+def _load_encoder(saved: SavedTrained, device: str) -> LoadedModel:
+    """The sentence encoder of a head --encoder or setfit artefact: its own fine-tuned copy, else the named one."""
+    from promptlab.encoders import load_encoder
+    own = saved.state.get("encoder_folder")
+    encoder = load_encoder(str(saved.folder / own) if own else saved.state["encoder"], device=device)
+    if not own and encoder.fingerprint != saved.metadata.get("model_fingerprint"):
+        raise UserError(f"encoder '{encoder.name}' here is not the one this head was trained on (its weights "
+                        "differ)", where=saved.folder, fix="install the encoder it names, or train the head again")
+    return encoder.as_loaded_model()

@@ -5,18 +5,18 @@ the answer on it, and scoring it after every candidate would multiply the cost b
 words for a term that calibration largely cancels. Templates for causal models therefore end
 at the slot or put only punctuation after it.
 
-Cost: one forward per batch. Each row is the context, left-padded, followed by every word's
-tokens but its last, packed one word after another:
+Cost: one forward per batch. Each row is the context, left-padded, followed by the label words'
+tokens but their last, laid out as a trie: words that begin with the same tokens share them.
 
-    [pad pad ctx ctx ctx | w1 w1 w1 | w2 | w3 w3]
+    [pad pad ctx ctx ctx | card | arrival | pin | top | up ]     card arrival / card pin / top up / ...
 
-A custom attention mask lets each word's tokens see the context and the earlier tokens of the
-same word only, and position ids restart after the context for every word, so each token is
-read exactly as in its own sequence `ctx + word`. The context is encoded once whatever the
-number of labels, cost grows with the label tokens, and logits are computed only for the last
-context position and the word tokens. Single-token verbalizers need no mask: the plain padded
-forward with logits at the last position only. Very long label sets are split into groups of
-words, one forward each.
+A custom attention mask lets each trie node see the context and its own ancestors only, and its
+position id is the context length plus its depth, so each token is read exactly as in its own
+sequence `ctx + word`. The context is encoded once whatever the number of labels; with many
+intents that share their first words ("card ...", "top up ...") each shared prefix is read once
+too. Logits are computed only for the last context position and the trie nodes. Single-token
+verbalizers need no mask: the plain padded forward with logits at the last position only. Very
+long label sets are split into groups of words, one forward each.
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from promptlab.backends.inputs import PromptTokens, embed, pad, token_logprobs
 from promptlab.template import Prompt
 
 _PACKED_TOKENS = 512  # word tokens packed behind one context; more labels take further forwards
-_PAD_SEGMENT, _CONTEXT_SEGMENT = -1, 0
 
 
 @dataclass
@@ -41,8 +40,10 @@ class _Packed:
     attention: torch.Tensor  # [B, T] padding mask, or [B, 1, T, T] when words are packed
     positions: torch.Tensor  # [B, T]
     first: torch.Tensor  # [B, W]: every word's first token, read at the last context position
-    later: torch.Tensor  # [B, G]: the token each packed word token predicts (0 for padding)
-    word_of: torch.Tensor  # [B, G]: the word it belongs to (W for padding)
+    pair_node: torch.Tensor  # [B, P]: for each later word token, the trie node that predicts it (0: padding)
+    pair_target: torch.Tensor  # [B, P]: that token
+    pair_word: torch.Tensor  # [B, P]: the word it belongs to (W for padding)
+    tail: torch.Tensor  # [B, G]: which of the trie positions after the context are real nodes
 
     def to(self, device: torch.device) -> "_Packed":
         return _Packed(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
@@ -99,28 +100,38 @@ class CausalLMBackend(PromptTokens):
         rows = [_continuation(row) for row in targets]
         if not any(row.inputs for row in rows):  # single-token words: the plain padded forward
             nothing = torch.zeros(len(rows), 0, dtype=torch.long)
-            return _Packed(ids, soft_slots, mask, positions, first, nothing, nothing).to(self.device)
+            return _Packed(ids, soft_slots, mask, positions, first, nothing, nothing, nothing, nothing).to(self.device)
         tail_ids, tail_real = pad([r.inputs for r in rows], self.pad_id, left=False)
-        segments = torch.cat([torch.where(mask.bool(), _CONTEXT_SEGMENT, _PAD_SEGMENT),
-                              pad([r.segments for r in rows], _PAD_SEGMENT, left=False)[0]], dim=1)
-        tail_positions = (mask.sum(1, keepdim=True) + pad([r.offsets for r in rows], 0, left=False)[0]) * tail_real
+        tail_positions = (mask.sum(1, keepdim=True) + pad([r.depths for r in rows], 0, left=False)[0]) * tail_real
+        ancestors = torch.zeros(len(rows), tail_ids.shape[1], tail_ids.shape[1], dtype=torch.bool)
+        for index, row in enumerate(rows):
+            for node, parent in enumerate(row.parents):
+                if parent >= 0:
+                    ancestors[index, node] = ancestors[index, parent]
+                ancestors[index, node, node] = True
         return _Packed(ids=torch.cat([ids, tail_ids], dim=1),
                        soft_slots=torch.cat([soft_slots, torch.zeros_like(tail_real, dtype=torch.bool)], dim=1),
-                       attention=self._packed_attention(segments.to(self.device)),
+                       attention=self._packed_attention(mask.bool().to(self.device), tail_real.bool().to(self.device),
+                                                        ancestors.to(self.device)),
                        positions=torch.cat([positions, tail_positions], dim=1), first=first,
-                       later=pad([r.labels for r in rows], 0, left=False)[0],
-                       word_of=pad([r.words for r in rows], n_words, left=False)[0]).to(self.device)
+                       pair_node=pad([r.pair_node for r in rows], 0, left=False)[0],
+                       pair_target=pad([r.pair_target for r in rows], 0, left=False)[0],
+                       pair_word=pad([r.pair_word for r in rows], n_words, left=False)[0],
+                       tail=tail_real.bool()).to(self.device)
 
-    def _packed_attention(self, segments: torch.Tensor) -> torch.Tensor:
-        """[B, 1, T, T]: a token sees earlier context tokens and earlier tokens of its own word.
+    def _packed_attention(self, context: torch.Tensor, tail: torch.Tensor, ancestors: torch.Tensor) -> torch.Tensor:
+        """[B, 1, T, T]: a context token sees the earlier context; a trie node, the context and its ancestors.
 
-        Padding sees only itself, so no row is empty (an empty row gives NaN in SDPA).
+        `context` [B, C] and `tail` [B, G] mark real tokens; `ancestors` [B, G, G] says which nodes a
+        node sees (itself included). Padding sees only itself, so no row is empty (NaN in SDPA).
         """
-        order = torch.arange(segments.shape[1], device=segments.device)
-        earlier = order[None, :, None] >= order[None, None, :]  # [1, query, key]
-        query, key = segments[:, :, None], segments[:, None, :]
-        visible = earlier & (key != _PAD_SEGMENT) & ((key == _CONTEXT_SEGMENT) | (key == query))
-        visible = (visible | (order[:, None] == order[None, :])).unsqueeze(1)
+        batch, n_context, n_tail = context.shape[0], context.shape[1], tail.shape[1]
+        order = torch.arange(n_context, device=context.device)
+        context_rows = (order[None, :, None] >= order[None, None, :]) & context[:, None, :]
+        tail_rows = torch.cat([context[:, None, :] & tail[:, :, None], ancestors], dim=2)
+        visible = torch.cat([torch.cat([context_rows, context.new_zeros(batch, n_context, n_tail)], dim=2),
+                             tail_rows], dim=1)
+        visible = (visible | torch.eye(n_context + n_tail, dtype=torch.bool, device=context.device)).unsqueeze(1)
         if getattr(self.model.config, "_attn_implementation", "sdpa") != "eager":
             return visible  # SDPA and flex take a boolean mask: True = attend
         dtype = self.model.dtype
@@ -134,16 +145,18 @@ class CausalLMBackend(PromptTokens):
         # tensor. A count slices a strided view, and with gradients on (training a soft prompt)
         # matmul does not fold such a view into one matrix product: it broadcasts the LM head's
         # weight over the batch, a copy of the vocabulary matrix per row, in the forward and backward.
-        kept = torch.arange(width - packed.later.shape[1] - 1, width, device=self.device)
+        kept = torch.arange(width - packed.tail.shape[1] - 1, width, device=self.device)
         logits = self.model(inputs_embeds=embed(self.model, packed.ids, packed.soft_slots, soft_prompt),
                             attention_mask=packed.attention, position_ids=packed.positions, use_cache=False,
                             logits_to_keep=kept).logits  # [B, 1 + G, V]
         scores = token_logprobs(logits[:, 0], packed.first)  # [B, W]
-        if packed.later.shape[1] == 0:
+        if packed.pair_node.shape[1] == 0:
             return scores
-        later = token_logprobs(logits[:, 1:], packed.later.unsqueeze(-1)).squeeze(-1)  # [B, G]
+        nodes = logits[:, 1:].float()  # [B, G, V]
+        rows = torch.arange(nodes.shape[0], device=nodes.device)[:, None]
+        later = nodes[rows, packed.pair_node, packed.pair_target] - nodes.logsumexp(-1)[rows, packed.pair_node]
         totals = torch.zeros(scores.shape[0], scores.shape[1] + 1, device=scores.device, dtype=scores.dtype)
-        return scores + totals.scatter_add(1, packed.word_of, later)[:, :-1]  # the extra column takes padding
+        return scores + totals.scatter_add(1, packed.pair_word, later)[:, :-1]  # the extra column takes padding
 
 
 def start_tokens(tokenizer) -> list[int]:
@@ -161,24 +174,31 @@ def start_tokens(tokenizer) -> list[int]:
 
 @dataclass
 class _Continuation:
-    """One row's packed word tokens: inputs, their segment, position offset, label and word."""
+    """One row's label words but their last tokens, as a trie: a shared prefix is one chain of nodes."""
 
-    inputs: list[int]
-    segments: list[int]
-    offsets: list[int]
-    labels: list[int]
-    words: list[int]
+    inputs: list[int]  # each node's token
+    parents: list[int]  # its parent node, -1 under the context
+    depths: list[int]  # its position after the context
+    pair_node: list[int]  # for each word token after the first: the node whose output predicts it,
+    pair_target: list[int]  # the token,
+    pair_word: list[int]  # and its word
 
 
 def _continuation(words: list[list[int]]) -> _Continuation:
-    row = _Continuation([], [], [], [], [])
+    row = _Continuation([], [], [], [], [], [])
+    node_of: dict[tuple[int, int], int] = {}  # (parent, token) -> node
     for index, tokens in enumerate(words):
-        for offset, (token, label) in enumerate(zip(tokens[:-1], tokens[1:])):
-            row.inputs.append(token)
-            row.segments.append(index + 1)  # segment 0 is the context
-            row.offsets.append(offset)
-            row.labels.append(label)
-            row.words.append(index)
+        parent = -1
+        for depth, (token, target) in enumerate(zip(tokens[:-1], tokens[1:])):
+            if (parent, token) not in node_of:
+                node_of[parent, token] = len(row.inputs)
+                row.inputs.append(token)
+                row.parents.append(parent)
+                row.depths.append(depth)
+            parent = node_of[parent, token]
+            row.pair_node.append(parent)
+            row.pair_target.append(target)
+            row.pair_word.append(index)
     return row
 
 

@@ -12,50 +12,63 @@ from promptlab.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
 from promptlab.catalog import Catalog, Setup
 from promptlab.errors import UserError
-from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method
+from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method, uses_scoring_model
+from promptlab.methods import method_options as options_of  # the command has a parameter of that name
 from promptlab.metrics import seed_std
 from promptlab.models import LoadedModel, load_model, resolve_model
 from promptlab.outputs import output_folder, write_json, write_jsonl
 from promptlab.overlap import train_pool_without_test_texts
 from promptlab.pipeline import classify, render_all, require_labels
 from promptlab.progress import progress_bar
+from promptlab.rejection import check_threshold
 from promptlab.sampling import parse_seeds, sample_kshot
 from promptlab.scoring import LabelScorer
 
 ZERO_SHOT_CALIBRATION = "contextual"
 # CLI flags that set method options; a flag the method does not take is an error, not ignored.
-OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-length", "batch_size": "--batch-size"}
+OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-length", "batch_size": "--batch-size",
+                "encoder": "--encoder"}
 
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
-                        method_options=(), limit, device, dtype=None, catalogs, output, as_json) -> None:
+                        method_options=(), limit, device, dtype=None, catalogs, output, as_json, encoder=None,
+                        reject_below=None) -> None:
     started = time.perf_counter()
+    check_threshold(reject_below)
     catalog = Catalog.from_options(catalogs)
     setup = Setup.load(catalog, task, template, verbalizer)
     seed_list = parse_seeds(seeds)
-    flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size}
+    flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size, "encoder": encoder}
     options = _method_flags(method, {name: value for name, value in flags.items() if value is not None},
                             parse_options(method_options))
     pool, test = _check_data(setup, k, seed_list, limit)
     folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
-    model_name = model or DEFAULT_MODEL
-    resolve_model(model_name)
-    loaded = load_model(model_name, device=device, dtype=dtype)
+    loaded, zero_shot = None, None
+    if uses_scoring_model(method, options):
+        model_name = model or DEFAULT_MODEL
+        resolve_model(model_name)
+        loaded = load_model(model_name, device=device, dtype=dtype)
+        described = f"{loaded.name} ({loaded.kind}, {loaded.device}, {loaded.dtype})"
+    else:  # an encoder method: no LM to load, and no zero-shot line to compare with
+        described = f"encoder {options_of(method, options).encoder}"
     click.echo(f"{setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} · "
-               f"{loaded.name} ({loaded.kind}, {loaded.device}, {loaded.dtype}) · {method} · k={k} · {len(test)} test examples")
-    zero_shot = _zero_shot_accuracy(setup, loaded, test)
-    click.echo(f"zero-shot ({ZERO_SHOT_CALIBRATION} calibration): accuracy {zero_shot:.4f}")
+               f"{described} · {method} · k={k} · {len(test)} test examples")
+    if loaded is not None:
+        zero_shot = _zero_shot_accuracy(setup, loaded, test)
+        click.echo(f"zero-shot ({ZERO_SHOT_CALIBRATION} calibration): accuracy {zero_shot:.4f}")
     per_seed = []
     for seed in seed_list:
         result = run_method(method, setup=setup, loaded=loaded, train_pool=pool, test_examples=test, k=k, seed=seed,
-                            options=options, save_to=folder / f"seed-{seed}" if folder else None)
+                            options=options, save_to=folder / f"seed-{seed}" if folder else None, device=device,
+                            reject_threshold=reject_below)
         click.echo(_seed_line(result))
         if folder:
             write_jsonl(folder / f"seed-{seed}" / "predictions.jsonl", result["predictions"])
         per_seed.append({key: value for key, value in result.items() if key != "predictions"})
     summary = _summary(setup, loaded, method, k, seed_list, per_seed, zero_shot, len(test), started)
+    versus = "" if zero_shot is None else f"   zero-shot {zero_shot:.4f}"
     click.echo(f"\n{method} k={k}: accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} over "
-               f"{len(seed_list)} seed(s)   zero-shot {zero_shot:.4f}   ({summary['seconds']:.0f} s)")
+               f"{len(seed_list)} seed(s){versus}   ({summary['seconds']:.0f} s)")
     if folder:
         write_json(folder / "fewshot.json", summary)
         click.echo(f"wrote {folder / 'fewshot.json'}")
@@ -125,16 +138,22 @@ def _seed_line(result: dict) -> str:
     dev = "-" if result["dev_accuracy"] is None else f"{result['dev_accuracy']:.4f}"
     line = (f"seed {result['seed']:>4}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
             f"dev {dev}  steps {result['train_steps']}  {result['seconds']:.1f} s")
+    if "reject_below" in result:
+        accepted = result["accepted_accuracy"]
+        line += (f"  rejected {result['rejected']:.1%} (accuracy of the rest "
+                 f"{'-' if accepted is None else f'{accepted:.4f}'})")
     if result.get("artifact"):
         line += f"  saved {result['artifact']}"
     return line
 
 
-def _summary(setup: Setup, loaded: LoadedModel, method: str, k: int, seeds: list[int], per_seed: list[dict],
-             zero_shot: float, n: int, started: float) -> dict:
+def _summary(setup: Setup, loaded: LoadedModel | None, method: str, k: int, seeds: list[int], per_seed: list[dict],
+             zero_shot: float | None, n: int, started: float) -> dict:
     accuracies = [result["accuracy"] for result in per_seed]
-    return {**setup.describe(), "model": loaded.name, "model_fingerprint": loaded.fingerprint,
-            "device": str(loaded.device), "dtype": loaded.dtype, "method": method, "k": k,
+    model = {"model": loaded.name, "model_fingerprint": loaded.fingerprint} if loaded else {
+        "model": per_seed[0]["options"]["encoder"], "model_fingerprint": None}
+    return {**setup.describe(), **model, "device": str(loaded.device) if loaded else "cpu",
+            "dtype": loaded.dtype if loaded else None, "method": method, "k": k,
             "seeds": seeds, "n": n, "accuracy_mean": statistics.mean(accuracies),
             "accuracy_std": seed_std(accuracies),
             "macro_f1_mean": statistics.mean(result["macro_f1"] for result in per_seed),

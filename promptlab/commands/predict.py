@@ -11,12 +11,15 @@ from promptlab.apply.predict import OutputFile, output_format, run_predict
 from promptlab.apply.registry import check_trained, open_classifier
 from promptlab.catalog import Catalog, Setup
 from promptlab.progress import progress_bar
+from promptlab.rejection import check_threshold
 
 CHUNK_BATCHES = 8  # rows are classified (and written) this many batches at a time
 
 
 def run_predict_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output,
-                        output_format_name, top_k, batch_size, device, dtype, catalogs, resume) -> None:
+                        output_format_name, top_k, batch_size, device, dtype, catalogs, resume,
+                        reject_below=None) -> None:
+    check_threshold(reject_below)
     saved = load_trained(trained) if trained else None
     setup = Setup.for_run(Catalog.from_options(catalogs), task, template, verbalizer, saved=saved)
     check_trained(saved, setup, calibrate=calibrate, aggregate=aggregate, model=model)
@@ -33,7 +36,8 @@ def run_predict_command(*, task, template, verbalizer, model, trained, calibrate
         started = time.perf_counter()
         with progress_bar(total, "predict", unit="row") as bar:
             written = run_predict(opened.classifier, input_rows(input_path), writer, source=input_path,
-                                  chunk_size=opened.batch_size * CHUNK_BATCHES, top_k=top_k, progress=bar.update)
+                                  chunk_size=opened.batch_size * CHUNK_BATCHES, top_k=top_k, progress=bar.update,
+                                  reject_threshold=reject_below)
     finally:
         writer.close()
     seconds = time.perf_counter() - started

@@ -28,6 +28,7 @@ from promptlab.methods.baselines import (
     run_majority,
 )
 from promptlab.methods.context import MethodContext, MethodOutcome
+from promptlab.methods.encoders import SetFitOptions, run_setfit
 from promptlab.methods.finetune import (
     FinetuneHeadOptions,
     FinetuneOptions,
@@ -40,6 +41,7 @@ from promptlab.methods.softprompt import SoftPromptOptions, run_softprompt
 from promptlab.metrics import classification_metrics
 from promptlab.models import LoadedModel
 from promptlab.pipeline import require_labels
+from promptlab.rejection import reject_below, rejection_metrics
 from promptlab.sampling import sample_kshot
 
 
@@ -58,6 +60,7 @@ REGISTRY: dict[str, Method] = {
                             "standard fine-tuning with a linear classification head"),
     "icl": Method(run_icl, ICLOptions, "in-context demonstrations, causal models only"),
     "head": Method(run_head, HeadOptions, "logistic regression on frozen sentence features"),
+    "setfit": Method(run_setfit, SetFitOptions, "contrastive fine-tuning of a sentence encoder, then the head"),
     "majority": Method(run_majority, MajorityOptions, "the most frequent training label"),
 }
 METHODS = tuple(REGISTRY)
@@ -77,27 +80,52 @@ def method_options(method: str, options: dict | None = None):
     return REGISTRY[method].options(**{**allowed, **given})
 
 
-def run_method(method: str, *, setup: Setup, loaded: LoadedModel, train_pool: list[dict], test_examples: list[dict],
-               k: int, seed: int, options: dict, save_to: str | Path | None = None) -> dict:
-    """Sample the k-shot split of `seed`, run one method, and score it on `test_examples`."""
+def uses_scoring_model(method: str, options: dict | None = None) -> bool:
+    """Whether the method needs the scoring LM loaded; encoder methods bring their own model."""
+    return not (method == "setfit" or (method == "head" and (options or {}).get("encoder")))
+
+
+def run_method(method: str, *, setup: Setup, loaded: LoadedModel | None, train_pool: list[dict],
+               test_examples: list[dict], k: int, seed: int, options: dict, save_to: str | Path | None = None,
+               device: str = "auto", reject_threshold: float | None = None) -> dict:
+    """Sample the k-shot split of `seed`, run one method, and score it on `test_examples`.
+
+    With `reject_threshold`, a test example whose top label probability is below it is answered
+    `out_of_scope` (methods that give no probabilities refuse it).
+    """
     started = time.perf_counter()
     chosen = method_options(method, options)
     require_labels(test_examples, "the test examples")
     split = sample_kshot(train_pool, setup.task.labels, k, seed)
-    context = MethodContext(setup, loaded, split, test_examples, seed, chosen)
+    context = MethodContext(setup, loaded, split, test_examples, seed, chosen, device=device)
     outcome = REGISTRY[method].run(context)
     labels = setup.task.labels
+    gold = [example["label"] for example in test_examples]
     predicted = [labels[index] for index in outcome.predicted]
-    metrics = classification_metrics([example["label"] for example in test_examples], predicted, labels)
+    rejection = {}
+    if reject_threshold is not None:
+        if outcome.probabilities is None:
+            raise UserError(f"--reject-below needs label probabilities, which method '{method}' does not give",
+                            fix="leave out --reject-below, or use zeroshot, head, setfit, softprompt or finetune")
+        predicted = reject_below(outcome.probabilities, labels, reject_threshold)
+        rejection = {"reject_below": reject_threshold, **rejection_metrics(gold, predicted)}
+    metrics = {**classification_metrics(gold, predicted, labels), **rejection}  # a rejection counts as wrong
     artifact = None
     if save_to is not None and outcome.trained is not None:
+        identity = trained_identity(setup, loaded) if loaded is not None else encoder_identity(setup, outcome.trained)
         artifact = str(save_trained(save_to, outcome.trained, {
-            **trained_identity(setup, loaded), "seed": seed, "k": k, "sample_checksum": split.checksum,
+            **identity, "seed": seed, "k": k, "sample_checksum": split.checksum,
             "sample": split.describe(), "training": asdict(chosen), "train_steps": outcome.train_steps,
             "dev_accuracy": outcome.dev_accuracy, "test": {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}}))
     return {"method": method, "seed": seed, "k": k, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "dev_accuracy": outcome.dev_accuracy, "train_steps": outcome.train_steps,
-            "seconds": round(time.perf_counter() - started, 3), **outcome.details, "artifact": artifact,
+            "seconds": round(time.perf_counter() - started, 3), **outcome.details, **rejection, "artifact": artifact,
             "options": asdict(chosen), "sample": split.describe(), "metrics": metrics,
             "predictions": [{"id": example["id"], "gold": example["label"], "predicted": label}
                             for example, label in zip(test_examples, predicted)]}
+
+
+def encoder_identity(setup: Setup, trained) -> dict:
+    """What an encoder method's artefact is tied to: the (base) encoder and the task's files."""
+    return {"model": trained.state["encoder"], "model_kind": "encoder",
+            "model_fingerprint": trained.state["encoder_fingerprint"], **setup.describe()}

@@ -19,12 +19,17 @@ from promptlab.methods.context import MethodContext, MethodOutcome
 
 @dataclass
 class HeadOptions:
-    layer: int = -1  # which hidden layer to pool (-1: the last)
+    layer: int = -1  # which hidden layer of the scoring LM to pool (-1: the last)
     c_values: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # chosen on dev
+    encoder: str | None = None  # a sentence encoder (alias, folder or hub id) instead of the scoring LM
 
     def __post_init__(self):
-        if not self.c_values or any(not isinstance(c, (int, float)) or c <= 0 for c in self.c_values):
-            raise UserError(f"option c_values must be a list of positive numbers, got {self.c_values!r}")
+        check_c_values(self.c_values)
+
+
+def check_c_values(c_values) -> None:
+    if not c_values or any(isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0 for c in c_values):
+        raise UserError(f"option c_values must be a list of positive numbers, got {c_values!r}")
 
 
 @dataclass
@@ -35,12 +40,16 @@ class MajorityOptions:
 def run_head(context: MethodContext) -> MethodOutcome:
     """SetFit's head without its contrastive step: standardised features, the C that does best on dev."""
     options: HeadOptions = context.options
+    if options.encoder:
+        from promptlab.methods.encoders import run_encoder_head
+        return run_encoder_head(context, options.encoder)
     split = context.split
     train_x, dev_x, test_x = (_features(context, examples)
                               for examples in (split.train, split.dev, context.test_examples))
     fitted = fit_head(train_x, context.gold(split.train), dev_x, context.gold(split.dev), options.c_values)
     return MethodOutcome(fitted.classifier.predict(test_x).tolist(), fitted.dev_accuracy, details={"c": fitted.c},
-                         trained=trained_head(fitted, options.layer))
+                         trained=trained_head(fitted, options.layer),
+                         probabilities=head_probabilities(fitted, test_x, len(context.labels)))
 
 
 @dataclass
@@ -62,14 +71,26 @@ def fit_head(train_x: np.ndarray, train_y: Sequence[int], dev_x: np.ndarray, dev
     return best
 
 
-def trained_head(fitted: FittedHead, layer: int) -> Trained:
-    """The fitted scaler and logistic regression as plain tensors: applied with apply.classifier.linear_head."""
+def head_probabilities(fitted: FittedHead, x: np.ndarray, n_labels: int) -> list[list[float]]:
+    """[N, labels]: scikit-learn's probabilities over the labels seen in training, 0 for the others."""
+    probabilities = np.zeros((len(x), n_labels))
+    probabilities[:, fitted.classifier.classes_] = fitted.classifier.predict_proba(x)
+    return probabilities.tolist()
+
+
+def head_tensors(fitted: FittedHead) -> tuple[dict[str, torch.Tensor], dict]:
+    """The fitted scaler and logistic regression as plain tensors (applied with apply.classifier.linear_head)
+    and the state that goes with them."""
     scaler, regression = fitted.classifier[0], fitted.classifier[-1]
     tensors = {name: torch.from_numpy(np.asarray(value, dtype=np.float64))
                for name, value in (("mean", scaler.mean_), ("scale", scaler.scale_), ("coef", regression.coef_),
                                    ("intercept", regression.intercept_))}
-    return Trained("head", state={"layer": layer, "c": fitted.c, "classes": [int(c) for c in regression.classes_]},
-                   tensors=tensors)
+    return tensors, {"c": fitted.c, "classes": [int(c) for c in regression.classes_]}
+
+
+def trained_head(fitted: FittedHead, layer: int) -> Trained:
+    tensors, state = head_tensors(fitted)
+    return Trained("head", state={"layer": layer, **state}, tensors=tensors)
 
 
 def run_majority(context: MethodContext) -> MethodOutcome:

@@ -60,11 +60,12 @@ def require_choice(option: str, value, choices: Sequence[str]) -> None:
 @dataclass
 class MethodContext:
     setup: Setup
-    loaded: LoadedModel
+    loaded: LoadedModel | None  # None for methods that use no scoring LM (setfit, head --encoder)
     split: KShotSplit
     test_examples: list[dict]
     seed: int
     options: Any  # the method's options dataclass
+    device: str = "auto"  # where encoder methods load their encoder (LM methods use loaded.device)
 
     @property
     def labels(self) -> list[str]:
@@ -95,6 +96,7 @@ class MethodOutcome:
     train_steps: int = 0
     details: dict = field(default_factory=dict)  # JSON-ready extras: seconds_per_step, best_step, ...
     trained: Trained | None = None  # what `fewshot --output` saves for predict/serve (promptlab.apply.artefacts)
+    probabilities: list[list[float]] | None = None  # [test, labels], for --reject-below
 
 
 def predicted_indices(logprobs: torch.Tensor) -> list[int]:

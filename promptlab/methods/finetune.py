@@ -87,7 +87,7 @@ def cloze_outcome(context: MethodContext, scorer: LabelScorer, result: TrainResu
     with torch.inference_mode():
         test_logprobs = score_all(scorer, context.prompts(context.test_examples), len(context.labels))
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
-                         training_details(result))
+                         training_details(result), probabilities=test_logprobs.exp().tolist())
 
 
 def run_finetune_head(context: MethodContext) -> MethodOutcome:
@@ -120,7 +120,7 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
     trained = Trained("finetune-head", model=model, tokenizer=loaded.tokenizer,
                       tensors={"head.weight": head.weight, "head.bias": head.bias})
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
-                         training_details(result), trained)
+                         training_details(result), trained, probabilities=test_logprobs.exp().tolist())
 
 
 def as_loaded_dtype(model: torch.nn.Module, loaded: LoadedModel) -> torch.nn.Module:

@@ -61,7 +61,7 @@ def run_softprompt(context: MethodContext) -> MethodOutcome:
     trained = Trained("softprompt", tensors={TENSOR_NAME: embeddings},
                       scoring={"calibrate": "none", "aggregate": options.aggregate})
     return MethodOutcome(predicted_indices(test_logprobs), result.best_dev_accuracy, result.steps,
-                         training_details(result), trained)
+                         training_details(result), trained, probabilities=test_logprobs.exp().tolist())
 
 
 def train_soft_prompt(context: MethodContext, *, after: torch.Tensor | None = None

@@ -1,0 +1,103 @@
+"""Few-shot methods on a sentence encoder instead of the scoring LM: `head --encoder` and `setfit`.
+
+`setfit` (Tunstall et al., 2022) first fine-tunes the encoder contrastively on the k-shot sample
+through the `setfit` library, then fits the same logistic-regression head as `head`, with C chosen
+on the k-shot dev set. Both classify the example's own text (its template fields), never the prompt.
+Their artefacts hold the head's arrays (weights.safetensors) and, for setfit, the fine-tuned
+encoder as a sentence-transformers folder (encoder/); promptlab.apply.registry applies them.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from promptlab.apply.artefacts import Trained
+from promptlab.encoders import ENCODER_FOLDER, LoadedEncoder, load_encoder
+from promptlab.features import example_text
+from promptlab.methods.baselines import check_c_values, fit_head, head_probabilities, head_tensors
+from promptlab.methods.context import MethodContext, MethodOutcome, require_choice, require_positive
+
+DEFAULT_ENCODER = "minilm-l6"
+LOSSES = ("cosine", "triplet")
+
+
+@dataclass
+class SetFitOptions:
+    encoder: str = DEFAULT_ENCODER
+    # cosine: SetFit's pairs (same label 1, else 0) under a cosine-similarity loss;
+    # triplet: every (anchor, positive, negative) of a batch grouped by label (BatchAllTripletLoss),
+    # which learns from many more comparisons per forward: the one that fits many intents on a CPU
+    loss: str = "triplet"
+    num_iterations: int = 5  # cosine: pairs drawn per training example (SetFit's R; the paper uses 20)
+    epochs: int = 3
+    steps: int | None = None  # a cap on contrastive steps; None: the epochs decide
+    lr: float = 1e-4
+    batch_size: int = 64
+    c_values: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # chosen on dev
+
+    def __post_init__(self):
+        for name in ("num_iterations", "epochs", "lr", "batch_size"):
+            require_positive(name, getattr(self, name))
+        if self.steps is not None:
+            require_positive("steps", self.steps)
+        require_choice("loss", self.loss, LOSSES)
+        check_c_values(self.c_values)
+
+    def training_arguments(self, folder: str, seed: int):
+        from sentence_transformers.losses import BatchAllTripletLoss
+        from setfit import TrainingArguments
+        loss = {"loss": BatchAllTripletLoss} if self.loss == "triplet" else {"num_iterations": self.num_iterations}
+        return TrainingArguments(output_dir=folder, batch_size=self.batch_size, num_epochs=self.epochs,
+                                 max_steps=self.steps or -1, body_learning_rate=self.lr, seed=seed,
+                                 save_strategy="no", report_to="none", show_progress_bar=False,
+                                 logging_strategy="no", **loss)
+
+
+def run_encoder_head(context: MethodContext, encoder_name: str) -> MethodOutcome:
+    """`head --encoder`: the frozen encoder's embeddings, then the logistic-regression head."""
+    encoder = load_encoder(encoder_name, device=context.device)
+    return _head_on(context, encoder, method="head", train_steps=0, details={})
+
+
+def run_setfit(context: MethodContext) -> MethodOutcome:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer
+
+    options: SetFitOptions = context.options
+    encoder = load_encoder(options.encoder, device=context.device)
+    texts, gold = _texts(context, context.split.train), context.gold(context.split.train)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="promptlab-setfit-") as scratch:
+        arguments = options.training_arguments(scratch, context.seed)
+        trainer = Trainer(model=SetFitModel(model_body=encoder.model), args=arguments,
+                          train_dataset=Dataset.from_dict({"text": texts, "label": gold}))
+        trainer.train_embeddings(texts, gold, args=arguments)
+        steps = trainer.st_trainer.state.global_step
+    encoder.model.eval()
+    details = {"encoder": options.encoder, "contrastive_steps": steps,
+               "seconds_per_step": round((time.perf_counter() - started) / max(steps, 1), 4)}
+    return _head_on(context, encoder, method="setfit", train_steps=steps, details=details)
+
+
+def _head_on(context: MethodContext, encoder: LoadedEncoder, *, method: str, train_steps: int,
+             details: dict) -> MethodOutcome:
+    split = context.split
+    train_x, dev_x, test_x = (encoder.encode(_texts(context, examples))
+                              for examples in (split.train, split.dev, context.test_examples))
+    fitted = fit_head(train_x, context.gold(split.train), dev_x, context.gold(split.dev), context.options.c_values)
+    probabilities = np.asarray(head_probabilities(fitted, test_x, len(context.labels)))
+    tensors, state = head_tensors(fitted)
+    trained = Trained(method, state={**state, "layer": -1, "encoder": encoder.name,
+                                     "encoder_fingerprint": encoder.fingerprint,
+                                     "encoder_folder": ENCODER_FOLDER if method == "setfit" else None},
+                      tensors=tensors,
+                      write_files=(lambda folder: encoder.save(folder / ENCODER_FOLDER)) if method == "setfit" else None)
+    return MethodOutcome(probabilities.argmax(1).tolist(), fitted.dev_accuracy, train_steps,
+                         {**details, "c": fitted.c}, trained=trained, probabilities=probabilities.tolist())
+
+
+def _texts(context: MethodContext, examples) -> list[str]:
+    return [example_text(context.setup.template, example) for example in examples]

@@ -1,0 +1,155 @@
+"""Sentence-encoder methods (head --encoder, setfit), their artefacts, and out-of-scope rejection.
+
+The encoders are the tiny random models of the conftest, read by sentence-transformers with its
+default mean pooling, so nothing here needs the real MiniLM.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from catalog_files import write_catalog
+from click.testing import CliRunner
+from fewshot_toys import NEGATIVE, POSITIVE, TOY_FILES
+
+from promptlab.catalog import Catalog, Setup
+from promptlab.cli import main
+from promptlab.encoders import load_encoder
+from promptlab.errors import UserError
+from promptlab.methods import run_method
+from promptlab.rejection import OUT_OF_SCOPE, check_threshold, reject_below, rejection_metrics
+
+
+# The toy task with test texts of their own (fewshot leaves train texts that are also test texts out).
+TEST_ROWS = "".join(f'{{"id": "t{i}", "text": "it was {word}", "label": "{label}"}}\n' for i, (word, label) in
+                    enumerate([(word, "positive") for word in POSITIVE] + [(word, "negative") for word in NEGATIVE]))
+
+
+@pytest.fixture(scope="module")
+def toy_catalog(tmp_path_factory):
+    return write_catalog(tmp_path_factory.mktemp("toy-catalog"), {**TOY_FILES, "tasks/data/test.jsonl": TEST_ROWS})
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT saved as a sentence-transformers folder (mean pooling), so every load is the same model."""
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    load_encoder(str(tiny_bert_dir), device="cpu").save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def setup(toy_catalog) -> Setup:
+    return Setup.load(Catalog.from_options([toy_catalog]), "toy", "t1")
+
+
+def run(method, setup, *, seed=13, k=4, reject_threshold=None, save_to=None, **options):
+    return run_method(method, setup=setup, loaded=None, train_pool=setup.task.examples("train"),
+                      test_examples=setup.task.examples("test"), k=k, seed=seed, options=options, device="cpu",
+                      reject_threshold=reject_threshold, save_to=save_to)
+
+
+# ---------------------------------------------------------------- encoder methods
+
+def test_head_on_an_encoder_needs_no_scoring_model(setup, tiny_encoder):
+    result = run("head", setup, encoder=str(tiny_encoder))
+    assert result["train_steps"] == 0 and len(result["predictions"]) == 10 and result["c"] in (0.01, 0.1, 1.0, 10.0)
+
+
+def test_setfit_trains_the_encoder_and_saves_what_reproduces_its_predictions(setup, tiny_encoder, tmp_path):
+    from promptlab.apply.artefacts import load_trained
+    from promptlab.apply.registry import open_classifier
+    options = {"encoder": str(tiny_encoder), "loss": "cosine", "num_iterations": 1, "steps": 3, "lr": 1e-3,
+               "batch_size": 8}
+    result = run("setfit", setup, **options, save_to=tmp_path / "seed-13")
+    assert result["contrastive_steps"] == result["train_steps"] == 3
+    again = run("setfit", setup, **options)  # same seed, same numbers
+    assert again["predictions"] == result["predictions"] and again["dev_accuracy"] == result["dev_accuracy"]
+    folder = tmp_path / "seed-13"
+    assert (folder / "encoder" / "model.safetensors").is_file() and not list(folder.rglob("*.pkl"))
+    saved = load_trained(folder)
+    assert saved.method == "setfit" and saved.metadata["model_kind"] == "encoder"
+    opened = open_classifier(setup, saved, model=None, device="cpu")
+    assert opened.loaded.fingerprint != load_encoder(str(tiny_encoder), device="cpu").fingerprint  # trained copy
+    labels = setup.task.labels
+    reapplied = [labels[i] for i in opened.classifier.logprobs(setup.task.examples("test")).argmax(-1).tolist()]
+    assert reapplied == [row["predicted"] for row in result["predictions"]]
+
+
+def test_triplet_loss_over_label_grouped_batches(setup, tiny_encoder):
+    result = run("setfit", setup, encoder=str(tiny_encoder), loss="triplet", epochs=1, batch_size=8)
+    assert result["train_steps"] >= 1 and len(result["predictions"]) == 10
+
+
+def test_head_on_an_encoder_saves_an_artefact_that_applies(setup, tiny_encoder, tmp_path):
+    from promptlab.apply.artefacts import load_trained
+    from promptlab.apply.registry import open_classifier
+    result = run("head", setup, encoder=str(tiny_encoder), save_to=tmp_path / "seed-13")
+    opened = open_classifier(setup, load_trained(tmp_path / "seed-13"), model=None, device="cpu")
+    labels = setup.task.labels
+    reapplied = [labels[i] for i in opened.classifier.logprobs(setup.task.examples("test")).argmax(-1).tolist()]
+    assert reapplied == [row["predicted"] for row in result["predictions"]]
+
+
+def test_fewshot_cli_runs_setfit_without_loading_a_language_model(toy_catalog, tiny_encoder, tmp_path):
+    output = tmp_path / "run"
+    result = CliRunner().invoke(main, ["fewshot", "--task", "toy", "--template", "t1", "--method", "setfit",
+                                       "--encoder", str(tiny_encoder), "--k", "4", "--seeds", "13,21", "--steps", "2",
+                                       "--option", "loss=cosine", "--reject-below", "0.4",
+                                       "--catalog", str(toy_catalog), "--model", "no-such-model-folder/x/y",
+                                       "--output", str(output), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["method"] == "setfit" and summary["zero_shot_accuracy"] is None
+    assert [run["train_steps"] for run in summary["per_seed"]] == [2, 2]
+    assert all(0 <= run["rejected"] <= 1 for run in summary["per_seed"])
+    assert (output / "seed-21" / "weights.safetensors").is_file() and (output / "seed-21" / "encoder").is_dir()
+
+
+# ---------------------------------------------------------------- out of scope
+
+def test_reject_below_answers_out_of_scope_under_the_threshold():
+    probabilities = [[0.7, 0.2, 0.1], [0.4, 0.35, 0.25], [0.1, 0.1, 0.8]]
+    assert reject_below(probabilities, ["a", "b", "c"], 0.5) == ["a", OUT_OF_SCOPE, "c"]
+    assert rejection_metrics(["a", "b", "b"], ["a", OUT_OF_SCOPE, "c"]) == {"rejected": 1 / 3,
+                                                                          "accepted_accuracy": 0.5}
+    with pytest.raises(UserError, match="between 0 and 1"):
+        check_threshold(1.5)
+
+
+def test_reject_below_in_a_few_shot_run(setup, tiny_encoder):
+    plain = run("head", setup, encoder=str(tiny_encoder))
+    everything = run("head", setup, encoder=str(tiny_encoder), reject_threshold=0.999999)
+    assert everything["rejected"] == 1.0 and everything["accuracy"] == 0.0 and everything["accepted_accuracy"] is None
+    assert {row["predicted"] for row in everything["predictions"]} == {OUT_OF_SCOPE}
+    nothing = run("head", setup, encoder=str(tiny_encoder), reject_threshold=1e-9)
+    assert nothing["rejected"] == 0.0 and nothing["accuracy"] == plain["accuracy"]
+    with pytest.raises(UserError, match="needs label probabilities"):
+        run("majority", setup, reject_threshold=0.5)
+
+
+# ---------------------------------------------------------------- the online-only financial task
+
+def test_financial_sentiment_task_reads_phrasebank_through_datasets(monkeypatch):
+    """The hub is out of reach here: a small fixture written for this test stands in for Financial
+    PhraseBank, shaped like it (column `sentence`, ClassLabel negative/neutral/positive, one split)."""
+    import datasets
+    rows = {"sentence": ["Profit rose 20 % .", "The company is based in Espoo .", "Sales fell sharply ."] * 4,
+            "label": [2, 1, 0] * 4}
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "neutral", "positive"])})
+    calls = []
+
+    def hub(name, config, *, split, data_files):
+        calls.append((name, config, split))
+        whole = datasets.Dataset.from_dict(rows, features=features)
+        return whole.select(range(8)) if split == "train[:70%]" else whole.select(range(8, 12))
+
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    task = Catalog.from_options(()).task("financial-sentiment")
+    train, test = task.examples("train"), task.examples("test")
+    assert calls == [("takala/financial_phrasebank", "sentences_allagree", "train[:70%]"),
+                     ("takala/financial_phrasebank", "sentences_allagree", "train[70%:]")]
+    assert (len(train), len(test)) == (8, 4)
+    assert train[0]["text"] == "Profit rose 20 % ." and train[0]["label"] == "positive"
+    assert [example["label"] for example in test] == ["negative", "positive", "neutral", "negative"]
