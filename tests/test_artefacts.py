@@ -44,7 +44,8 @@ def loaded(sensitive_gpt2_dir):
 METHOD_OPTIONS = {"softprompt": {"steps": 2, "lr": 0.3, "prompt_length": 3}, "finetune": {"steps": 2, "lr": 1e-3},
                   "lora": {"steps": 2, "lr": 1e-2},
                   "finetune-head": {"steps": 2}, "icl": {"per_class": 2}, "icl-similar": {"selection": "similar"},
-                  "head": {"c_values": [0.1, 1.0]}, "majority": {}}
+                  "head": {"c_values": [0.1, 1.0]}, "majority": {},
+                  "setfit": {"loss": "cosine", "num_iterations": 1, "steps": 2, "batch_size": 8}}
 
 
 def test_every_method_has_an_applier_and_options_here():
@@ -55,8 +56,10 @@ def test_every_method_has_an_applier_and_options_here():
 def test_every_method_reloads_to_its_own_test_predictions(variant, tmp_path, setup, loaded):
     method = variant.split("-similar")[0]
     test = setup.task.examples("test")
+    # setfit fine-tunes a sentence encoder: the tiny model's folder serves as one
+    options = {**METHOD_OPTIONS[variant], **({"encoder": loaded.source} if method == "setfit" else {})}
     result = run_method(method, setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
-                        test_examples=test, k=4, seed=13, options=METHOD_OPTIONS[variant], save_to=tmp_path / "seed-13")
+                        test_examples=test, k=4, seed=13, options=options, save_to=tmp_path / "seed-13")
     saved = load_trained(result["artifact"])
     assert saved.method == method and saved.metadata["test"]["accuracy"] == result["accuracy"]
     assert saved.metadata["sample_checksum"] == result["sample"]["checksum"]
