@@ -27,9 +27,7 @@ class LoadedEncoder:
     fingerprint: str
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """One float32 row per text, [N, dim], without gradients."""
-        return self.model.encode(list(texts), batch_size=ENCODE_BATCH, convert_to_numpy=True,
-                                 show_progress_bar=False).astype(np.float32)
+        return encode(self.model, texts)
 
     def save(self, folder: Path) -> None:
         """A sentence-transformers folder (safetensors weights, pooling and normalisation modules)."""
@@ -40,6 +38,12 @@ class LoadedEncoder:
         from promptlab.models import LoadedModel
         return LoadedModel(name=self.name, source=self.source, kind="encoder", model=self.model,
                            tokenizer=self.model.tokenizer, device=self.model.device, fingerprint=self.fingerprint)
+
+
+def encode(model: Any, texts: Sequence[str]) -> np.ndarray:
+    """One float32 row per text, [N, dim], without gradients; the same batches in training and applying."""
+    return model.encode(list(texts), batch_size=ENCODE_BATCH, convert_to_numpy=True,
+                        show_progress_bar=False).astype(np.float32)
 
 
 def resolve_encoder(name: str) -> str:

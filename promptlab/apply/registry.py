@@ -109,7 +109,8 @@ def apply_head(context: ApplyContext) -> Classifier:
 
     def features(texts):
         if loaded.kind == "encoder":  # head --encoder, setfit: the sentence encoder's embeddings
-            return torch.from_numpy(loaded.model.encode(texts, convert_to_numpy=True, show_progress_bar=False))
+            from promptlab.encoders import encode
+            return torch.from_numpy(encode(loaded.model, texts))
         return features_of(loaded.model, loaded.tokenizer, texts, loaded.device, layer=state["layer"])
 
     def head(x):  # scikit-learn's classes are the labels seen in training, in index order

@@ -29,9 +29,18 @@ DEFAULT_MODELS = {"token-finetune": "minilm-l6", "entity-prompt": DEFAULT_MODEL}
 OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-length", "batch_size": "--batch-size"}
 
 
+def refuse_text_flags(task: str, flags: dict) -> None:
+    """Flags of text classification only (an encoder, out-of-scope rejection) are refused by name."""
+    for flag, value in flags.items():
+        if value is not None:
+            raise UserError(f"{flag} does not apply to entity task '{task}'", fix=f"leave out {flag}")
+
+
 def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size,
-                         device, catalogs, output, as_json, trained=None, prompt=None, dtype=None) -> None:
+                         device, catalogs, output, as_json, trained=None, prompt=None, dtype=None,
+                         reject_below=None) -> None:
     """entity-prompt without training: every candidate span typed by the template and verbalizer."""
+    refuse_text_flags(task, {"--reject-below": reject_below})
     catalog = Catalog.from_options(catalogs)
     setup = prompt_setup(catalog, catalog.task(task), template, verbalizer)
     test = _labelled(setup.task.examples(split, data=data, limit=limit), data or setup.task.path)
@@ -66,8 +75,10 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
 
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
-                        method_options=(), limit, device, catalogs, output, as_json, dtype=None) -> None:
+                        method_options=(), limit, device, catalogs, output, as_json, dtype=None, encoder=None,
+                        reject_below=None) -> None:
     started = time.perf_counter()
+    refuse_text_flags(task, {"--encoder": encoder, "--reject-below": reject_below})
     catalog = Catalog.from_options(catalogs)
     loaded_task = catalog.task(task)
     setup = prompt_setup(catalog, loaded_task, template, verbalizer) if method == "entity-prompt" else None

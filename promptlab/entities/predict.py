@@ -29,8 +29,9 @@ CHUNK = 32  # rows tagged together
 
 
 def run_predict_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output,
-                        output_format_name, top_k, batch_size, device, dtype, catalogs, resume) -> None:
-    for flag, value in (("--format csv", output_format_name == "csv"), ("--top-k", top_k), ("--resume", resume)):
+                        output_format_name, top_k, batch_size, device, dtype, catalogs, resume, reject_below=None) -> None:
+    for flag, value in (("--format csv", output_format_name == "csv"), ("--top-k", top_k), ("--resume", resume),
+                        ("--reject-below", reject_below)):
         if value:
             raise UserError(f"{flag} does not apply to entity task '{task}'", fix=f"leave out {flag}")
     catalog = Catalog.from_options(catalogs)
