@@ -69,11 +69,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     versus = "" if zero_shot is None else f"   zero-shot {zero_shot:.4f}"
     click.echo(f"\n{method} k={k}: accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} over "
                f"{len(seed_list)} seed(s){versus}   ({summary['seconds']:.0f} s)")
-    if folder:
-        write_json(folder / "fewshot.json", summary)
-        click.echo(f"wrote {folder / 'fewshot.json'}")
-    if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+    emit_summary(summary, folder, as_json)
 
 
 def _method_flags(method: str, given: dict, extra: dict) -> dict:
@@ -145,6 +141,15 @@ def _seed_line(result: dict) -> str:
     if result.get("artifact"):
         line += f"  saved {result['artifact']}"
     return line
+
+
+def emit_summary(summary: dict, folder, as_json: bool) -> None:
+    """The run's summary as `fewshot.json` in the output folder and, with --json, as stdout's last line."""
+    if folder:
+        write_json(folder / "fewshot.json", summary)
+        click.echo(f"wrote {folder / 'fewshot.json'}")
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
 
 
 def _summary(setup: Setup, loaded: LoadedModel | None, method: str, k: int, seeds: list[int], per_seed: list[dict],

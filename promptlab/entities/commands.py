@@ -16,7 +16,7 @@ import click
 
 from promptlab.aliases import DEFAULT_MODEL
 from promptlab.catalog import Catalog, Setup
-from promptlab.commands.fewshot import parse_options
+from promptlab.commands.fewshot import emit_summary, parse_options
 from promptlab.entities.metrics import format_entity_metrics
 from promptlab.entities.methods import EntityContext, entity_method_options, run_entity_method
 from promptlab.errors import UserError
@@ -114,11 +114,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
                "seconds": round(time.perf_counter() - started, 1)}
     click.echo(f"\n{method} k={k}: F1 {summary['f1_mean']:.4f} ± {summary['f1_std']:.4f} over {len(seed_list)} "
                f"seed(s)   ({summary['seconds']:.0f} s)")
-    if folder:
-        write_json(folder / "fewshot.json", summary)
-        click.echo(f"wrote {folder / 'fewshot.json'}")
-    if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+    emit_summary(summary, folder, as_json)
 
 
 def prompt_setup(catalog: Catalog, loaded_task, template: str | None, verbalizer: str | None) -> Setup:
