@@ -26,7 +26,7 @@ from promptlab.models import load_model
 from promptlab.pipeline import render_all
 from promptlab.sampling import sample_kshot
 from promptlab.scoring import LabelScorer
-from promptlab.softprompt import SoftPrompt, initial_embeddings
+from promptlab.methods.softprompt import SoftPrompt, initial_embeddings
 from promptlab.train import TrainConfig, autocast, frozen, train
 
 

@@ -154,12 +154,13 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
               help="How long the first waiting request waits for others to join its batch.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Rows allowed to wait; beyond it requests get 503 at once.")
+@reject_option
 @batch_size_option
 @device_option
 @dtype_option
 @catalog_option
 def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch, max_wait_ms,
-          max_queue, batch_size, device, dtype, catalogs):
+          max_queue, reject_below, batch_size, device, dtype, catalogs):
     """Serve a classifier over HTTP: POST /classify, GET /health, GET /info (needs promptlab[serve])."""
     options = dict(locals())
     from promptlab.commands.serve import run_serve_command

@@ -24,7 +24,7 @@ from promptlab.apply.artefacts import load_trained
 from promptlab.backends.causal import start_tokens
 from promptlab.errors import UserError
 from promptlab.outputs import write_json
-from promptlab.softprompt import TENSOR_NAME
+from promptlab.methods.softprompt import TENSOR_NAME
 
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 METADATA_FILE = "promptlab.json"

@@ -52,13 +52,7 @@ def test_every_method_has_an_applier_and_options_here():
     assert set(METHODS) == set(APPLIERS) and set(METHODS) <= set(METHOD_OPTIONS)
 
 
-# A reloaded setfit artefact disagrees with its run on one toy example (a near tie of the tiny model's
-# head, not yet explained): a known defect, kept visible here rather than hidden.
-RELOAD_VARIANTS = [pytest.param(variant, marks=pytest.mark.xfail(reason="setfit reload differs on a near tie"))
-                   if variant == "setfit" else variant for variant in METHOD_OPTIONS]
-
-
-@pytest.mark.parametrize("variant", RELOAD_VARIANTS)
+@pytest.mark.parametrize("variant", list(METHOD_OPTIONS))
 def test_every_method_reloads_to_its_own_test_predictions(variant, tmp_path, setup, loaded):
     method = variant.split("-similar")[0]
     test = setup.task.examples("test")
@@ -70,6 +64,8 @@ def test_every_method_reloads_to_its_own_test_predictions(variant, tmp_path, set
     assert saved.method == method and saved.metadata["test"]["accuracy"] == result["accuracy"]
     assert saved.metadata["sample_checksum"] == result["sample"]["checksum"]
     opened = open_classifier(setup, saved, model=None, device="cpu")
+    # an encoder method reloads its own encoder, even though the scoring LM was loaded for its run
+    assert opened.loaded.kind == ("encoder" if method == "setfit" else loaded.kind)
     predicted = [setup.task.labels[i] for i in opened.classifier.logprobs(test).argmax(-1).tolist()]
     assert predicted == [row["predicted"] for row in result["predictions"]]
     # the position of an example decides random demonstrations only; a shifted input keeps the rest

@@ -148,3 +148,27 @@ def test_a_full_queue_answers_503_at_once_never_hangs(server):
         assert first.result(timeout=30)[0] == 200
     too_many = classify(server.base, [{"text": "fun"}] * (QUEUE + 1))
     assert too_many[0] == 413 and "at most 100" in too_many[1]["error"]
+
+
+def test_reject_below_answers_out_of_scope_as_predict_does(server_arguments, tmp_path):
+    rows = [{"text": f"{WORDS[i]} {WORDS[(i * 7 + 3) % 10]}"} for i in range(10)]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    plain = CliRunner().invoke(main, ["predict", *map(str, server_arguments), "--input", str(source),
+                                      "--output", str(tmp_path / "plain.jsonl")])
+    assert plain.exit_code == 0, plain.output
+    top = sorted(max(json.loads(line)["probabilities"].values())
+                 for line in (tmp_path / "plain.jsonl").read_text().splitlines())
+    threshold = round((top[4] + top[5]) / 2, 6)  # between the 5th and 6th most confident: half are rejected
+    assert top[4] < threshold < top[5]
+    rejecting = Server(*server_arguments, "--reject-below", threshold)
+    try:
+        status, body = classify(rejecting.base, rows)
+        info = call(f"{rejecting.base}/info")[1]
+    finally:
+        rejecting.stop()
+    assert status == 200 and info["reject_below"] == threshold
+    labels = [row["label"] for row in body["predictions"]]
+    assert labels.count("out_of_scope") == 5
+    for prediction in body["predictions"]:
+        assert (prediction["label"] == "out_of_scope") == (max(prediction["probabilities"].values()) < threshold)

@@ -27,6 +27,7 @@ from promptlab.apply.classifier import (
     FeatureClassifier,
     PromptClassifier,
     linear_head,
+    saved_head,
 )
 from promptlab.backends import make_backend
 from promptlab.batching import initial_batch_size
@@ -105,7 +106,6 @@ def apply_head(context: ApplyContext) -> Classifier:
     from promptlab.features import features_of
     loaded, tensors, state = context.loaded, context.saved.tensors, context.saved.state
     labels = context.setup.task.labels
-    fitted = linear_head(tensors["coef"], tensors["intercept"], mean=tensors["mean"], scale=tensors["scale"])
 
     def features(texts):
         if loaded.kind == "encoder":  # head --encoder, setfit: the sentence encoder's embeddings
@@ -113,12 +113,7 @@ def apply_head(context: ApplyContext) -> Classifier:
             return torch.from_numpy(encode(loaded.model, texts))
         return features_of(loaded.model, loaded.tokenizer, texts, loaded.device, layer=state["layer"])
 
-    def head(x):  # scikit-learn's classes are the labels seen in training, in index order
-        logits = torch.full((x.shape[0], len(labels)), float("-inf"), dtype=torch.float64)
-        logits[:, state["classes"]] = fitted(x)
-        return logits
-
-    return FeatureClassifier(labels, context.setup.template, features, head)
+    return FeatureClassifier(labels, context.setup.template, features, saved_head(tensors, state["classes"], len(labels)))
 
 
 def apply_icl(context: ApplyContext) -> Classifier:

@@ -165,13 +165,16 @@ def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[di
 
 
 def create_app(classifier: Classifier, info: dict, *, max_batch: int = 64, max_wait_ms: float = 10.0,
-               max_queue: int = 1000) -> Starlette:
-    """The ASGI app around a loaded classifier; `info` is what GET /info answers besides the limits."""
+               max_queue: int = 1000, reject_threshold: float | None = None) -> Starlette:
+    """The ASGI app around a loaded classifier; `info` is what GET /info answers besides the limits.
+
+    With `reject_threshold`, a row whose top probability is below it is answered `out_of_scope`.
+    """
     labels = classifier.labels
 
     def classify(rows: list[dict], positions: list[int]) -> list[dict]:
         logprobs = classifier.logprobs(rows, positions=positions)
-        return [prediction(labels, row) for row in logprobs]
+        return [prediction(labels, row, reject_threshold=reject_threshold) for row in logprobs]
 
     batcher = MicroBatcher(classify, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
     fields = frozenset(classifier.template.fields)

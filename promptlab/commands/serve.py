@@ -12,7 +12,7 @@ from promptlab.errors import UserError
 
 
 def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch,
-                      max_wait_ms, max_queue, batch_size, device, dtype, catalogs) -> None:
+                      max_wait_ms, max_queue, reject_below, batch_size, device, dtype, catalogs) -> None:
     try:
         import uvicorn
 
@@ -28,7 +28,9 @@ def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, 
                              aggregate=aggregate, batch_size=batch_size, stream=True)
     info = {**setup.describe(), **opened.describe(), "method": saved.method if saved else "zero-shot",
             "trained": str(saved.folder) if saved else None}
-    app = create_app(opened.classifier, info, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    info["reject_below"] = reject_below
+    app = create_app(opened.classifier, info, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                     reject_threshold=reject_below)
     click.echo(f"serve: {setup.task.name} · template {setup.template.name} · {opened.loaded.name} · calibrate "
                f"{opened.calibrate or '-'}" + (f" · trained {saved.method} {saved.folder}" if saved else "")
                + f" on http://{host}:{port} (POST /classify, GET /health, GET /info)", err=True)

@@ -35,7 +35,7 @@ from promptlab.models import LoadedModel
 from promptlab.sampling import KShotSplit
 from promptlab.scoring import CALIBRATIONS, LabelScorer
 from promptlab.task import Task
-from promptlab.softprompt import INITS, TENSOR_NAME, SoftPrompt, initial_embeddings
+from promptlab.methods.softprompt import INITS, TENSOR_NAME, SoftPrompt, initial_embeddings
 from promptlab.train import frozen, train
 
 SentenceSpans = list[tuple[Span, float]]

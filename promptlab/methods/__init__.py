@@ -112,7 +112,9 @@ def run_method(method: str, *, setup: Setup, loaded: LoadedModel | None, train_p
     metrics = {**classification_metrics(gold, predicted, labels), **rejection}  # a rejection counts as wrong
     artifact = None
     if save_to is not None and outcome.trained is not None:
-        identity = trained_identity(setup, loaded) if loaded is not None else encoder_identity(setup, outcome.trained)
+        # an encoder method's artefact is tied to its encoder, even when a suite has the scoring LM loaded
+        on_encoder = outcome.trained.state.get("encoder") is not None
+        identity = encoder_identity(setup, outcome.trained) if on_encoder else trained_identity(setup, loaded)
         artifact = str(save_trained(save_to, outcome.trained, {
             **identity, "seed": seed, "k": k, "sample_checksum": split.checksum,
             "sample": split.describe(), "training": asdict(chosen), "train_steps": outcome.train_steps,

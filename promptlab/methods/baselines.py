@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from promptlab.apply.artefacts import Trained
+from promptlab.apply.classifier import saved_head
 from promptlab.errors import UserError
 from promptlab.features import example_text, features_of
 from promptlab.methods.context import MethodContext, MethodOutcome
@@ -47,9 +48,9 @@ def run_head(context: MethodContext) -> MethodOutcome:
     train_x, dev_x, test_x = (_features(context, examples)
                               for examples in (split.train, split.dev, context.test_examples))
     fitted = fit_head(train_x, context.gold(split.train), dev_x, context.gold(split.dev), options.c_values)
-    return MethodOutcome(fitted.classifier.predict(test_x).tolist(), fitted.dev_accuracy, details={"c": fitted.c},
-                         trained=trained_head(fitted, options.layer),
-                         probabilities=head_probabilities(fitted, test_x, len(context.labels)))
+    probabilities = head_probabilities(fitted, test_x, len(context.labels))
+    return MethodOutcome(probabilities.argmax(1).tolist(), fitted.dev_accuracy, details={"c": fitted.c},
+                         trained=trained_head(fitted, options.layer), probabilities=probabilities.tolist())
 
 
 @dataclass
@@ -71,11 +72,12 @@ def fit_head(train_x: np.ndarray, train_y: Sequence[int], dev_x: np.ndarray, dev
     return best
 
 
-def head_probabilities(fitted: FittedHead, x: np.ndarray, n_labels: int) -> list[list[float]]:
-    """[N, labels]: scikit-learn's probabilities over the labels seen in training, 0 for the others."""
-    probabilities = np.zeros((len(x), n_labels))
-    probabilities[:, fitted.classifier.classes_] = fitted.classifier.predict_proba(x)
-    return probabilities.tolist()
+def head_probabilities(fitted: FittedHead, x: np.ndarray, n_labels: int) -> np.ndarray:
+    """[N, labels]: the head's probabilities, 0 for labels unseen in training, computed by the saved head's
+    own path (scikit-learn's, in float32 on float32 features, can flip a near tie against a reload)."""
+    tensors, state = head_tensors(fitted)
+    logits = saved_head(tensors, state["classes"], n_labels)(torch.from_numpy(np.asarray(x)))
+    return torch.softmax(logits, dim=-1).numpy()
 
 
 def head_tensors(fitted: FittedHead) -> tuple[dict[str, torch.Tensor], dict]:

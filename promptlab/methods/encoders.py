@@ -12,8 +12,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from promptlab.apply.artefacts import Trained
 from promptlab.encoders import ENCODER_FOLDER, LoadedEncoder, load_encoder
 from promptlab.features import example_text
@@ -88,7 +86,7 @@ def _head_on(context: MethodContext, encoder: LoadedEncoder, *, method: str, tra
     train_x, dev_x, test_x = (encoder.encode(_texts(context, examples))
                               for examples in (split.train, split.dev, context.test_examples))
     fitted = fit_head(train_x, context.gold(split.train), dev_x, context.gold(split.dev), context.options.c_values)
-    probabilities = np.asarray(head_probabilities(fitted, test_x, len(context.labels)))
+    probabilities = head_probabilities(fitted, test_x, len(context.labels))
     tensors, state = head_tensors(fitted)
     trained = Trained(method, state={**state, "layer": -1, "encoder": encoder.name,
                                      "encoder_fingerprint": encoder.fingerprint,
