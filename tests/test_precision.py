@@ -84,3 +84,32 @@ def test_a_bfloat16_body_projects_onto_the_vocabulary_in_float32(tiny_llama_dir)
         reference = exact.model(ids).logits
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, reference, atol=0.1, rtol=0.05)
+
+
+def test_gradients_through_a_bfloat16_cpu_forward_use_eager_attention_with_the_same_scores(tiny_llama_dir):
+    from promptlab.backends import make_backend
+    from promptlab.template import Prompt
+
+    half = load_model(str(tiny_llama_dir), device="cpu", dtype="bfloat16")
+    backend = make_backend(half.model, half.tokenizer, half.kind, half.device)
+    seen = []
+    original = half.model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen.append(half.model.config._attn_implementation)
+        return original(*args, **kwargs)
+
+    half.model.forward = recording_forward
+    prompts = [Prompt("a b c is", "."), Prompt("d e f g h is", ".")]
+    with torch.inference_mode():
+        served = backend.word_logprobs(prompts, ["x", "y z"])
+    soft = torch.zeros(2, half.model.config.hidden_size, requires_grad=True)
+    trained = backend.word_logprobs(prompts, ["x", "y z"], soft_prompt=soft)
+    assert seen[0] == "sdpa" and set(seen[1:]) == {"eager"}, seen
+    assert half.model.config._attn_implementation == "sdpa"  # restored after the block
+    trained.sum().backward()
+    assert soft.grad is not None and soft.grad.abs().sum() > 0
+    with torch.inference_mode():
+        reference = backend.word_logprobs(prompts, ["x", "y z"], soft_prompt=soft.detach())
+    torch.testing.assert_close(trained.detach(), reference, atol=2e-2, rtol=1e-2)  # the kernels agree
+    assert served.shape == trained.shape

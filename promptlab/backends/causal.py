@@ -25,6 +25,7 @@ from typing import Sequence
 
 import torch
 
+from promptlab.backends.attention import attention_for_gradients
 from promptlab.backends.inputs import PromptTokens, embed, pad, token_logprobs
 from promptlab.template import Prompt
 
@@ -78,10 +79,11 @@ class CausalLMBackend(PromptTokens):
         longest = max(len(tokens) for row in targets for tokens in row)
         budget = self.max_length - n_soft - longest
         contexts = [self._with_soft_slots(self._context(prompt, budget), n_soft) for prompt in prompts]
-        scores = torch.zeros(len(prompts), len(words), device=self.device)
-        for group in _word_groups([max(len(row[w]) for row in targets) for w in range(len(words))]):
-            packed = self._pack(contexts, [[row[w] for w in group] for row in targets])
-            scores = scores.index_add(1, torch.tensor(group, device=self.device), self._score(packed, soft_prompt))
+        with attention_for_gradients(self.model):  # the packed mask depends on the kernel
+            scores = torch.zeros(len(prompts), len(words), device=self.device)
+            for group in _word_groups([max(len(row[w]) for row in targets) for w in range(len(words))]):
+                packed = self._pack(contexts, [[row[w] for w in group] for row in targets])
+                scores = scores.index_add(1, torch.tensor(group, device=self.device), self._score(packed, soft_prompt))
         return scores
 
     def _with_soft_slots(self, context: list[int], n_soft: int) -> tuple[list[int], list[int]]:

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import torch
 
+from promptlab.backends.attention import attention_for_gradients
 from promptlab.backends.inputs import PromptTokens, embed, pad, token_logprobs
 from promptlab.template import Prompt
 
@@ -79,13 +80,14 @@ class MaskedLMBackend(PromptTokens):
         n_soft = 0 if soft_prompt is None else soft_prompt.shape[0]
         targets = [[self.word_tokens(prompt, word) for word in words] for prompt in prompts]
         scores = torch.zeros(len(prompts), len(words), device=self.device)
-        lengths = sorted({len(tokens) for row in targets for tokens in row})
-        for length in lengths:
-            pairs = [(b, w) for b, row in enumerate(targets) for w, tokens in enumerate(row) if len(tokens) == length]
-            if length == 1:
-                scores = scores + self._single_token(prompts, targets, pairs, n_soft, soft_prompt)
-            else:
-                scores = scores + self._multi_token(prompts, targets, pairs, length, n_soft, soft_prompt)
+        with attention_for_gradients(self.model):
+            lengths = sorted({len(tokens) for row in targets for tokens in row})
+            for length in lengths:
+                pairs = [(b, w) for b, row in enumerate(targets) for w, tokens in enumerate(row) if len(tokens) == length]
+                if length == 1:
+                    scores = scores + self._single_token(prompts, targets, pairs, n_soft, soft_prompt)
+                else:
+                    scores = scores + self._multi_token(prompts, targets, pairs, length, n_soft, soft_prompt)
         return scores
 
     def _single_token(self, prompts, targets, pairs, n_soft, soft_prompt) -> torch.Tensor:
