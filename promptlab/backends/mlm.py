@@ -83,7 +83,8 @@ class MaskedLMBackend(PromptTokens):
         with attention_for_gradients(self.model):
             lengths = sorted({len(tokens) for row in targets for tokens in row})
             for length in lengths:
-                pairs = [(b, w) for b, row in enumerate(targets) for w, tokens in enumerate(row) if len(tokens) == length]
+                pairs = [(b, w) for b, row in enumerate(targets)
+                         for w, tokens in enumerate(row) if len(tokens) == length]
                 if length == 1:
                     scores = scores + self._single_token(prompts, targets, pairs, n_soft, soft_prompt)
                 else:
