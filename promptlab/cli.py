@@ -344,6 +344,39 @@ def templates_check(task, model, catalogs):
         sys.exit(2)
 
 
+# -- verbalizers ------------------------------------------------------------------------------
+@main.group(cls=_Group)
+def verbalizers():
+    """Verbalizers: search label words automatically."""
+
+
+@verbalizers.command("search")
+@click.option("--task", required=True, help="Task name; its train split is the pool the k-shot sample comes from.")
+@click.option("--template", default=None, help="Template name [default: the task's `template:`, else its only one].")
+@click.option("--k", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Training examples per class; a dev set of k per class is drawn too (as fewshot draws them).")
+@click.option("--seed", type=int, default=13, show_default=True, help="Sampling seed (fewshot's --seeds).")
+@model_option
+@click.option("--candidates", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Candidate words per label the assignment chooses from.")
+@click.option("--words-per-label", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Words kept per label (combined with logsumexp).")
+@click.option("--name", default=None, help="Verbalizer name [default: search-k{K}-seed{S}].")
+@click.option("--output", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Catalog folder the file goes to (DIR/verbalizers/<task>/<name>.yaml); use it with --catalog DIR.")
+@batch_size_option
+@device_option
+@dtype_option
+@catalog_option
+@click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
+def verbalizers_search(task, template, k, seed, model, candidates, words_per_label, name, output, batch_size, device,
+                       dtype, catalogs, as_json):
+    """Choose label words from k-shot examples (LM-BFF's automatic search) and write them as a verbalizer."""
+    options = dict(locals())
+    from promptlab.commands.verbalizers import run_search_command
+    run_search_command(**options)
+
+
 # -- models and data --------------------------------------------------------------------------
 @main.group(cls=_Group)
 def models():

@@ -140,17 +140,20 @@ class CausalLMBackend(PromptTokens):
         return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill(
             ~visible, torch.finfo(dtype).min)
 
+    def slot_logprobs(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """log p(token | text before the slot) over the whole vocabulary: [B, V], float32.
+
+        The distribution that scores every word's first token in `word_logprobs`, read from the same
+        forward (the same left-truncated context, padding and positions), so a single-token word's
+        score is its token's column here.
+        """
+        contexts = [self._with_soft_slots(self._context(prompt, self.max_length - 1), 0) for prompt in prompts]
+        packed = self._pack(contexts, [[[self.pad_id]] for _ in prompts])  # one-token targets: the plain forward
+        return self._logits(packed, None)[:, 0].float().log_softmax(-1)
+
     def _score(self, packed: _Packed, soft_prompt: torch.Tensor | None) -> torch.Tensor:
         """Sum of token log-probs per word: [B, W]."""
-        width = packed.ids.shape[1]
-        # The kept positions as indices, not a count: the model then gathers them into a contiguous
-        # tensor. A count slices a strided view, and with gradients on (training a soft prompt)
-        # matmul does not fold such a view into one matrix product: it broadcasts the LM head's
-        # weight over the batch, a copy of the vocabulary matrix per row, in the forward and backward.
-        kept = torch.arange(width - packed.tail.shape[1] - 1, width, device=self.device)
-        logits = self.model(inputs_embeds=embed(self.model, packed.ids, packed.soft_slots, soft_prompt),
-                            attention_mask=packed.attention, position_ids=packed.positions, use_cache=False,
-                            logits_to_keep=kept).logits  # [B, 1 + G, V]
+        logits = self._logits(packed, soft_prompt)  # [B, 1 + G, V]
         scores = token_logprobs(logits[:, 0], packed.first)  # [B, W]
         if packed.pair_node.shape[1] == 0:
             return scores
@@ -159,6 +162,18 @@ class CausalLMBackend(PromptTokens):
         later = nodes[rows, packed.pair_node, packed.pair_target] - nodes.logsumexp(-1)[rows, packed.pair_node]
         totals = torch.zeros(scores.shape[0], scores.shape[1] + 1, device=scores.device, dtype=scores.dtype)
         return scores + totals.scatter_add(1, packed.pair_word, later)[:, :-1]  # the extra column takes padding
+
+    def _logits(self, packed: _Packed, soft_prompt: torch.Tensor | None) -> torch.Tensor:
+        """Logits at the last context position and at every trie node: [B, 1 + G, V]."""
+        width = packed.ids.shape[1]
+        # The kept positions as indices, not a count: the model then gathers them into a contiguous
+        # tensor. A count slices a strided view, and with gradients on (training a soft prompt)
+        # matmul does not fold such a view into one matrix product: it broadcasts the LM head's
+        # weight over the batch, a copy of the vocabulary matrix per row, in the forward and backward.
+        kept = torch.arange(width - packed.tail.shape[1] - 1, width, device=self.device)
+        return self.model(inputs_embeds=embed(self.model, packed.ids, packed.soft_slots, soft_prompt),
+                          attention_mask=packed.attention, position_ids=packed.positions, use_cache=False,
+                          logits_to_keep=kept).logits
 
 
 def start_tokens(tokenizer) -> list[int]:

@@ -91,12 +91,23 @@ class MaskedLMBackend(PromptTokens):
                     scores = scores + self._multi_token(prompts, targets, pairs, length, n_soft, soft_prompt)
         return scores
 
+    def slot_logprobs(self, prompts: Sequence[Prompt]) -> torch.Tensor:
+        """log p(token at the slot) over the whole vocabulary, one mask in the slot: [B, V], float32.
+
+        The distribution that scores every single-token word in `word_logprobs`, from the same input.
+        """
+        return self._one_mask_logits(prompts, 0, None).log_softmax(-1)
+
+    def _one_mask_logits(self, prompts: Sequence[Prompt], n_soft: int, soft_prompt) -> torch.Tensor:
+        """Logits at the slot holding one mask token: [B, V], float32."""
+        ids, attention, soft_slots, starts = self._inputs([self._row(prompt, [self.mask_id], n_soft)
+                                                           for prompt in prompts])
+        return self._mask_logits(ids, attention, soft_slots, starts.unsqueeze(1), soft_prompt)[:, 0].float()
+
     def _single_token(self, prompts, targets, pairs, n_soft, soft_prompt) -> torch.Tensor:
         """All one-token words of an example share one input with a single mask: one forward."""
         examples = sorted({b for b, _ in pairs})
-        ids, attention, soft_slots, starts = self._inputs([self._row(prompts[b], [self.mask_id], n_soft)
-                                                           for b in examples])
-        logits = self._mask_logits(ids, attention, soft_slots, starts.unsqueeze(1), soft_prompt)[:, 0].float()
+        logits = self._one_mask_logits([prompts[b] for b in examples], n_soft, soft_prompt)
         where = {b: i for i, b in enumerate(examples)}
         row_index = torch.tensor([where[b] for b, _ in pairs], device=self.device)
         token_index = torch.tensor([targets[b][w][0] for b, w in pairs], device=self.device)
