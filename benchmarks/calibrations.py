@@ -9,7 +9,7 @@ scored once (template t1, the task's default verbalizer) and `none`, `contextual
 Each calibration gives exactly what `promptlab zeroshot --calibrate C` gives on the same examples.
 
 `--limit N` takes the same fixed stratified sample of a test split as an eval suite's `limit`
-(promptlab.runner.load_task_data), so the numbers line up with the suites' zero-shot rows;
+(promptlab.text_units.load_task_data), so the numbers line up with the suites' zero-shot rows;
 `--first N` takes the first N test examples instead, as `promptlab zeroshot --limit N` does.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from promptlab.metrics import classification_metrics
 from promptlab.models import load_model
 from promptlab.outputs import write_json
 from promptlab.pipeline import render_all
-from promptlab.runner import load_task_data
+from promptlab.text_units import load_task_data
 from promptlab.scoring import LabelScorer
 
 TASKS = "sentiment,cr,bbc,snips,tweets,vitaminc"

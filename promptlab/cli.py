@@ -81,7 +81,7 @@ batch_size_option = click.option(
 
 
 @main.command()
-@click.option("--task", required=True, help="Task name (tasks/<task>.yaml in a catalog).")
+@task_option
 @template_option
 @verbalizer_option
 @model_option
@@ -101,7 +101,8 @@ batch_size_option = click.option(
 @reject_option
 def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
              dtype, catalogs, output, as_json, trained, prompt, reject_below):
-    """Classify a task's labelled examples and report metrics; with --trained, apply a trained artefact."""
+    """Classify (or tag: entity tasks) a task's labelled examples and report metrics; with --trained, apply a
+    trained artefact."""
     options = dict(locals())
     from promptlab.kinds import run_command
     run_command("zeroshot", options)
@@ -131,7 +132,8 @@ def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, spli
 @reject_option
 def predict(task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output, output_format_name,
             top_k, batch_size, device, dtype, catalogs, resume, reject_below):
-    """Label new, unlabelled text: each input row comes out with `label` and `probabilities`, in order."""
+    """Label new, unlabelled text: each input row comes out with `label` and `probabilities` (entity tasks:
+    `entities`), in order."""
     options = dict(locals())
     from promptlab.kinds import run_command
     run_command("predict", options)
@@ -161,10 +163,11 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
 @catalog_option
 def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch, max_wait_ms,
           max_queue, reject_below, batch_size, device, dtype, catalogs):
-    """Serve a classifier over HTTP: POST /classify, GET /health, GET /info (needs promptlab[serve])."""
+    """Serve a model over HTTP: POST /classify (entity tasks: POST /entities), GET /health, GET /info
+    (needs promptlab[serve])."""
     options = dict(locals())
-    from promptlab.commands.serve import run_serve_command
-    run_serve_command(**options)
+    from promptlab.kinds import run_command
+    run_command("serve", options)
 
 
 # -- fewshot ----------------------------------------------------------------------------------

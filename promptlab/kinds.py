@@ -9,7 +9,7 @@ fast and no other module needs to ask what kind of task it holds.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from promptlab.errors import UserError, did_you_mean
@@ -25,8 +25,17 @@ class TaskKind:
     methods: tuple[str, ...]  # `fewshot --method` choices
     default_method: str
     min_labels: int
+    method_options: str  # (method, options dict) -> its checked options: a suite's methods are checked with it
+    # promptlab eval (promptlab.runner): a suite's units on tasks of this kind
+    suite_data: str  # (setup, task entry, *, where) -> runner.TaskData: the test sample and train pool, checked
+    run_unit: str  # (config, setup, data, model: runner.SharedModel, *, batch_size) -> the unit's row fields
+    metrics: tuple[str, ...]  # what a unit records; the first is its score (plotted, in progress lines)
+    k_unit: str  # what a k counts
     # verbalizer labels beyond the task's own: what a prompt may answer besides a label
     extra_answers: tuple[str, ...] = ()
+    # methods that load their model themselves rather than score through the suite's shared language model:
+    # method -> "module:function" (model name, device) -> the fingerprint of the weights the name loads now
+    own_models: dict[str, str] = field(default_factory=dict)
 
     def function(self, target: str) -> Callable:
         module, _, name = target.partition(":")
@@ -40,17 +49,26 @@ KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
              reader="promptlab.data:load_task_examples", prompt_inputs="promptlab.kinds:as_is",
              commands={"zeroshot": "promptlab.commands.zeroshot:run_zeroshot_command",
                        "fewshot": "promptlab.commands.fewshot:run_fewshot_command",
-                       "predict": "promptlab.commands.predict:run_predict_command"},
+                       "predict": "promptlab.commands.predict:run_predict_command",
+                       "serve": "promptlab.commands.serve:run_serve_command"},
              methods=("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "setfit", "majority"),
-             default_method="softprompt", min_labels=2),
+             default_method="softprompt", min_labels=2, method_options="promptlab.methods:method_options",
+             suite_data="promptlab.text_units:load_suite_data", run_unit="promptlab.text_units:run_unit",
+             metrics=("accuracy", "macro_f1"), k_unit="training examples per class"),
     TaskKind(name="entities", description="entity spans in token sequences (named-entity recognition)",
              reader="promptlab.entities.readers:load_task_sequences",
              prompt_inputs="promptlab.entities.prompting:candidate_inputs",
              commands={"zeroshot": "promptlab.entities.commands:run_zeroshot_command",
                        "fewshot": "promptlab.entities.commands:run_fewshot_command",
-                       "predict": "promptlab.entities.predict:run_predict_command"},
+                       "predict": "promptlab.entities.predict:run_predict_command",
+                       "serve": "promptlab.entities.serve:run_serve_command"},
              methods=("token-finetune", "entity-prompt"), default_method="token-finetune", min_labels=1,
-             extra_answers=(NOT_AN_ENTITY,)),
+             method_options="promptlab.entities.methods:entity_method_options",
+             suite_data="promptlab.entities.suite_units:load_suite_data",
+             run_unit="promptlab.entities.suite_units:run_unit",
+             metrics=("f1", "precision", "recall"), k_unit="mentions per entity type",
+             extra_answers=(NOT_AN_ENTITY,),
+             own_models={"token-finetune": "promptlab.entities.token_finetune:model_fingerprint"}),
 )}
 DEFAULT_KIND = "classification"
 ALL_METHODS = tuple(method for kind in KINDS.values() for method in kind.methods)
@@ -66,14 +84,24 @@ def task_kind(name: str, *, where=None, line: int | None = None) -> TaskKind:
     return KINDS[name]
 
 
+def method_kind(method: str) -> TaskKind:
+    """The kind whose tasks a (few-shot) method runs on."""
+    return next(kind for kind in KINDS.values() if method in kind.methods)
+
+
 def run_command(command: str, options: dict) -> None:
-    """Run a CLI command the way the task's kind does it; `fewshot --method` is checked against the kind."""
+    """Run a CLI command the way the task's kind does it; `fewshot --method` is checked against the kind.
+
+    Without --task the task is the one a --trained artefact names (its trained.json); with neither,
+    the text command says what is missing.
+    """
     from promptlab.catalog import Catalog
 
-    if options["task"] is None:  # the task comes from a trained artefact: only text tasks do that yet
+    name = options["task"] or _trained_task(options.get("trained") or options.get("prompt"))
+    if name is None:
         KINDS[DEFAULT_KIND].function(KINDS[DEFAULT_KIND].commands[command])(**options)
         return
-    task = Catalog.from_options(options["catalogs"]).task(options["task"])
+    task = Catalog.from_options(options["catalogs"]).task(name)
     kind = task_kind(task.kind)
     if "method" in options:
         options["method"] = options["method"] or kind.default_method
@@ -82,3 +110,10 @@ def run_command(command: str, options: dict) -> None:
                             f"(kind {kind.name}: {kind.description})", where=task.path,
                             fix="use --method " + "|".join(kind.methods))
     kind.function(kind.commands[command])(**options)
+
+
+def _trained_task(folder: str | None) -> str | None:
+    if folder is None:
+        return None
+    from promptlab.apply.artefacts import load_trained
+    return load_trained(folder).metadata.get("task")

@@ -56,6 +56,11 @@ class LoadedModel:
         """The weights' precision as --dtype names it: float32, bfloat16 or float16."""
         return dtype_name(self.model.dtype)
 
+    def provenance(self) -> dict:
+        """Which weights, where and in what precision: what a results row records of its model."""
+        return {"model_source": self.source, "model_kind": self.kind, "model_fingerprint": self.fingerprint,
+                "device": str(self.device), "dtype": self.dtype}
+
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")

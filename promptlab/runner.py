@@ -1,15 +1,15 @@
-"""Running a suite: each run of its grid once, each finished run appended to results.jsonl at once.
+"""Running a suite: each unit (run) of its grid once, each finished unit appended to results.jsonl at once.
 
-A row is appended (flushed and fsynced) as soon as its run finishes, so an interruption loses at
-most the run in flight. A run is known by its key, a hash of its configuration and of the examples
+A row is appended (flushed and fsynced) as soon as its unit finishes, so an interruption loses at
+most the unit in flight. A unit is known by its key, a hash of its configuration and of the examples
 it reads; on start, rows already in the file are read and their keys skipped, and a torn last line
 (a process killed while writing it) is cut off. A lock keeps two runners out of one folder.
 
-Per run: the task's test split, cut to the suite's `limit` by a fixed stratified sample (the same
-examples for every run); k=0 scores them zero-shot with the run's calibration, k>0 hands them
-with the train split to `promptlab.methods.run_method`. Runs go model by model (each loads once),
-then method by method in the order the suite lists them, so listing cheap methods first gives an
-interrupted long run results for every task.
+What a unit reads and how it runs is its task kind's (promptlab.kinds: `suite_data`, `run_unit`):
+text tasks in promptlab.text_units, entity tasks in promptlab.entities.suite_units. Units go model
+by model (each loads once, on first use: a `SharedModel`), then method by method in the order the
+suite lists them, so listing cheap methods first gives an interrupted long run results for every
+task. A unit that scores through the shared model must leave its weights as it found them.
 """
 from __future__ import annotations
 
@@ -19,36 +19,24 @@ import json
 import platform
 import sys
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
-from promptlab import distributed, methods
-from promptlab.backends import Backend, make_backend
-from promptlab.backends.cached import CachedScores
-from promptlab.catalog import Setup
-from promptlab.errors import UserError
-from promptlab.models import LoadedModel, load_model, resolve_model, weights_digest
-from promptlab.overlap import train_pool_without_test_texts
-from promptlab.pipeline import classify, render_all, require_labels
+from promptlab import distributed
+from promptlab.kinds import DEFAULT_KIND, KINDS, TaskKind, task_kind
+from promptlab.models import resolve_model
+from promptlab.pipeline import render_all
 from promptlab.progress import RunTimes, format_seconds, progress_bar
-from promptlab.sampling import stratified_split
-from promptlab.scoring import LabelScorer
 from promptlab.shared_results import ResultsFile, SharedResults
-from promptlab.sources import SplitPlan
 from promptlab.suite import RunConfig, Suite, expand
-from promptlab.template import Prompt
+from promptlab.units import SharedModel, TaskData
 
 RESULTS_FILE = "results.jsonl"
-TEST_SAMPLE_SEED = 0  # the `limit` sample of a test split: fixed, so every run sees the same examples
 VERSIONED_PACKAGES = ("promptlab", "torch", "transformers")
-ROW_METRICS = ("accuracy", "macro_f1", "dev_accuracy")
-# What run_method returns that rows keep under their own names, or leave out (predictions: too long).
-_KNOWN_RESULT_FIELDS = (*ROW_METRICS, "train_steps", "seconds", "method", "k", "seed", "options", "sample",
-                        "metrics", "predictions", "artifact")
+SHARED = ""  # the way of loading a model name that units share: as a language model (promptlab.models)
 
 
 @dataclass
@@ -64,20 +52,6 @@ class SuiteRun:
     seconds: float
 
 
-@dataclass
-class TaskData:
-    test: list[dict]
-    train: list[dict] | None  # None when no run of the task needs training examples
-    prompts: dict[str, list[Prompt]] = field(default_factory=dict)  # template name -> rendered test examples
-
-    def hashes(self, k: int) -> dict[str, str]:
-        """The hashes of the examples a run with this k reads: the test sample, and the train pool when k > 0."""
-        hashes = {"test": _examples_hash(self.test)}
-        if k > 0:
-            hashes["train"] = _examples_hash(self.train)
-        return hashes
-
-
 # ---------------------------------------------------------------- run identity
 
 def run_key(config: RunConfig, data: TaskData) -> str:
@@ -91,46 +65,28 @@ def run_key(config: RunConfig, data: TaskData) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _examples_hash(examples: list[dict]) -> str:
-    return hashlib.sha256(json.dumps(examples, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-def load_data(suite: Suite, configs: list[RunConfig]) -> dict[str, TaskData]:
-    """Every task's test sample and, where a k > 0 run needs it, train pool."""
+def load_data(suite: Suite) -> dict[str, TaskData]:
+    """Every task's test sample and, where a k > 0 unit needs it, train pool: its kind's, checked."""
     data = {}
     for entry in suite.tasks:
-        needs_train = any(config.task == entry.name and config.k > 0 for config in configs)
-        data[entry.name] = load_task_data(suite.setups[entry.name][0], entry.limit, needs_train=needs_train)
+        setup = suite.setups[entry.name][0]
+        kind = task_kind(setup.task.kind)
+        data[entry.name] = kind.function(kind.suite_data)(setup, entry, where=suite.path)
     return data
 
 
-def check_train_pools(suite: Suite, configs: list[RunConfig], data: dict[str, TaskData]) -> None:
-    """Every label must have the 2k train examples (k to train on, k for dev) that the largest k of its task draws."""
-    for entry in suite.tasks:
-        largest = max((config.k for config in configs if config.task == entry.name), default=0)
-        if largest == 0:
-            continue
-        counts = Counter(example["label"] for example in data[entry.name].train)
-        scarcest = min(suite.setups[entry.name][0].task.labels, key=lambda label: counts[label])
-        if counts[scarcest] < 2 * largest:
-            fitting = [k for k in entry.shots if 2 * k <= counts[scarcest]]
-            raise UserError(f"task '{entry.name}': label '{scarcest}' has {counts[scarcest]} training examples, "
-                            f"but k={largest} draws {2 * largest} (k to train on and k for the dev set)",
-                            where=suite.path, fix=f"give the task its own shots:  tasks: {{{entry.name}: "
-                                                  f"{{shots: {fitting}}}}}")
+def kind_of(suite: Suite, config: RunConfig) -> TaskKind:
+    return task_kind(suite.setup(config).task.kind)
 
 
-def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> TaskData:
-    task = setup.task
-    test = task.examples("test")
-    require_labels(test, task.path)
-    train = None
-    if needs_train:
-        train = train_pool_without_test_texts(task.examples("train"), test, where=task.path)
-        require_labels(train, task.path)
-    if limit is not None and limit < len(test):
-        test = stratified_split(test, SplitPlan(test=limit, train=0), seed=TEST_SAMPLE_SEED)["test"]
-    return TaskData(test=test, train=train)
+def _own_loader(kind: TaskKind, method: str) -> str:
+    """How a unit's method loads its model: SHARED, or the "module:function" fingerprinting its own way."""
+    return kind.own_models.get(method, SHARED)
+
+
+def _fingerprinter(kind: TaskKind, loader: str) -> Callable[[str, str], str] | None:
+    """What SharedModel.fingerprint takes for a way of loading a model."""
+    return None if loader == SHARED else kind.function(loader)
 
 
 # ---------------------------------------------------------------- running
@@ -143,8 +99,7 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", dtype: str | 
     """
     start = time.perf_counter()
     configs = expand(suite)
-    data = load_data(suite, configs)
-    check_train_pools(suite, configs, data)
+    data = load_data(suite)
     keys = [run_key(config, data[config.task]) for config in configs]
     output.mkdir(parents=True, exist_ok=True)
     with SharedResults(output / RESULTS_FILE) as results:  # under a launcher: a file per process, merged
@@ -154,8 +109,9 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", dtype: str | 
         pending = execution_order(suite, [(key, config) for key, config in zip(keys, configs) if key not in finished])
         if pending and run:
             _render_prompts(suite, [config for _, config in pending], data)  # template mistakes surface now
-            for model in dict.fromkeys(config.model for _, config in pending):
-                resolve_model(model)  # a wrong model name fails now, not after hours of other runs
+            for model, loader in dict.fromkeys((config.model, _loader(suite, config)) for _, config in pending):
+                if loader == SHARED:
+                    resolve_model(model)  # a wrong model name fails now, not after hours of other runs
             mine = distributed.shard(pending)  # under a launcher run i goes to process i % world, whole
             with distributed.alone():
                 _run_pending(suite, mine, data, results, finished, device=device, dtype=dtype, batch_size=batch_size,
@@ -166,26 +122,44 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", dtype: str | 
                     seconds=time.perf_counter() - start)
 
 
+def _loader(suite: Suite, config: RunConfig) -> str:
+    return _own_loader(kind_of(suite, config), config.method)
+
+
+def _row_loader(row: dict) -> str:
+    return _own_loader(KINDS[row.get("kind", DEFAULT_KIND)], row["method"])
+
+
 def _weights_now(suite: Suite, finished: dict[str, dict], keys: list[str], configs: list[RunConfig], *,
-                 device: str, log: TextIO) -> dict[str, str]:
-    """The fingerprint of the weights each model name loads now, for the models with finished runs.
+                 device: str, log: TextIO) -> dict[tuple[str, str], str]:
+    """The fingerprint of the weights each model name loads now, for the models with finished runs, per way of
+    loading it (the shared language model, or a method's own: see SharedModel).
 
     A name can stand for other weights than when a row was written (an alias falls back to the hub
     when its package is missing, a folder is overwritten); such rows are not the same run and run again.
     """
-    models = dict.fromkeys(config.model for key, config in zip(keys, configs) if key in finished)
-    weights = {model: load_model(model, device=device).fingerprint for model in models}
-    for model, fingerprint in weights.items():
-        stale = sum(row["model"] == model and not _made_with(row, weights) for row in finished.values())
+    ways: dict[str, dict[str, TaskKind]] = {}
+    for key, config in zip(keys, configs):
+        if key in finished:
+            ways.setdefault(config.model, {})[_loader(suite, config)] = kind_of(suite, config)
+    weights = {}
+    for model, loaders in ways.items():
+        shared = SharedModel(model, device=device)  # dropped once fingerprinted: one model in memory at a time
+        for loader, kind in loaders.items():
+            weights[(model, loader)] = shared.fingerprint(_fingerprinter(kind, loader))
+    for (model, loader), fingerprint in weights.items():
+        stale = sum((row["model"], _row_loader(row)) == (model, loader) and not _made_with(row, weights)
+                    for row in finished.values())
         if stale:
             print(f"{stale} finished run(s) of '{model}' were made with other weights than it loads now "
                   f"(fingerprint {fingerprint}); they run again", file=log)
     return weights
 
 
-def _made_with(row: dict, weights: dict[str, str]) -> bool:
+def _made_with(row: dict, weights: dict[tuple[str, str], str]) -> bool:
     """Whether a row was made with the weights its model name loads now (True where not checked)."""
-    return row["model"] not in weights or row.get("model_fingerprint") == weights[row["model"]]
+    way = (row["model"], _row_loader(row))
+    return way not in weights or row.get("model_fingerprint") == weights[way]
 
 
 def execution_order(suite: Suite, pending: list[tuple[str, RunConfig]]) -> list[tuple[str, RunConfig]]:
@@ -194,14 +168,18 @@ def execution_order(suite: Suite, pending: list[tuple[str, RunConfig]]) -> list[
     So a long run that is stopped early has covered every task with the methods listed first.
     """
     labels = [variant.label for variant in suite.methods]
-    return sorted(pending, key=lambda item: (suite.models.index(item[1].model), labels.index(item[1].label), item[1].k))
+    models = suite.run_models
+    return sorted(pending, key=lambda item: (models.index(item[1].model), labels.index(item[1].label), item[1].k))
 
 
 def _render_prompts(suite: Suite, pending: list[RunConfig], data: dict[str, TaskData]) -> None:
+    """What each pending unit's template renders (its kind's prompt inputs of the test sample)."""
     for config in pending:
         prompts = data[config.task].prompts
         if config.template not in prompts:
-            prompts[config.template] = render_all(suite.setup(config).template, data[config.task].test)
+            kind = kind_of(suite, config)
+            inputs = kind.function(kind.prompt_inputs)(data[config.task].test)
+            prompts[config.template] = render_all(suite.setup(config).template, inputs)
 
 
 def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[str, TaskData],
@@ -212,21 +190,22 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
     times, done = RunTimes(), 0
     try:
         for model_name in dict.fromkeys(config.model for _, config in pending):
-            loaded = load_model(model_name, device=device, dtype=dtype)
-            # Zero-shot runs differing only in calibration or aggregation score the same prompts once.
-            backend = CachedScores(make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device))
-            as_loaded = weights_digest(loaded.model)  # few-shot runs must leave the shared weights as they are
-            for key, config in ((key, config) for key, config in pending if config.model == model_name):
+            model = SharedModel(model_name, device=device, dtype=dtype)
+            units = [(key, config) for key, config in pending if config.model == model_name]
+            ways = {_loader(suite, config): kind_of(suite, config) for _, config in units}
+            for loader, kind in ways.items():  # loaded now, not within the first unit's time
+                model.fingerprint(_fingerprinter(kind, loader))
+            for key, config in units:
                 bar.set_postfix_str(describe(config), refresh=True)
-                row = run_one(key, config, suite, data[config.task], loaded, backend, batch_size=batch_size,
-                              weights_as_loaded=as_loaded)
+                row = run_one(key, config, suite, data[config.task], model, batch_size=batch_size)
                 results.append(row)
                 finished[key] = row
                 done += 1
                 bar.update(1)
-                times.add(_kind(config), row["seconds"])
-                eta = times.remaining(_kind(later) for _, later in pending[done:])
-                bar.write(f"[{done}/{len(pending)}] {describe(config)}: accuracy {row['metrics']['accuracy']:.3f} "
+                times.add(_timing_group(config), row["seconds"])
+                eta = times.remaining(_timing_group(later) for _, later in pending[done:])
+                score = kind_of(suite, config).metrics[0]
+                bar.write(f"[{done}/{len(pending)}] {describe(config)}: {score} {row['metrics'][score]:.3f} "
                           f"({row['seconds']:.1f} s; ETA {format_seconds(eta)})", file=log)
     except KeyboardInterrupt:
         bar.write(f"interrupted: {done} of {len(pending)} runs finished and saved in {results.path}; "
@@ -236,7 +215,7 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
         bar.close()
 
 
-def _kind(config: RunConfig) -> tuple:
+def _timing_group(config: RunConfig) -> tuple:
     """Runs that take about as long as each other: same method variant, same k."""
     return config.label, config.k
 
@@ -246,52 +225,19 @@ def describe(config: RunConfig) -> str:
     return f"{config.task} · {config.template}/{config.verbalizer} · {config.label} · k={config.k}{seed}"
 
 
-def run_one(key: str, config: RunConfig, suite: Suite, data: TaskData, loaded: LoadedModel, backend: Backend, *,
-            batch_size: int, weights_as_loaded: str) -> dict:
-    """Run one configuration and return its results row."""
+def run_one(key: str, config: RunConfig, suite: Suite, data: TaskData, model: SharedModel, *,
+            batch_size: int) -> dict:
+    """Run one configuration with its task kind's `run_unit` and return its results row."""
     setup = suite.setup(config)
+    kind = task_kind(setup.task.kind)
     start = time.perf_counter()
-    if config.k == 0:
-        result = _zero_shot(config, setup, data, backend, batch_size)
-    else:
-        result = _few_shot(config, setup, data, loaded, weights_as_loaded)
+    unit = kind.function(kind.run_unit)(config, setup, data, model, batch_size=batch_size)
     seconds = time.perf_counter() - start
-    return {
-        "key": key, "suite": suite.name, **asdict(config), "data_sha256": data.hashes(config.k),
-        "model_source": loaded.source, "model_kind": loaded.kind, "model_fingerprint": loaded.fingerprint,
-        "device": str(loaded.device), "dtype": loaded.dtype,
-        "n_test": len(data.test), "n_labels": len(setup.task.labels),
-        "metrics": {name: result[name] for name in ROW_METRICS if result.get(name) is not None},
-        "train_steps": result.get("train_steps", 0), "seconds": round(seconds, 3),
-        "confusion": result["metrics"]["confusion"],
-        "method_options": result.get("options"),  # every option the method used, defaults included
-        "sample": result.get("sample"),  # the k-shot example ids drawn with this seed
-        "artifact": result.get("artifact"),  # e.g. where a trained soft prompt was saved
-        "details": {name: value for name, value in result.items() if name not in _KNOWN_RESULT_FIELDS
-                    and isinstance(value, (int, float, str, bool))},
-        "versions": package_versions(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _zero_shot(config: RunConfig, setup: Setup, data: TaskData, backend: Backend, batch_size: int) -> dict:
-    scorer = LabelScorer(backend, setup.template, setup.verbalizer, aggregate=config.options["aggregate"],
-                         calibrate=config.options["calibrate"], batch_size=batch_size)
-    classified = classify(scorer, data.test, data.prompts[config.template], setup.task.labels)
-    return {"accuracy": classified.metrics["accuracy"], "macro_f1": classified.metrics["macro_f1"],
-            "metrics": classified.metrics}
-
-
-def _few_shot(config: RunConfig, setup: Setup, data: TaskData, loaded: LoadedModel, weights_as_loaded: str) -> dict:
-    result = methods.run_method(config.method, setup=setup, loaded=loaded, train_pool=data.train,
-                        test_examples=data.test, k=config.k, seed=config.seed, options=dict(config.options))
-    _check_model_untouched(loaded, config, weights_as_loaded)
-    return result
-
-
-def _check_model_untouched(loaded: LoadedModel, config: RunConfig, weights_as_loaded: str) -> None:
-    # Runs share the loaded model; weights left changed by one run would silently skew every later one.
-    if weights_digest(loaded.model) != weights_as_loaded:
-        raise RuntimeError(f"method '{config.method}' left the model's weights changed ({describe(config)})")
+    if config.k > 0:
+        model.check_untouched(f"method '{config.method}'", describe(config))
+    return {"key": key, "suite": suite.name, **asdict(config), "kind": kind.name,
+            "data_sha256": data.hashes(config.k), "n_test": len(data.test), **unit, "seconds": round(seconds, 3),
+            "versions": package_versions(), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @functools.cache

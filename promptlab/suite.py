@@ -7,18 +7,24 @@
     verbalizers: {sentiment: [default, many]}   # same forms; default: each task's default verbalizer
     methods:
       - zeroshot: {calibrate: [none, contextual]}   # one method per calibration
-      - softprompt: {steps: 30}         # options of promptlab.methods (checked here), passed to run_method
+      - softprompt: {steps: 30}         # options of the method (checked here), passed to it
       - majority
       - softprompt: {steps: 100, label: softprompt-long}   # `label` names a second variant of a method
+      - finetune: {model: roberta-base} # `model`: this variant runs on it instead of on `models`
     shots: [0, 4, 16]                   # k per class: k=0 runs the zero-shot methods, k>0 the few-shot ones
     seeds: [13, 21, 42]                 # each k>0 run once per seed; zero-shot is deterministic, run once
     limit: 200                          # test examples per task: a fixed, stratified sample
-    metrics: [accuracy, macro_f1]       # what the summary reports; the first one is plotted
+    metrics: [accuracy, macro_f1]       # what the summary reports; the first one a task has is plotted
 
 `tasks`, `models`, `methods` and `shots` are required, `seeds` too when a k is above 0. A task
 entry may hold `limit` and `shots` (overriding the suite's: a small train split may not have the
 2k examples per label that a k needs) and `test`/`train` data specs that replace the task's own
 splits (a file relative to the suite file, or `source:NAME/SPLIT`).
+
+Tasks of every kind (promptlab.kinds) may share a suite: a few-shot method runs on the tasks of
+the kind it belongs to (entity tasks: token-finetune, entity-prompt; k counts mentions per type),
+`zeroshot` on every task (entity tasks: entity-prompt zero-shot), and each task reports the
+metrics of its kind (text: accuracy, macro_f1; entities: f1, precision, recall).
 
 Every run of the grid is a `RunConfig`: plain data, with the content hashes of its template and
 verbalizer, which the runner hashes (with the examples the run reads) into the run's key.
@@ -35,10 +41,9 @@ from typing import Any
 
 from promptlab.catalog import Catalog, Setup
 from promptlab.data import SOURCE_PREFIX
-from promptlab.errors import UserError, did_you_mean, unknown
-from promptlab.methods import METHODS as FEWSHOT_METHODS
-from promptlab.methods import method_options
 from promptlab.calibration import CALIBRATIONS
+from promptlab.errors import UserError, did_you_mean, unknown
+from promptlab.kinds import ALL_METHODS, TaskKind, method_kind, task_kind
 from promptlab.verbalizer import AGGREGATIONS
 from promptlab.yamlfile import Mapping, Sequence, check_keys, load_yaml
 
@@ -46,8 +51,8 @@ SUITE_KEYS = ("description", "tasks", "models", "templates", "verbalizers", "met
               "limit", "metrics")
 TASK_ENTRY_KEYS = ("limit", "shots", "test", "train")
 ZEROSHOT = "zeroshot"
-ZEROSHOT_OPTIONS = ("calibrate", "aggregate", "label")
-METRICS = ("accuracy", "macro_f1")
+ZEROSHOT_OPTIONS = ("calibrate", "aggregate", "label", "model")
+VARIANT_KEYS = ("label", "model")  # what a method entry holds besides the method's options
 SUITE_SUFFIXES = (".yaml", ".yml")
 
 
@@ -60,13 +65,21 @@ class TaskEntry:
 
 @dataclass(frozen=True)
 class MethodVariant:
-    method: str  # zeroshot or a few-shot method of promptlab.methods
+    method: str  # zeroshot or a few-shot method of a task kind (promptlab.kinds)
     label: str  # its name in rows, tables and plots
     options: dict = field(default_factory=dict)
+    model: str | None = None  # the one model it runs on; None: every model of the suite
+    line: int = field(default=0, compare=False)  # where the suite file lists it
 
     @property
     def zero_shot(self) -> bool:
         return self.method == ZEROSHOT
+
+    def applies_to(self, kind: TaskKind) -> bool:
+        return self.zero_shot or self.method in kind.methods
+
+    def runs_on(self, model: str, suite_models: tuple[str, ...]) -> bool:
+        return model == self.model if self.model else model in suite_models
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,16 @@ class Suite:
         return next(setup for setup in self.setups[config.task]
                     if (setup.template.name, setup.verbalizer.name) == (config.template, config.verbalizer))
 
+    @property
+    def run_models(self) -> tuple[str, ...]:
+        """Every model a unit runs on, in the order the methods first use them (a method that names its model
+        uses that one, the others the suite's models)."""
+        used = [model for variant in self.methods for model in ((variant.model,) if variant.model else self.models)]
+        return tuple(dict.fromkeys(used))
+
+    def kind(self, task: str) -> TaskKind:
+        return task_kind(self.setups[task][0].task.kind)
+
 
 # ---------------------------------------------------------------- finding and loading
 
@@ -132,21 +155,28 @@ def load_suite(name: str, catalog: Catalog) -> Suite:
     if not seeds and any(k > 0 for entry in entries for k in entry.shots):
         raise UserError("few-shot runs need seeds", where=path, line=data.line or None,
                         fix="add e.g.  seeds: [13, 21, 42]")
+    kinds = {entry.name: task_kind(catalog.task(entry.name).kind) for entry in entries}
+    _check_every_method_applies(methods, kinds, path)
     return Suite(
         name=path.stem, path=path, description=_text(data, "description", path),
         tasks=entries, models=_models(data, path), setups=_setups(data, path, catalog, [e.name for e in entries]),
-        methods=methods, seeds=seeds, metrics=_metrics(data, path))
+        methods=methods, seeds=seeds, metrics=_metrics(data, path, kinds))
 
 
 def expand(suite: Suite) -> list[RunConfig]:
-    """Every run of the suite, grouped by model (each model loads once), then task and setup."""
+    """Every run of the suite, grouped by model (each model loads once), then task and setup.
+
+    A method variant runs on the tasks of its kind (zeroshot on all), on the suite's models or the one it names.
+    """
     configs = []
-    for model in suite.models:
+    for model in suite.run_models:
         for entry in suite.tasks:
+            kind = suite.kind(entry.name)
             for setup in suite.setups[entry.name]:
                 for k in entry.shots:
                     for variant in suite.methods:
-                        if variant.zero_shot == (k == 0):
+                        if (variant.zero_shot == (k == 0) and variant.applies_to(kind)
+                                and variant.runs_on(model, suite.models)):
                             configs += [_config(entry, setup, model, variant, k, seed)
                                         for seed in ([None] if k == 0 else suite.seeds)]
     return configs
@@ -167,7 +197,7 @@ def _config(entry: TaskEntry, setup: Setup, model: str, variant: MethodVariant, 
 def _task_entries(data: Mapping, path: Path, catalog: Catalog,
                   methods: tuple[MethodVariant, ...]) -> tuple[TaskEntry, ...]:
     suite_limit = _positive_int(data.get("limit"), "limit", path, data.line_of("limit"))
-    suite_shots = _shots(data, path, methods)
+    suite_shots = _int_list(data, "shots", path, minimum=0)
     value = data["tasks"]
     if isinstance(value, Mapping):
         items = [(name, options, value.line_of(name)) for name, options in value.items()]
@@ -178,11 +208,13 @@ def _task_entries(data: Mapping, path: Path, catalog: Catalog,
     entries = []
     for name, options, line in items:
         with _located(path, line):
-            catalog.task(str(name))
+            kind = task_kind(catalog.task(str(name)).kind)
         options = _task_options(options, str(name), path, line)
         limit = _positive_int(options.get("limit"), "limit", path, options.line_of("limit"))
-        shots = _shots(options, path, methods) if "shots" in options else suite_shots
-        entries.append(TaskEntry(name=str(name), limit=limit or suite_limit, shots=shots))
+        given = options if "shots" in options else data
+        shots = _int_list(options, "shots", path, minimum=0) if "shots" in options else suite_shots
+        _check_grid(given, path, tuple(variant for variant in methods if variant.applies_to(kind)), shots, kind)
+        entries.append(TaskEntry(name=str(name), limit=limit or suite_limit, shots=tuple(sorted(shots))))
     return tuple(entries)
 
 
@@ -296,9 +328,9 @@ def _method_item(item: Any, path: Path, line: int) -> tuple[str, Mapping]:
     else:
         raise UserError(f"a method is a name or {{name: {{options}}}}, not {item!r}", where=path, line=line,
                         fix="write e.g.  - majority  or  - softprompt: {steps: 30}")
-    if name != ZEROSHOT and name not in FEWSHOT_METHODS:
+    if name != ZEROSHOT and name not in ALL_METHODS:
         raise UserError(f"unknown method '{name}'", where=path, line=line,
-                        fix=did_you_mean(str(name), (ZEROSHOT, *FEWSHOT_METHODS)))
+                        fix=did_you_mean(str(name), (ZEROSHOT, *ALL_METHODS)))
     if not isinstance(options, Mapping):
         raise UserError(f"the options of method '{name}' must be a mapping, not {options!r}", where=path,
                         line=line, fix=f"write e.g.  - {name}: {{option: value}}")
@@ -310,18 +342,23 @@ def _variants(name: str, options: Mapping, path: Path, line: int) -> list[Method
     if not isinstance(label, str) or not label:
         raise UserError(f"the label of method '{name}' must be a name", where=path,
                         line=options.line_of("label"), fix="write e.g.  label: softprompt-long")
+    model = options.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise UserError(f"the model of method '{name}' must be a name", where=path, line=options.line_of("model"),
+                        fix="write e.g.  model: minilm-l6")
     if name != ZEROSHOT:
-        rest = json.loads(json.dumps({key: value for key, value in options.items() if key != "label"}))
+        rest = json.loads(json.dumps({key: value for key, value in options.items() if key not in VARIANT_KEYS}))
+        kind = method_kind(name)
         with _located(path, line):
-            method_options(name, rest)  # a misspelt option fails now, not hours into the grid
-        return [MethodVariant(name, label, rest)]
+            kind.function(kind.method_options)(name, rest)  # a misspelt option fails now, not hours into the grid
+        return [MethodVariant(name, label, rest, model, line)]
     check_keys(options, ZEROSHOT_OPTIONS, where=path)
     calibrations = _choices(options.get("calibrate", "none"), "calibrate", CALIBRATIONS, path,
                             options.line_of("calibrate"))
     (aggregate,) = _choices(options.get("aggregate", "logsumexp"), "aggregate", AGGREGATIONS, path,
                             options.line_of("aggregate"), single=True)
-    return [MethodVariant(ZEROSHOT, f"{label} ({calibration})", {"calibrate": calibration, "aggregate": aggregate})
-            for calibration in calibrations]
+    return [MethodVariant(ZEROSHOT, f"{label} ({calibration})", {"calibrate": calibration, "aggregate": aggregate},
+                          model, line) for calibration in calibrations]
 
 
 def _choices(value: Any, key: str, allowed: tuple[str, ...], path: Path, line: int, *, single: bool = False) -> list[str]:
@@ -335,24 +372,35 @@ def _choices(value: Any, key: str, allowed: tuple[str, ...], path: Path, line: i
     return list(values)
 
 
-def _metrics(data: Mapping, path: Path) -> tuple[str, ...]:
+def _metrics(data: Mapping, path: Path, kinds: dict[str, TaskKind]) -> tuple[str, ...]:
+    """The listed metrics (default: every metric of the tasks' kinds); each task must have one of them."""
+    known = tuple(dict.fromkeys(metric for kind in kinds.values() for metric in kind.metrics))
     if "metrics" not in data:
-        return METRICS
+        return known
     names = _named_items(data["metrics"], "metrics", path, data.line_of("metrics"))
     for name, line in names:
-        if name not in METRICS:
-            raise UserError(f"unknown metric '{name}'", where=path, line=line, fix=did_you_mean(name, METRICS))
-    return tuple(name for name, _ in names)
+        if name not in known:
+            raise UserError(f"unknown metric '{name}'", where=path, line=line, fix=did_you_mean(name, known))
+    listed = tuple(name for name, _ in names)
+    for task, kind in kinds.items():
+        if not set(listed) & set(kind.metrics):
+            raise UserError(f"'metrics' lists none of task '{task}''s ({', '.join(kind.metrics)})", where=path,
+                            line=data.line_of("metrics"), fix=f"add {kind.metrics[0]}")
+    return listed
 
 
-def _shots(data: Mapping, path: Path, methods: tuple[MethodVariant, ...]) -> tuple[int, ...]:
-    """`shots` of the suite or of a task entry: every k has a method to run and every method a k."""
-    shots = _int_list(data, "shots", path, minimum=0)
-    _check_grid(data, path, methods, shots)
-    return tuple(sorted(shots))
+def _check_every_method_applies(methods: tuple[MethodVariant, ...], kinds: dict[str, TaskKind], path: Path) -> None:
+    for variant in methods:
+        if not any(variant.applies_to(kind) for kind in kinds.values()):
+            kind = method_kind(variant.method)
+            raise UserError(f"method '{variant.method}' applies to none of this suite's tasks (it runs on tasks of "
+                            f"kind {kind.name}: {kind.description})", where=path, line=variant.line,
+                            fix="remove it, or add a task of that kind")
 
 
-def _check_grid(data: Mapping, path: Path, methods: tuple[MethodVariant, ...], shots: tuple[int, ...]) -> None:
+def _check_grid(data: Mapping, path: Path, methods: tuple[MethodVariant, ...], shots: tuple[int, ...],
+                kind: TaskKind) -> None:
+    """Every k of a task has a method to run and every method of its kind a k."""
     has_zero_shot = any(variant.zero_shot for variant in methods)
     has_few_shot = not all(variant.zero_shot for variant in methods)
     line = data.line_of("shots")
@@ -364,7 +412,7 @@ def _check_grid(data: Mapping, path: Path, methods: tuple[MethodVariant, ...], s
                         fix="add 0 to shots")
     if any(k > 0 for k in shots) and not has_few_shot:
         raise UserError("shots above 0 need a few-shot method", where=path, line=line,
-                        fix="add one of " + ", ".join(FEWSHOT_METHODS) + " to methods, or keep only shots: [0]")
+                        fix="add one of " + ", ".join(kind.methods) + " to methods, or keep only shots: [0]")
     if has_few_shot and not any(k > 0 for k in shots):
         raise UserError("few-shot methods are listed but every shot is 0", where=path, line=line,
                         fix="add k values above 0, e.g.  shots: [0, 4, 16]")

@@ -1,11 +1,16 @@
 """A Twitter-style entity task written only as files: CoNLL data (token TAB tag, tweets split by a line
-holding one tab, WNUT-16 style), with entity types that promptlab does not ship."""
+holding one tab, WNUT-16 style), with entity types that promptlab does not ship; and a few-shot run on it
+that leaves trained artefacts."""
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 import torch
+from click.testing import CliRunner
+
+from promptlab.cli import main
 
 TYPES = ("person", "geo-loc", "company")
 # Capitalised entity words the tiny test tokenizers know as single tokens (conftest.TINY_WORDS), by type.
@@ -52,3 +57,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def fewshot_run(catalog, model, output, *arguments) -> dict:
+    """`promptlab fewshot` on tweetner with `--output`: its summary (each seed's F1 and artefact in output/seed-N)."""
+    result = CliRunner().invoke(main, ["fewshot", "--task", "tweetner", "--catalog", str(catalog), "--model",
+                                       str(model), "--output", str(output), "--json", *map(str, arguments)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])

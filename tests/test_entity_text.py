@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import pytest
-from entity_files import TYPES, one_thread, tweets  # noqa: F401 (an autouse fixture)
+from catalog_files import write_catalog
+from entity_files import TWEET_FILES, TYPES, one_thread, tweets  # noqa: F401 (an autouse fixture)
 
 from promptlab.apply.artefacts import Trained, save_trained
+from promptlab.catalog import Catalog
+from promptlab.entities.predictors import plan_predictor
 from promptlab.entities.tags import Span
 from promptlab.entities.text import entities_in_texts, tokenize
 from promptlab.entities.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
-from promptlab.entities.trained import tagger_predictor
 from promptlab.errors import UserError
 
 
@@ -30,20 +32,33 @@ def test_spans_map_back_to_character_offsets():
                       {"start": 23, "end": 27, "type": "LOC", "text": "Oslo", "score": 0.5}], [], []]
 
 
-def test_a_saved_token_finetune_folder_predicts_on_raw_text(tiny_bert_dir, tmp_path):
+@pytest.fixture
+def catalog(tmp_path):
+    return Catalog.from_options([write_catalog(tmp_path / "catalog", TWEET_FILES)])
+
+
+def test_a_saved_token_finetune_folder_predicts_on_raw_text(tiny_bert_dir, tmp_path, catalog):
     rows = tweets(40, seed=1)
     examples = [{"id": str(i), "tokens": [t for t, _ in r], "tags": [g for _, g in r]} for i, r in enumerate(rows)]
     tagger = TokenTagger.load(str(tiny_bert_dir), TYPES, device="cpu")
     train_tagger(tagger, examples, [], TokenFinetuneOptions(steps=60, lr=3e-3, patience=0), seed=0)
-    save_trained(tmp_path, Trained("token-finetune", state={"types": list(TYPES)}, model=tagger.model,
-                                   tokenizer=tagger.tokenizer), {"task": "tweetner"})
-    predict, metadata = tagger_predictor(tmp_path, device="cpu")
-    (found,) = entities_in_texts(predict, ["i love Tech News and the World"])
+    save_trained(tmp_path / "seed-0", Trained("token-finetune", state={"types": list(TYPES)}, model=tagger.model,
+                                              tokenizer=tagger.tokenizer), {"task": "tweetner"})
+    plan = plan_predictor(catalog, task=None, trained=str(tmp_path / "seed-0"))  # the artefact names its task
+    predictor = plan.load(device="cpu")
+    (found,) = entities_in_texts(predictor.predict, ["i love Tech News and the World"])
     assert [(e["text"], e["type"]) for e in found] == [("Tech News", "company"), ("World", "geo-loc")]
     assert found[0]["start"] == 7 and 0 < found[0]["score"] <= 1
+    assert predictor.info["task"] == "tweetner" and predictor.info["method"] == "token-finetune"
+    with pytest.raises(UserError, match="--calibrate does not apply to a token-finetune model"):
+        plan_predictor(catalog, task="tweetner", trained=str(tmp_path / "seed-0"), calibrate="none")
 
 
-def test_an_artefact_of_another_method_is_refused(tmp_path):
-    save_trained(tmp_path, Trained("majority", state={"label": "positive"}), {"task": "sentiment"})
-    with pytest.raises(UserError, match="trained with 'majority', not token-finetune"):
-        tagger_predictor(tmp_path)
+@pytest.mark.parametrize("task, message", [
+    ("sentiment", "trained for task 'sentiment', not 'tweetner'"),
+    ("tweetner", "trained with 'majority', which does not recognise entities"),
+])
+def test_an_artefact_of_another_task_or_method_is_refused(tmp_path, catalog, task, message):
+    save_trained(tmp_path, Trained("majority", state={"label": "positive"}), {"task": task})
+    with pytest.raises(UserError, match=message):
+        plan_predictor(catalog, task="tweetner", trained=str(tmp_path))

@@ -6,7 +6,7 @@ import pytest
 from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
-from promptlab import methods, runner
+from promptlab import methods, runner, units
 from promptlab.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
@@ -15,12 +15,12 @@ from promptlab.runner import (
     RESULTS_FILE,
     execution_order,
     load_data,
-    load_task_data,
     run_key,
     run_suite,
 )
 from promptlab.shared_results import ResultsFile
 from promptlab.suite import expand, load_suite
+from promptlab.text_units import load_task_data
 
 SUITE = """\
 description: toy curve
@@ -62,7 +62,7 @@ def suite(tmp_path, tiny_gpt2_dir):
 
 def grid_keys(suite):
     configs = expand(suite)
-    data = load_data(suite, configs)
+    data = load_data(suite)
     return [run_key(config, data[config.task]) for config in configs]
 
 
@@ -243,7 +243,7 @@ def test_report_only_reports_the_finished_runs_of_a_stopped_suite(tmp_path, tiny
     path.write_text("".join(path.read_text().splitlines(keepends=True)[:3]))  # as if stopped after 3 runs
     for name in ("summary.csv", "kshot_curve.png", "report.md"):
         (tmp_path / "out" / name).unlink()
-    monkeypatch.setattr(runner, "load_model", lambda *args, **kwargs: pytest.fail("loaded a model"))
+    monkeypatch.setattr(units, "load_model", lambda *args, **kwargs: pytest.fail("loaded a model"))
 
     result = CliRunner().invoke(main, [*arguments, "--report-only"])
     assert result.exit_code == 0, result.output

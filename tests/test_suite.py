@@ -143,8 +143,20 @@ def test_error_inside_a_named_template_keeps_its_own_file(tmp_path):
 
 def test_builtin_suites_load():
     catalog = Catalog.from_options()
-    for name in ("quick", "offline-kshot", "offline-kshot-cpu"):
+    for name in ("quick", "offline-kshot", "offline-kshot-cpu", "intent", "ner"):
         suite = load_suite(name, catalog)
         assert expand(suite)
     assert {entry.name for entry in load_suite("offline-kshot", catalog).tasks} == \
         {"sentiment", "cr", "bbc", "snips", "tweets", "vitaminc"}
+
+
+def test_the_ner_suite_runs_its_grid_on_each_method_s_model():
+    suite = load_suite("ner", Catalog.from_options())
+    units = [(config.label, config.model, config.k, config.seed) for config in expand(suite)]
+    assert len(units) == 1 + 3 * 3 * 3  # zero-shot once; three few-shot methods at three k with three seeds
+    assert suite.run_models == ("splade-tiny", "minilm-l6", "smollm2-135m")  # token-finetune units first
+    assert {(label, model) for label, model, _, _ in units} == {
+        ("token-finetune-splade", "splade-tiny"), ("token-finetune-minilm", "minilm-l6"),
+        ("zeroshot (contextual)", "smollm2-135m"), ("entity-prompt", "smollm2-135m")}
+    assert sorted({k for _, _, k, _ in units}) == [0, 1, 5, 10] and suite.metrics == ("f1", "precision", "recall")
+    assert {config.options["lr"] for config in expand(suite) if config.label == "token-finetune-splade"} == {0.0005}

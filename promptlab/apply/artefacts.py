@@ -224,7 +224,7 @@ def describe_lines(saved: SavedTrained) -> list[str]:
         lines.append(f"  sample      checksum {meta['sample_checksum']}")
     if meta.get("dev_accuracy") is not None:
         lines.append(f"  dev         accuracy {meta['dev_accuracy']:.4f}")
-    if test:
-        lines.append(f"  test        accuracy {test.get('accuracy', 0):.4f}  macro-F1 {test.get('macro_f1', 0):.4f}  "
-                     f"n {test.get('n')}")
+    if test:  # text tasks: accuracy, macro_f1, n; entity tasks: f1
+        lines.append("  test        " + "  ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+                                                  for name, value in test.items()))
     return lines

@@ -1,11 +1,15 @@
 """The HTTP service: a Starlette (ASGI) app, served by uvicorn, with a micro-batching queue.
 
     POST /classify  {"inputs": [{"text": "..."}, ...]}  ->  {"predictions": [{"label", "probabilities"}, ...]}
+    POST /entities  (entity tasks) the same inputs  ->  {"predictions": [{"entities": [{start, end, type, text,
+                    score}, ...]}, ...]}
     GET  /health    200 {"status": "ok"} while the worker runs (the model loads before the port opens)
-    GET  /info      task, template, verbalizer, model, method, trained artefact, calibration, limits
+    GET  /info      task, model, method, trained artefact, scoring, labels or types, fields, limits
 
+What answers the rows is a `Service`: its route, the fields every row needs, and one function from
+rows to answers (`classifier_service` for text classifiers; promptlab.entities.serve for entities).
 Requests wait in one queue; one worker takes what is waiting, up to `max_batch` rows (waiting at
-most `max_wait_ms` for more to arrive after the first), classifies it in one call on its own thread
+most `max_wait_ms` for more to arrive after the first), answers it in one call on its own thread
 (the event loop keeps accepting requests meanwhile), and answers each request its own rows, in
 order. More than `max_queue` rows waiting answers 503 at once instead of queueing without bound.
 A bad payload (not JSON, no `inputs` list, an empty list, a row that is not an object, a missing
@@ -58,12 +62,12 @@ class _Job:
 class MicroBatcher:
     """Collects waiting requests into batches for one worker; see the module docstring."""
 
-    classify: Callable[[list[dict], list[int]], list[dict]]  # rows, positions -> one prediction per row
+    answer: Callable[[list[dict], list[int]], list[dict]]  # rows, positions -> one answer per row
     max_batch: int = 64
     max_wait_ms: float = 10.0
     max_queue: int = 1000
     waiting: int = 0  # rows queued and not yet taken by the worker
-    batches: int = 0  # batches classified so far (for /info)
+    batches: int = 0  # batches answered so far (for /info)
     _queue: asyncio.Queue | None = None
     _carry: _Job | None = None  # a job that did not fit the last batch: it starts the next
     _executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "promptlab-worker"))
@@ -121,7 +125,7 @@ class MicroBatcher:
             if not rows:
                 continue
             try:
-                predictions = await loop.run_in_executor(self._executor, self.classify, rows, positions)
+                predictions = await loop.run_in_executor(self._executor, self.answer, rows, positions)
             except Exception as error:  # noqa: BLE001 - answered as a 500; the worker keeps serving
                 for job in live:
                     if not job.future.done():
@@ -136,7 +140,7 @@ class MicroBatcher:
 
 
 def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[dict]:
-    """The rows of a /classify body, or BadInput naming what is wrong and where."""
+    """The rows of a request body, or BadInput naming what is wrong and where."""
     if len(body) > MAX_BODY_BYTES:
         raise BadInput(f"the body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}", 413)
     try:
@@ -155,7 +159,7 @@ def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[di
             raise BadInput(f"inputs[{index}] is not a JSON object")
         for name in sorted(fields):
             if name not in row:
-                raise BadInput(f"inputs[{index}] has no field '{name}' (the template reads: {', '.join(sorted(fields))})")
+                raise BadInput(f"inputs[{index}] has no field '{name}' (every row needs: {', '.join(sorted(fields))})")
             if not isinstance(row[name], str):
                 raise BadInput(f"inputs[{index}].{name} must be a string, not {type(row[name]).__name__}")
             if len(row[name]) > MAX_TEXT_CHARS:
@@ -164,24 +168,34 @@ def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[di
     return rows
 
 
-def create_app(classifier: Classifier, info: dict, *, max_batch: int = 64, max_wait_ms: float = 10.0,
-               max_queue: int = 1000, reject_threshold: float | None = None) -> Starlette:
-    """The ASGI app around a loaded classifier; `info` is what GET /info answers besides the limits.
+@dataclass(frozen=True)
+class Service:
+    route: str  # what clients POST to
+    fields: frozenset[str]  # what every row must hold, as a string
+    answer: Callable[[list[dict], list[int]], list[dict]]  # rows, positions -> one answer per row (a worker thread)
+    info: dict  # what GET /info answers besides the fields and limits
 
-    With `reject_threshold`, a row whose top probability is below it is answered `out_of_scope`.
-    """
+
+def classifier_service(classifier: Classifier, info: dict, *, reject_threshold: float | None = None) -> Service:
+    """POST /classify on a loaded classifier; with `reject_threshold`, a row whose top probability is below it
+    is answered `out_of_scope`."""
     labels = classifier.labels
 
     def classify(rows: list[dict], positions: list[int]) -> list[dict]:
         logprobs = classifier.logprobs(rows, positions=positions)
         return [prediction(labels, row, reject_threshold=reject_threshold) for row in logprobs]
 
-    batcher = MicroBatcher(classify, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
-    fields = frozenset(classifier.template.fields)
+    return Service("/classify", frozenset(classifier.template.fields), classify, {**info, "labels": labels})
 
-    async def classify_route(request: Request) -> JSONResponse:
+
+def create_app(service: Service, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000
+               ) -> Starlette:
+    """The ASGI app around a service: its route, /health and /info."""
+    batcher = MicroBatcher(service.answer, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+
+    async def answer_route(request: Request) -> JSONResponse:
         try:
-            rows = check_payload(await request.body(), fields, max_queue)
+            rows = check_payload(await request.body(), service.fields, max_queue)
             predictions = await batcher.submit(rows)
         except BadInput as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
@@ -189,7 +203,7 @@ def create_app(classifier: Classifier, info: dict, *, max_batch: int = 64, max_w
             return JSONResponse({"error": f"the queue is full ({max_queue} rows waiting); retry shortly"},
                                 status_code=503, headers={"Retry-After": "1"})
         except Exception as error:  # noqa: BLE001 - one failed batch is a 500, never a dead server
-            return JSONResponse({"error": f"classification failed: {type(error).__name__}: {error}"}, status_code=500)
+            return JSONResponse({"error": f"prediction failed: {type(error).__name__}: {error}"}, status_code=500)
         return JSONResponse({"predictions": predictions})
 
     async def health(request: Request) -> JSONResponse:
@@ -198,7 +212,7 @@ def create_app(classifier: Classifier, info: dict, *, max_batch: int = 64, max_w
         return JSONResponse({"status": "ok"})
 
     async def info_route(request: Request) -> JSONResponse:
-        return JSONResponse({**info, "labels": labels, "fields": sorted(fields), "max_batch": max_batch,
+        return JSONResponse({**service.info, "fields": sorted(service.fields), "max_batch": max_batch,
                              "max_wait_ms": max_wait_ms, "max_queue": max_queue, "waiting": batcher.waiting,
                              "batches": batcher.batches})
 
@@ -208,5 +222,5 @@ def create_app(classifier: Classifier, info: dict, *, max_batch: int = 64, max_w
         yield
         await batcher.stop()
 
-    return Starlette(routes=[Route("/classify", classify_route, methods=["POST"]), Route("/health", health),
+    return Starlette(routes=[Route(service.route, answer_route, methods=["POST"]), Route("/health", health),
                              Route("/info", info_route)], lifespan=lifespan)

@@ -31,10 +31,12 @@ from promptlab.continual.strategies import learning_context, make_strategy, stra
 from promptlab.continual.suite import ContinualSuite
 from promptlab.models import LoadedModel, load_model, resolve_model
 from promptlab.pipeline import render_all, score_all
-from promptlab.runner import RESULTS_FILE, ResultsFile, TaskData, load_task_data, package_versions
+from promptlab.runner import RESULTS_FILE, ResultsFile, package_versions
 from promptlab.sampling import KShotSplit, sample_kshot
 from promptlab.scoring import LabelScorer
 from promptlab.template import Prompt
+from promptlab.text_units import load_task_data
+from promptlab.units import TaskData
 
 ZERO_SHOT, ROUTER, STRATEGY = "zero-shot", "router", "strategy"
 

@@ -9,4 +9,8 @@
     methods.py        the methods behind `fewshot` for entity tasks
     commands.py       `zeroshot` and `fewshot` on entity tasks
     text.py           raw text -> tokens with character offsets, and spans back to text
+    predictors.py     a trained artefact, or zero-shot entity-prompt, opened as a span predictor
+    predict.py        `predict` on entity tasks: raw text rows in, character spans out
+    serve.py          `serve` on entity tasks: POST /entities
+    suite_units.py    `eval` suite units on entity tasks: their data and one unit's run
 """

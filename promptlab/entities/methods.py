@@ -12,9 +12,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
-
-import torch
+from typing import Callable, Sequence
 
 from promptlab.apply.artefacts import Trained, save_trained, trained_identity
 from promptlab.backends import make_backend
@@ -22,7 +20,7 @@ from promptlab.catalog import Setup
 from promptlab.entities import prompting
 from promptlab.entities.metrics import entity_metrics
 from promptlab.entities.sampling import sample_entity_kshot
-from promptlab.entities.tags import Span, tags_of
+from promptlab.entities.tags import Span
 from promptlab.entities.token_finetune import (
     TokenFinetuneOptions,
     TokenTagger,
@@ -31,12 +29,13 @@ from promptlab.entities.token_finetune import (
 )
 from promptlab.errors import UserError, did_you_mean
 from promptlab.methods.context import TrainingOptions, require_choice, require_positive
+from promptlab.methods.softprompt import INITS, TENSOR_NAME, SoftPrompt, initial_embeddings
 from promptlab.models import LoadedModel
 from promptlab.sampling import KShotSplit
 from promptlab.scoring import CALIBRATIONS, LabelScorer
 from promptlab.task import Task
-from promptlab.methods.softprompt import INITS, TENSOR_NAME, SoftPrompt, initial_embeddings
 from promptlab.train import frozen, train
+from promptlab.verbalizer import AGGREGATIONS
 
 SentenceSpans = list[tuple[Span, float]]
 
@@ -56,6 +55,7 @@ class EntityPromptOptions(TrainingOptions):
     # zero-shot only (a trained prompt learns the bias): contextual lifts SmolLM2's F1 on conll2003-sample
     # from 0.35 (none) and 0.42 (pmi) to 0.51, on the first 10 test sentences
     calibrate: str = "contextual"
+    aggregate: str = "logsumexp"  # how the words of one answer combine
     prompt_length: int = 8
     init: str = "labels"
     negatives: int = 3  # non-entity candidates trained on per entity, drawn with the seed
@@ -66,6 +66,7 @@ class EntityPromptOptions(TrainingOptions):
             require_positive(name, getattr(self, name))
         require_choice("candidates", self.candidates, prompting.CANDIDATE_FILTERS)
         require_choice("calibrate", self.calibrate, CALIBRATIONS)
+        require_choice("aggregate", self.aggregate, AGGREGATIONS)
         require_choice("init", self.init, INITS)
 
 
@@ -98,6 +99,7 @@ class EntityOutcome:
     train_steps: int = 0
     details: dict = field(default_factory=dict)
     save: Callable[[dict], str] | None = None
+    weights: dict = field(default_factory=dict)  # what it ran on: model_source, model_kind, device, dtype
 
 
 def run_token_finetune(context: EntityContext) -> EntityOutcome:
@@ -109,10 +111,10 @@ def run_token_finetune(context: EntityContext) -> EntityOutcome:
     outcome = EntityOutcome([spans_with_scores(tags, scores) for tags, scores in predicted], training.best_dev_f1,
                             "f1", training.steps, {"best_step": training.best_step, "dev_history": training.dev_history,
                                              "seconds_per_step": training.seconds_per_step,
-                                             "losses": training.losses})
+                                             "losses": training.losses}, weights=tagger.provenance())
     if context.save_to:
-        trained = Trained("token-finetune", state={"types": context.types}, model=tagger.model,
-                          tokenizer=tagger.tokenizer)
+        trained = Trained("token-finetune", state={"types": context.types, "max_tokens": options.max_tokens},
+                          model=tagger.model, tokenizer=tagger.tokenizer)
         outcome.save = lambda metrics: _save(context, trained, {"model": context.model}, metrics)
     return outcome
 
@@ -121,7 +123,7 @@ def _save(context: EntityContext, trained: Trained, identity: dict, metrics: dic
     """The trained artefact (promptlab.apply.artefacts) with what it was trained on and how it scored."""
     return str(save_trained(context.save_to, trained, {
         "task": context.task.name, **identity, "seed": context.seed, "options": asdict(context.options),
-        "sample_checksum": context.split.checksum, "test": {"f1": metrics["f1"]}}))
+        "sample_checksum": context.split.checksum, "test": {"n": metrics["n"], "f1": metrics["f1"]}}))
 
 
 def run_entity_prompt(context: EntityContext) -> EntityOutcome:
@@ -129,7 +131,7 @@ def run_entity_prompt(context: EntityContext) -> EntityOutcome:
     loaded = context.loaded()
     template, answers = context.setup.template, context.setup.verbalizer.labels
     backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
-    scorer = LabelScorer(backend, template, context.setup.verbalizer, batch_size=32,
+    scorer = LabelScorer(backend, template, context.setup.verbalizer, batch_size=32, aggregate=options.aggregate,
                          calibrate=options.calibrate if context.split is None else "none")
     details, dev_score, steps, save = {}, None, 0, None
     if context.split is not None:
@@ -141,11 +143,11 @@ def run_entity_prompt(context: EntityContext) -> EntityOutcome:
         if context.save_to:
             trained = Trained("entity-prompt", tensors={TENSOR_NAME: soft_prompt.cpu()},
                               state={"max_span": options.max_span, "candidates": options.candidates},
-                              scoring={"calibrate": "none", "aggregate": "logsumexp"})
+                              scoring={"calibrate": "none", "aggregate": options.aggregate})
             save = lambda metrics: _save(context, trained, trained_identity(context.setup, loaded), metrics)  # noqa: E731
     spans = prompting.recognise(scorer, template, context.sentences(context.test_examples), answers,
                                 max_span=options.max_span, keep=options.candidates)
-    return EntityOutcome(spans, dev_score, "candidate_accuracy", steps, details, save)
+    return EntityOutcome(spans, dev_score, "candidate_accuracy", steps, details, save, loaded.provenance())
 
 
 def _train_soft_prompt(context: EntityContext, scorer: LabelScorer, answers: list[str]):
@@ -212,14 +214,15 @@ def entity_method_options(method: str, options: dict | None = None):
     return REGISTRY[method].options(**{**DEFAULT_OPTIONS[method], **given})
 
 
-def run_entity_method(method: str, context: EntityContext, k: int | None = None) -> dict:
-    """Sample the k-shot split of the seed (none for zero-shot: k None), run the method, and score the test set."""
+def run_entity_method(method: str, context: EntityContext, k: int | None = None, pool: Sequence[dict] = ()) -> dict:
+    """Sample the seed's k-shot split from the train `pool` (none for zero-shot: k None), run the method, and
+    score the test set."""
     started = time.perf_counter()
     if k is not None:
-        context.split = sample_entity_kshot(context.task.examples("train"), context.types, k, context.seed)
+        context.split = sample_entity_kshot(pool, context.types, k, context.seed)
     outcome = REGISTRY[method].run(context)
     test = context.test_examples
-    predicted = [tags_of([span for span, _ in row], len(example["tokens"])) for row, example in zip(outcome.spans, test)]
+    predicted = prompting.predicted_tags(outcome.spans, context.sentences(test))
     metrics = entity_metrics([example["tags"] for example in test], predicted, context.types)
     artifact = outcome.save(metrics) if outcome.save else None
     return {"method": method, "seed": context.seed, "k": k, "f1": metrics["f1"], "precision": metrics["precision"],
@@ -227,4 +230,4 @@ def run_entity_method(method: str, context: EntityContext, k: int | None = None)
             "train_steps": outcome.train_steps,
             "seconds": round(time.perf_counter() - started, 3), **outcome.details, "artifact": artifact,
             "options": asdict(context.options), "sample": context.split.describe() if context.split else None,
-            "metrics": metrics, "predicted_tags": predicted, "spans": outcome.spans}
+            "metrics": metrics, "weights": outcome.weights, "predicted_tags": predicted, "spans": outcome.spans}

@@ -1,10 +1,10 @@
 """`promptlab predict` on entity tasks: raw text in, spans with character offsets out (JSONL, in input order).
 
 Each input row's `text` field (a plain-text line of standard input becomes one) is tokenised as
-CoNLL-2003 is (promptlab.entities.text) and tagged by a trained token-finetune artefact
-(`--trained DIR/seed-N`) or, without one, by zero-shot entity-prompt with the task's template,
-verbalizer and `--model`. Every row comes out with its fields and `entities`: a list of
-{start, end, type, text, score}, `end` exclusive.
+CoNLL-2003 is (promptlab.entities.text) and tagged by a trained artefact (`--trained DIR/seed-N` of
+token-finetune or entity-prompt) or, without one, by zero-shot entity-prompt with the task's template,
+verbalizer and `--model` (promptlab.entities.predictors). Every row comes out with its fields and
+`entities`: a list of {start, end, type, text, score}, `end` exclusive.
 """
 from __future__ import annotations
 
@@ -16,13 +16,11 @@ from pathlib import Path
 
 import click
 
-from promptlab.aliases import DEFAULT_MODEL
 from promptlab.apply.inputs import PLAIN_FIELD, STDIN, input_rows
 from promptlab.catalog import Catalog
+from promptlab.entities.predictors import Predictor, plan_predictor
 from promptlab.entities.text import entities_in_texts
-from promptlab.entities.trained import prompt_predictor, tagger_predictor
 from promptlab.errors import UserError
-from promptlab.models import load_model
 from promptlab.outputs import write_atomic
 
 CHUNK = 32  # rows tagged together
@@ -30,25 +28,14 @@ CHUNK = 32  # rows tagged together
 
 def run_predict_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output,
                         output_format_name, top_k, batch_size, device, dtype, catalogs, resume, reject_below=None) -> None:
+    plan = plan_predictor(Catalog.from_options(catalogs), task=task, trained=trained, template=template,
+                          verbalizer=verbalizer, model=model, calibrate=calibrate, aggregate=aggregate)
     for flag, value in (("--format csv", output_format_name == "csv"), ("--top-k", top_k), ("--resume", resume),
                         ("--reject-below", reject_below)):
         if value:
-            raise UserError(f"{flag} does not apply to entity task '{task}'", fix=f"leave out {flag}")
-    catalog = Catalog.from_options(catalogs)
-    loaded_task = catalog.task(task)
-    if trained:
-        predict, metadata = tagger_predictor(trained, device=device)
-        if metadata.get("task") != loaded_task.name:
-            raise UserError(f"this model was trained for task '{metadata.get('task')}', not '{loaded_task.name}'",
-                            where=trained, fix=f"pass --task {metadata.get('task')}")
-        described = f"trained token-finetune {trained}"
-    else:
-        from promptlab.entities.commands import prompt_setup
-        setup = prompt_setup(catalog, loaded_task, template, verbalizer)
-        loaded = load_model(model or DEFAULT_MODEL, device=device, dtype=dtype)
-        predict = prompt_predictor(setup, loaded, calibrate=calibrate or "contextual")
-        described = f"entity-prompt zero-shot · {loaded.name} · template {setup.template.name}"
-    click.echo(f"predict: {loaded_task.name} · {described}", err=True)
+            raise UserError(f"{flag} does not apply to entity task '{plan.task.name}'", fix=f"leave out {flag}")
+    predictor = plan.load(device=device, dtype=dtype)
+    click.echo(f"predict: {describe(predictor)}", err=True)
     started, written = time.perf_counter(), 0
     with _jsonl_output(output) as write:
         chunk = []
@@ -59,10 +46,17 @@ def run_predict_command(*, task, template, verbalizer, model, trained, calibrate
                                 fix='give every row a "text", e.g. {"text": "Japan beat Syria in Al Ain."}')
             chunk.append(row.fields)
             if len(chunk) == CHUNK:
-                written += _tag(predict, chunk, write)
+                written += _tag(predictor.predict, chunk, write)
                 chunk = []
-        written += _tag(predict, chunk, write)
+        written += _tag(predictor.predict, chunk, write)
     click.echo(f"predict: {written} rows in {time.perf_counter() - started:.1f} s", err=True)
+
+
+def describe(predictor: Predictor) -> str:
+    """One line: task, method, artefact or model, template (entity-prompt)."""
+    info = predictor.info
+    return " · ".join(str(part) for part in (
+        info["task"], info["method"], info["trained"] or info["model"], info.get("template")) if part)
 
 
 def _tag(predict, rows: list[dict], write) -> int:

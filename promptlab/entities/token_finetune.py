@@ -19,7 +19,7 @@ from promptlab.entities.metrics import entity_metrics
 from promptlab.entities.tags import OUTSIDE, spans_of, to_iob2
 from promptlab.errors import UserError
 from promptlab.methods.context import TrainingOptions
-from promptlab.models import model_source, resolve_device
+from promptlab.models import dtype_name, model_source, resolve_device, weights_fingerprint
 
 IGNORED = -100  # the label cross-entropy skips
 
@@ -81,6 +81,11 @@ class TokenTagger:
         chosen = resolve_device(device)
         return cls(model.to(chosen).eval(), tokenizer, types, chosen, max_tokens)
 
+    def provenance(self) -> dict:
+        """Which weights, where and in what precision (the fingerprint: `model_fingerprint`, of the backbone)."""
+        return {"model_source": self.model.name_or_path, "model_kind": "token-classification",
+                "device": str(self.device), "dtype": dtype_name(self.model.dtype)}
+
     def encode(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None = None):
         """Model inputs; the first sub-token of each word (its position, or -1 when truncated away);
         with `tags`, the labels (-100 off first sub-tokens)."""
@@ -131,6 +136,12 @@ class TokenTagger:
                         scores.append(float(probabilities[row, position, best]))
                     results.append((to_iob2(tags, "IOB2", self.types)[0], scores))
         return results
+
+
+def model_fingerprint(name: str, device: str = "auto") -> str:
+    """The fingerprint of the backbone weights `name` loads now for token classification (the head, new for
+    every run, left out)."""
+    return weights_fingerprint(TokenTagger.load(name, [], device=device).model.base_model)
 
 
 @dataclass
