@@ -91,7 +91,6 @@ def cloze_outcome(context: MethodContext, scorer: LabelScorer, result: TrainResu
 
 
 def run_finetune_head(context: MethodContext) -> MethodOutcome:
-    options: FinetuneHeadOptions = context.options
     loaded, split, template = context.loaded, context.split, context.setup.template
     model = trainable_copy(loaded)
     torch.manual_seed(context.seed)
