@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from catalog_files import write_catalog
 from click.testing import CliRunner
 
 from promptlab.cli import main
@@ -57,6 +58,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """The tweetner catalog, written once per test module."""
+    return write_catalog(tmp_path_factory.mktemp("tweets-catalog"), TWEET_FILES)
+
+
+def invoke(*args, exit_code=0):
+    result = CliRunner().invoke(main, list(map(str, args)))
+    assert result.exit_code == exit_code, result.output
+    return result
 
 
 def fewshot_run(catalog, model, output, *arguments) -> dict:

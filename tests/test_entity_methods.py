@@ -7,9 +7,8 @@ from collections import Counter
 
 import pytest
 import torch
-from catalog_files import write_catalog
 from click.testing import CliRunner
-from entity_files import TWEET_FILES, TYPES, one_thread, tweets  # noqa: F401 (an autouse fixture)
+from entity_files import TYPES, catalog, invoke, one_thread, tweets  # noqa: F401 (fixtures)
 
 from promptlab.cli import main
 from promptlab.entities.metrics import entity_metrics
@@ -88,16 +87,6 @@ def test_token_finetune_learns_entity_words_on_a_tiny_bert(tiny_bert_dir):
 
 
 # ---------------------------------------------------------------- the CLI on a task written only as files
-
-def invoke(*args, exit_code=0):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == exit_code, result.output
-    return result
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    return write_catalog(tmp_path_factory.mktemp("tweets-catalog"), TWEET_FILES)
 
 
 def test_fewshot_token_finetune_on_a_new_entity_task(catalog, tiny_bert_dir, tmp_path):

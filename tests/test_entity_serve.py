@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from catalog_files import write_catalog
 from click.testing import CliRunner
-from entity_files import TWEET_FILES, TYPES, fewshot_run, one_thread  # noqa: F401 (an autouse fixture)
+from entity_files import TYPES, catalog, fewshot_run, one_thread  # noqa: F401 (fixtures)
 from serving import Server, call, post
 
 from promptlab.cli import main
@@ -17,11 +16,6 @@ pytest.importorskip("starlette")
 
 TEXTS = ["i love World and Tech News", "Story was about Business, not Science.", "no names here", "",
          "Acting in the World of Tech"]
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    return write_catalog(tmp_path_factory.mktemp("tweets-catalog"), TWEET_FILES)
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from catalog_files import write_catalog
-from click.testing import CliRunner
-from entity_files import TWEET_FILES, fewshot_run, one_thread  # noqa: F401 (an autouse fixture)
-
-from promptlab.cli import main
-
-
-def invoke(*args, exit_code=0):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == exit_code, result.output
-    return result
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    return write_catalog(tmp_path_factory.mktemp("tweets-catalog"), TWEET_FILES)
+from entity_files import catalog, fewshot_run, invoke, one_thread  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("method, model, options", [
