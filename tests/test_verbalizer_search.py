@@ -7,8 +7,6 @@ positive texts end in "great" and negative ones in "terrible", the right label w
 """
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -289,13 +287,3 @@ def test_the_yaml_quotes_words_yaml_would_misread(tmp_path):
     assert text.startswith("# a\n# b\n")
     loaded = load_verbalizer(path, task="t", labels=["no", "1"])
     assert loaded.words == {"no": ("yes", "on"), "1": ("null", "true")} and loaded.description == "d: x"
-
-
-def test_the_help_of_the_command_does_not_import_torch():
-    code = ("import sys; from promptlab.cli import main\n"
-            "for args in (['verbalizers', '--help'], ['verbalizers', 'search', '--help']):\n"
-            "    try: main(args)\n"
-            "    except SystemExit: pass\n"
-            "print('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "--words-per-label" in result.stdout and result.stdout.strip().splitlines()[-1] == "False"
