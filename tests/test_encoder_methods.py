@@ -81,6 +81,39 @@ def test_triplet_loss_over_label_grouped_batches(setup, tiny_encoder):
     assert result["train_steps"] >= 1 and len(result["predictions"]) == 10
 
 
+def test_label_words_loss_pulls_messages_towards_their_labels_words(setup, tiny_encoder, tmp_path):
+    import numpy as np
+    result = run("setfit", setup, encoder=str(tiny_encoder), loss="label-words", epochs=10, lr=3e-2, batch_size=8,
+                 save_to=tmp_path / "seed-13")
+    assert result["loss"] == "label-words" and result["contrastive_steps"] >= 4
+
+    words = {"negative": ["bad", "awful"], "positive": ["good", "great"]}  # the toy verbalizer
+
+    def margin(folder) -> float:
+        """Mean cosine of each test text to its label's words minus to the other label's words."""
+        model = load_encoder(str(folder), device="cpu").model
+        gaps = []
+        for row in setup.task.examples("test"):
+            text, *own = model.encode([row["text"], *words[row["label"]]], normalize_embeddings=True)
+            other = model.encode(words["positive" if row["label"] == "negative" else "negative"],
+                                 normalize_embeddings=True)
+            gaps.append(np.mean(np.asarray(own) @ text) - np.mean(other @ text))
+        return float(np.mean(gaps))
+
+    assert margin(tmp_path / "seed-13" / "encoder") > margin(tiny_encoder) + 0.1  # 0.24 against 0.01 here
+
+
+def test_label_words_loss_takes_gentler_defaults_and_refuses_unknown_losses():
+    from promptlab.methods.encoders import SetFitOptions
+    assert (SetFitOptions(loss="label-words").epochs, SetFitOptions(loss="label-words").lr) == (6, 5e-5)
+    assert (SetFitOptions().epochs, SetFitOptions(lr=3e-5).lr) == (3, 3e-5)
+    from promptlab.methods import method_options
+    chosen = method_options("setfit", {"loss": "label-words"})  # as --option loss=label-words reaches it
+    assert (chosen.epochs, chosen.lr) == (6, 5e-5)
+    with pytest.raises(UserError, match="label-words"):
+        SetFitOptions(loss="label_words")
+
+
 def test_head_on_an_encoder_saves_an_artefact_that_applies(setup, tiny_encoder, tmp_path):
     from promptlab.apply.artefacts import load_trained
     from promptlab.apply.registry import open_classifier

@@ -70,3 +70,10 @@ def test_serve_refuses_flags_of_text_classifiers(catalog, trained):
     result = CliRunner().invoke(main, ["serve", "--trained", str(trained), "--catalog", str(catalog),
                                        "--reject-below", "0.5", "--port", "1"])
     assert result.exit_code == 2 and "--reject-below does not apply to entity task 'tweetner'" in result.output
+
+
+def test_trained_show_leaves_out_the_template_a_token_classifier_has_not(trained):
+    result = CliRunner().invoke(main, ["trained", "show", str(trained)])
+    assert result.exit_code == 0, result.output
+    assert "method      token-finetune" in result.output and "template" not in result.output
+    assert "None" not in result.output

@@ -203,11 +203,13 @@ def describe_lines(saved: SavedTrained) -> list[str]:
     test = meta.get("test") or {}
     lines = [f"{saved.folder}",
              f"  method      {saved.method}" + "".join(f", {key} {meta[key]}" for key in ("seed", "k") if key in meta),
-             f"  task        {meta.get('task')}",
-             f"  template    {meta.get('template')} (hash {meta.get('template_hash')})",
-             f"  verbalizer  {meta.get('verbalizer')} (hash {meta.get('verbalizer_hash')})",
-             f"  model       {meta.get('model')} ({meta.get('model_kind')}, fingerprint {meta.get('model_fingerprint')})",
-             "  scoring     " + (", ".join(f"{key} {value}" for key, value in saved.scoring.items()) or "-")]
+             f"  task        {meta.get('task')}"]
+    lines += [f"  {kind:<10}  {meta[kind]} (hash {meta.get(kind + '_hash')})"  # token classifiers have neither
+              for kind in ("template", "verbalizer") if meta.get(kind)]
+    fingerprint = meta.get("model_fingerprint") and f"fingerprint {meta['model_fingerprint']}"
+    about = ", ".join(part for part in (meta.get("model_kind"), fingerprint) if part)
+    lines += [f"  model       {meta.get('model')}" + (f" ({about})" if about else ""),
+              "  scoring     " + (", ".join(f"{key} {value}" for key, value in saved.scoring.items()) or "-")]
     if saved.tensors:
         lines.append("  weights     " + ", ".join(f"{name} {list(tensor.shape)}"
                                                    for name, tensor in saved.tensors.items()))

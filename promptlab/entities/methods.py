@@ -211,7 +211,7 @@ def entity_method_options(method: str, options: dict | None = None):
     for name in given:
         if name not in DEFAULT_OPTIONS[method]:
             raise UserError(f"method '{method}' has no option '{name}'", fix=did_you_mean(name, DEFAULT_OPTIONS[method]))
-    return REGISTRY[method].options(**{**DEFAULT_OPTIONS[method], **given})
+    return REGISTRY[method].options(**given)
 
 
 def run_entity_method(method: str, context: EntityContext, k: int | None = None, pool: Sequence[dict] = ()) -> dict:

@@ -77,7 +77,7 @@ def method_options(method: str, options: dict | None = None):
         if name not in allowed:
             raise UserError(f"method '{method}' has no option '{name}'",
                             fix=did_you_mean(name, allowed) if allowed else f"'{method}' takes no options")
-    return REGISTRY[method].options(**{**allowed, **given})
+    return REGISTRY[method].options(**given)  # the dataclass fills the rest (some defaults depend on others)
 
 
 def uses_scoring_model(method: str, options: dict | None = None) -> bool:
