@@ -103,6 +103,23 @@ def test_label_words_loss_pulls_messages_towards_their_labels_words(setup, tiny_
     assert margin(tmp_path / "seed-13" / "encoder") > margin(tiny_encoder) + 0.1  # 0.24 against 0.01 here
 
 
+def test_label_words_join_the_heads_training_rows(setup, tiny_encoder, tmp_path):
+    """k = 1 leaves the head one message per label; with label-words it also learns each verbalizer word."""
+    from promptlab.apply.artefacts import load_trained
+    options = {"encoder": str(tiny_encoder), "epochs": 1, "batch_size": 8}
+    run("setfit", setup, k=1, loss="label-words", save_to=tmp_path / "words", **options)
+    run("setfit", setup, k=1, loss="triplet", save_to=tmp_path / "triplet", **options)
+    # the head's scaler saw every training row: its mean is that of the rows' embeddings
+    for name, rows in (("words", ["bad", "awful", "good", "great"]), ("triplet", [])):
+        saved = load_trained(tmp_path / name)
+        encoder = load_encoder(str(tmp_path / name / "encoder"), device="cpu")
+        train_ids = set(saved.metadata["sample"]["train_ids"])
+        texts = [example["text"] for example in setup.task.examples("train") if str(example["id"]) in train_ids]
+        assert len(texts) == 2  # k = 1 of two labels
+        expected = encoder.encode(texts + rows).mean(0)
+        assert saved.tensors["mean"].numpy() == pytest.approx(expected, abs=1e-5)
+
+
 def test_label_words_loss_takes_gentler_defaults_and_refuses_unknown_losses():
     from promptlab.methods.encoders import SetFitOptions
     assert (SetFitOptions(loss="label-words").epochs, SetFitOptions(loss="label-words").lr) == (6, 5e-5)
