@@ -143,7 +143,7 @@ def test_error_inside_a_named_template_keeps_its_own_file(tmp_path):
 
 def test_builtin_suites_load():
     catalog = Catalog.from_options()
-    for name in ("quick", "offline-kshot", "offline-kshot-cpu", "intent", "ner"):
+    for name in ("quick", "offline-kshot", "offline-kshot-cpu", "intent", "intent-encoders", "ner"):
         suite = load_suite(name, catalog)
         assert expand(suite)
     assert {entry.name for entry in load_suite("offline-kshot", catalog).tasks} == \
