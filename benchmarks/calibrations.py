@@ -9,7 +9,7 @@ scored once (template t1, the task's default verbalizer) and `none`, `contextual
 Each calibration gives exactly what `promptlab zeroshot --calibrate C` gives on the same examples.
 
 `--limit N` takes the same fixed stratified sample of a test split as an eval suite's `limit`
-(promptlab.text_units.load_task_data), so the numbers line up with the suites' zero-shot rows;
+(promptlab.evaluation.units.text.load_task_data), so the numbers line up with the suites' zero-shot rows;
 `--first N` takes the first N test examples instead, as `promptlab zeroshot --limit N` does.
 """
 from __future__ import annotations
@@ -21,14 +21,14 @@ import click
 import torch
 
 from promptlab.backends import make_backend
-from promptlab.calibration import CALIBRATIONS
-from promptlab.catalog import Catalog, Setup
-from promptlab.metrics import classification_metrics
-from promptlab.models import load_model
-from promptlab.outputs import write_json
-from promptlab.pipeline import render_all
-from promptlab.text_units import load_task_data
-from promptlab.scoring import LabelScorer
+from promptlab.backends.calibration import CALIBRATIONS
+from promptlab.catalog.catalog import Catalog, Setup
+from promptlab.metrics.text import classification_metrics
+from promptlab.backends.models import load_model
+from promptlab.runtime.outputs import write_json
+from promptlab.methods.pipeline import render_all
+from promptlab.evaluation.units.text import load_task_data
+from promptlab.backends.scoring import LabelScorer
 
 TASKS = "sentiment,cr,bbc,snips,tweets,vitaminc"
 

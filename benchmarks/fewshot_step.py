@@ -2,7 +2,7 @@
 
     python benchmarks/fewshot_step.py [--model smollm2-135m] [--k 16] [--repeats 5] [--dtype auto]
 
-The step is what promptlab.train runs (scoring path, loss, backward, clipping, AdamW); the bare
+The step is what promptlab.methods.training runs (scoring path, loss, backward, clipping, AdamW); the bare
 pass feeds the same token ids and soft prompt straight into the model and backpropagates a
 cross-entropy on the last position's logits. The difference is the overhead of the scoring path.
 Both run in the precision `--dtype` picks (as `promptlab fewshot --dtype` does: weights in that
@@ -17,17 +17,17 @@ import time
 import click
 import torch
 
-from promptlab.aliases import DEFAULT_MODEL
+from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
 from promptlab.backends.inputs import pad
-from promptlab.template import split_trailing_space
-from promptlab.catalog import Catalog, Setup
-from promptlab.models import load_model
-from promptlab.pipeline import render_all
-from promptlab.sampling import sample_kshot
-from promptlab.scoring import LabelScorer
+from promptlab.catalog.template import split_trailing_space
+from promptlab.catalog.catalog import Catalog, Setup
+from promptlab.backends.models import load_model
+from promptlab.methods.pipeline import render_all
+from promptlab.data.sampling import sample_kshot
+from promptlab.backends.scoring import LabelScorer
 from promptlab.methods.softprompt import SoftPrompt, initial_embeddings
-from promptlab.train import TrainConfig, autocast, frozen, train
+from promptlab.methods.training import TrainConfig, autocast, frozen, train
 
 
 @click.command()

@@ -15,13 +15,13 @@ import time
 import click
 import torch
 
-from promptlab.aliases import DEFAULT_MODEL
+from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.methods import run_method
-from promptlab.models import load_model
-from promptlab.pipeline import classify, render_all
-from promptlab.scoring import LabelScorer
+from promptlab.backends.models import load_model
+from promptlab.methods.pipeline import classify, render_all
+from promptlab.backends.scoring import LabelScorer
 
 
 @click.command()

@@ -20,7 +20,7 @@ import sys
 import click
 import torch
 
-from promptlab.aliases import DEFAULT_MODEL
+from promptlab.backends.aliases import DEFAULT_MODEL
 
 
 @click.command()
@@ -50,11 +50,11 @@ def main(model, steps, batch_size, methods, one):
 def _measure(method: str, model: str, steps: int, batch_size: int) -> dict:
     from dataclasses import replace
 
-    from promptlab.catalog import Catalog, Setup
+    from promptlab.catalog.catalog import Catalog, Setup
     from promptlab.methods import REGISTRY, method_options
     from promptlab.methods.context import MethodContext
-    from promptlab.models import load_model
-    from promptlab.sampling import sample_kshot
+    from promptlab.backends.models import load_model
+    from promptlab.data.sampling import sample_kshot
 
     setup = Setup.load(Catalog.from_options(), "sentiment", "t1")
     loaded = load_model(model, device="cpu")

@@ -44,11 +44,11 @@ def curve(probabilities: np.ndarray, gold: list[int], in_scope: np.ndarray) -> l
 @click.option("--output", type=click.Path(dir_okay=False), default=None)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None)
 def main(method, options_json, k, seed, output, plot):
-    from promptlab.catalog import Catalog, Setup
+    from promptlab.catalog.catalog import Catalog, Setup
     from promptlab.methods import REGISTRY, method_options
     from promptlab.methods.context import MethodContext
-    from promptlab.models import load_model
-    from promptlab.sampling import sample_kshot
+    from promptlab.backends.models import load_model
+    from promptlab.data.sampling import sample_kshot
 
     full = Setup.load(Catalog.from_options(()), "banking77", "t1")
     held_out = set(full.task.labels[::3])

@@ -91,7 +91,7 @@ def measure(base: str, texts: list[str], clients: int) -> dict:
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Also write the rows as JSON here.")
 def main(task, model, count, clients, max_batch, max_wait_ms, output):
     sys.path.insert(0, str(REPOSITORY))
-    from promptlab.catalog import Catalog
+    from promptlab.catalog.catalog import Catalog
     texts = [example["text"] for example in Catalog.from_options().task(task).examples("test", limit=count)]
     port = _free_port()
     server = _start(["--task", task, "--model", model, "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)],

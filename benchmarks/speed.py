@@ -92,7 +92,7 @@ class Measured:
 def export_examples(task: str, limits: dict[str, int], folder: Path) -> Path:
     """The benchmark's examples as JSONL, with the prompt text and gold index lm-eval needs."""
     from promptlab.backends.inputs import split_trailing_space
-    from promptlab.catalog import Catalog, Setup
+    from promptlab.catalog.catalog import Catalog, Setup
 
     template, verbalizer, _ = BENCHMARKS[task]
     setup = Setup.load(Catalog.from_options(()), task, template, verbalizer)
@@ -114,7 +114,7 @@ def export_examples(task: str, limits: dict[str, int], folder: Path) -> Path:
 def label_words(task: str) -> tuple[list[str], str]:
     """One word per label, in label order, and the whitespace the template puts before the slot."""
     from promptlab.backends.inputs import split_trailing_space
-    from promptlab.catalog import Catalog, Setup
+    from promptlab.catalog.catalog import Catalog, Setup
 
     template, verbalizer, _ = BENCHMARKS[task]
     setup = Setup.load(Catalog.from_options(()), task, template, verbalizer)
@@ -183,7 +183,7 @@ CONTENDERS = {"promptlab": run_promptlab, "bare": run_bare}
 
 
 def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path) -> Measured:
-    from promptlab.models import resolve_model
+    from promptlab.backends.models import resolve_model
 
     words, space = label_words(task)
     name = f"promptlab_speed_{task}"
@@ -271,7 +271,7 @@ def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, conten
             Path(output).write_text(json.dumps({**results, "load_now": os.getloadavg()[0]}, indent=2))
 
     if accuracy_limit:
-        from promptlab.catalog import Catalog
+        from promptlab.catalog.catalog import Catalog
         from promptlab.kinds import DEFAULT_KIND
         catalog = Catalog.from_options(())
         # every built-in text task: entity tasks report F1 over spans, measured in docs/results.md instead
@@ -326,7 +326,7 @@ def bare(data, batch_size, dtype, device):
     """The bare forward: the model on every prompt once, nothing else timed."""
     import torch
 
-    from promptlab.models import load_model
+    from promptlab.backends.models import load_model
 
     contexts = [json.loads(line)["context"] for line in Path(data).open()]
     loaded = load_model(MODEL, device=device, dtype=dtype)

@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from promptlab.calibration import CALIBRATIONS  # torch-free
-from promptlab.distributed import quiet_other_processes
+from promptlab.backends.calibration import CALIBRATIONS  # torch-free
+from promptlab.runtime.distributed import quiet_other_processes
 from promptlab.errors import UserError
 from promptlab.kinds import ALL_METHODS  # torch-free
-from promptlab.sampling import DEFAULT_SEEDS  # torch-free
-from promptlab.verbalizer import AGGREGATIONS  # torch-free
+from promptlab.data.sampling import DEFAULT_SEEDS  # torch-free
+from promptlab.catalog.verbalizer import AGGREGATIONS  # torch-free
 
 
 class _Group(click.Group):
@@ -36,7 +36,7 @@ dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="auto"
 
 
 def _batch_size(ctx, param, value: str) -> int | str:
-    """A positive integer, or 'auto': a size that suits the device (promptlab.batching)."""
+    """A positive integer, or 'auto': a size that suits the device (promptlab.backends.batching)."""
     if value == "auto":
         return value
     if not value.isdigit() or int(value) < 1:
@@ -45,7 +45,7 @@ def _batch_size(ctx, param, value: str) -> int | str:
 
 
 def _catalog(catalogs):
-    from promptlab.catalog import Catalog
+    from promptlab.catalog.catalog import Catalog
     return Catalog.from_options(catalogs)
 
 
@@ -247,7 +247,7 @@ def eval_suite(suite, output, batch_size, device, dtype, catalogs, as_json, repo
 def continual(suite, output, device, dtype, catalogs, as_json, report_only):
     """Learn a sequence of tasks with each strategy (a continual suite); report the accuracy matrix and forgetting."""
     options = dict(locals())
-    from promptlab.commands.continual import run_continual_command
+    from promptlab.commands.continual_learning import run_continual_command
     run_continual_command(**options)
 
 
@@ -317,7 +317,7 @@ def templates_show(task, template, catalogs):
 @catalog_option
 def templates_render(task, template, verbalizer, data, split, count, catalogs):
     """Show the exact text the model sees for the first examples, answer slot filled with each label word."""
-    from promptlab.catalog import Setup
+    from promptlab.catalog.catalog import Setup
     from promptlab.kinds import task_kind
     setup = Setup.load(_catalog(catalogs), task, template, verbalizer)
     kind = task_kind(setup.task.kind)
@@ -337,7 +337,7 @@ def templates_render(task, template, verbalizer, data, split, count, catalogs):
 @catalog_option
 def templates_check(task, model, catalogs):
     """Lint every template and verbalizer, and check the label words with a model's tokenizer."""
-    from promptlab.lint import SEVERITIES, lint_catalog
+    from promptlab.catalog.lint import SEVERITIES, lint_catalog
     problems = lint_catalog(_catalog(catalogs), task=task, model=model)
     for problem in problems:
         click.echo(problem.format())
@@ -389,7 +389,7 @@ def models():
 @models.command("list")
 def models_list():
     """Aliases and whether each is available on this machine."""
-    from promptlab.aliases import model_rows
+    from promptlab.backends.aliases import model_rows
     for row in model_rows():
         click.echo(f"{row['alias']:<14} {row['kind']:<7} {row['status']:<28} {row['description']}")
 
@@ -402,7 +402,7 @@ def data():
 @data.command("list")
 def data_list():
     """Sources, their labels, and whether they are prepared here."""
-    from promptlab.sources import SOURCES, status
+    from promptlab.data.sources import SOURCES, status
     for name, source in SOURCES.items():
         state = status(name)
         counts = ", ".join(f"{split} {n}" for split, n in state.get("counts", {}).items())
@@ -414,7 +414,7 @@ def data_list():
 @click.argument("names", nargs=-1)
 def data_prepare(names):
     """Fetch sources once into the cache and make their seeded splits (all when none named)."""
-    from promptlab.sources import SOURCES, prepare
+    from promptlab.data.sources import SOURCES, prepare
     for name in names or SOURCES:
         click.echo(f"{name}: {prepare(name)}")
 

@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 from safetensors import safe_open
 
-from promptlab.apply.artefacts import (
+from promptlab.methods.artefacts import (
     METADATA_FILE,
     WEIGHTS_FILE,
     Trained,
@@ -18,12 +18,12 @@ from promptlab.apply.artefacts import (
     trained_identity,
 )
 from promptlab.apply.registry import APPLIERS, open_classifier
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.cli import main
 from promptlab.errors import UserError
 from promptlab.methods import METHODS, run_method
-from promptlab.models import load_model
-from promptlab.outputs import write_json
+from promptlab.backends.models import load_model
+from promptlab.runtime.outputs import write_json
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 from test_scoring import TEXTS, WORDS, backend_of, template_for
 
 from promptlab.backends.cached import CachedScores
-from promptlab.models import load_model
+from promptlab.backends.models import load_model
 
 
 class Counting:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from promptlab.calibration import (
+from promptlab.backends.calibration import (
     RunningPrior,
     batch_calibrate,
     content_free_fillers,

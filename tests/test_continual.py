@@ -8,10 +8,10 @@ from catalog_files import write_catalog
 from click.testing import CliRunner
 from fewshot_toys import TOY_FILES, sensitive_model
 
-from promptlab.catalog import Catalog
+from promptlab.catalog.catalog import Catalog
 from promptlab.cli import main
-from promptlab.continual import metrics
-from promptlab.continual.suite import load_continual_suite
+from promptlab.continual import forgetting as metrics
+from promptlab.continual.sequence_suite import load_continual_suite
 
 
 def _rows(task: str, words_by_label: dict[str, list[str]], copies: int, start: int, after: str = "") -> str:

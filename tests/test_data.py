@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from catalog_files import write_file as write
 
-from promptlab import data
-from promptlab.data import load_examples
+from promptlab.data import readers as data
+from promptlab.data.readers import load_examples
 from promptlab.errors import UserError
-from promptlab.sources import archives
+from promptlab.data.sources import archives
 
 LABELS = ["negative", "positive"]
 

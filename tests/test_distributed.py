@@ -18,17 +18,19 @@ from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from promptlab import distributed, pipeline
+from promptlab.runtime import distributed
+
+from promptlab.methods import pipeline
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.cli import main
-from promptlab.models import load_model
-from promptlab.pipeline import render_all
-from promptlab.runner import RESULTS_FILE, run_suite
-from promptlab.scoring import LabelScorer
-from promptlab.shared_results import rank_file
-from promptlab.suite import load_suite
-from promptlab.verbalizer import Verbalizer
+from promptlab.backends.models import load_model
+from promptlab.methods.pipeline import render_all
+from promptlab.evaluation.runner import RESULTS_FILE, run_suite
+from promptlab.backends.scoring import LabelScorer
+from promptlab.evaluation.shared_results import rank_file
+from promptlab.evaluation.suite import load_suite
+from promptlab.catalog.verbalizer import Verbalizer
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SEVEN = [("a great movie", "positive"), ("a terrible movie and a very bad plot", "negative"), ("good fun", "positive"),

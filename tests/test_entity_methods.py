@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from entity_files import TYPES, catalog, invoke, one_thread, tweets  # noqa: F401 (fixtures)
 
 from promptlab.cli import main
-from promptlab.entities.metrics import entity_metrics
-from promptlab.entities.prompting import Candidate, candidate_spans, decode
-from promptlab.entities.sampling import sample_entity_kshot
-from promptlab.entities.tags import Span, spans_of
-from promptlab.entities.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
+from promptlab.metrics.entities import entity_metrics
+from promptlab.methods.entity_candidates import Candidate, candidate_spans, decode
+from promptlab.data.entity_sampling import sample_entity_kshot
+from promptlab.data.tags import Span, spans_of
+from promptlab.methods.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
 from promptlab.errors import UserError
 
 

@@ -5,12 +5,12 @@ import pytest
 from catalog_files import write_catalog
 from entity_files import TWEET_FILES, TYPES, one_thread, tweets  # noqa: F401 (an autouse fixture)
 
-from promptlab.apply.artefacts import Trained, save_trained
-from promptlab.catalog import Catalog
-from promptlab.entities.predictors import plan_predictor
-from promptlab.entities.tags import Span
-from promptlab.entities.text import entities_in_texts, tokenize
-from promptlab.entities.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
+from promptlab.methods.artefacts import Trained, save_trained
+from promptlab.catalog.catalog import Catalog
+from promptlab.apply.entity_predictors import plan_predictor
+from promptlab.data.tags import Span
+from promptlab.data.words import entities_in_texts, tokenize
+from promptlab.methods.token_finetune import TokenFinetuneOptions, TokenTagger, train_tagger
 from promptlab.errors import UserError
 
 

@@ -8,21 +8,21 @@ import torch
 from catalog_files import NLI_FILES, write_catalog
 from fewshot_toys import TOY_FILES, sensitive_model
 
-from promptlab.catalog import Catalog, Setup
-from promptlab.demonstrations import (
+from promptlab.catalog.catalog import Catalog, Setup
+from promptlab.methods.demonstrations import (
     random_choice,
     render_demonstration,
     similar_choice,
     with_demonstrations,
 )
 from promptlab.errors import UserError
-from promptlab import features
-from promptlab.features import example_text, features_of, pooled_features
+from promptlab.backends import features
+from promptlab.backends.features import example_text, features_of, pooled_features
 from promptlab.kinds import KINDS
 from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, run_method
-from promptlab.models import load_model
-from promptlab.sampling import sample_kshot
-from promptlab.template import Prompt, parse_template
+from promptlab.backends.models import load_model
+from promptlab.data.sampling import sample_kshot
+from promptlab.catalog.template import Prompt, parse_template
 
 FAST = {"softprompt": {"steps": 3, "eval_every": 2, "batch_size": 8}, "finetune": {"steps": 2, "eval_every": 2},
         "lora": {"steps": 2, "eval_every": 2},

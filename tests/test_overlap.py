@@ -4,7 +4,7 @@ import json
 from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
-from promptlab.overlap import train_pool_without_test_texts
+from promptlab.data.overlap import train_pool_without_test_texts
 
 TEST = [{"id": "t1", "text": "a great film", "label": "positive"},
         {"id": "t2", "text": "dull", "label": "negative"}]

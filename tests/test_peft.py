@@ -9,15 +9,15 @@ from catalog_files import write_catalog
 from click.testing import CliRunner
 from fewshot_toys import TOY_FILES, sensitive_model
 
-from promptlab.apply.artefacts import Trained, save_trained, trained_identity
+from promptlab.methods.artefacts import Trained, save_trained, trained_identity
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.cli import main
 from promptlab.errors import UserError
 from promptlab.methods import run_method
-from promptlab.models import load_model
-from promptlab.peft_export import export_soft_prompt
-from promptlab.scoring import LabelScorer
+from promptlab.backends.models import load_model
+from promptlab.apply.peft_export import export_soft_prompt
+from promptlab.backends.scoring import LabelScorer
 
 peft = pytest.importorskip("peft")
 

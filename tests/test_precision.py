@@ -6,10 +6,10 @@ import torch
 from catalog_files import write_catalog
 from fewshot_toys import TOY_FILES
 
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.methods import run_method
-from promptlab.models import float32_copy, load_model, weights_fingerprint
-from promptlab.train import TrainConfig, autocast, train
+from promptlab.backends.models import float32_copy, load_model, weights_fingerprint
+from promptlab.methods.training import TrainConfig, autocast, train
 
 
 @pytest.mark.parametrize(("capabilities", "expected"), [
@@ -20,7 +20,7 @@ from promptlab.train import TrainConfig, autocast, train
     ({"architecture": "arm64", "neon": True}, torch.float32),
 ])
 def test_auto_is_bfloat16_only_where_the_cpu_has_bfloat16_instructions(monkeypatch, capabilities, expected):
-    from promptlab.models import resolve_dtype
+    from promptlab.backends.models import resolve_dtype
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
     assert resolve_dtype("auto", torch.device("cpu")) == resolve_dtype(None, torch.device("cpu")) == expected
 
@@ -88,7 +88,7 @@ def test_a_bfloat16_body_projects_onto_the_vocabulary_in_float32(tiny_llama_dir)
 
 def test_gradients_through_a_bfloat16_cpu_forward_use_eager_attention_with_the_same_scores(tiny_llama_dir):
     from promptlab.backends import make_backend
-    from promptlab.template import Prompt
+    from promptlab.catalog.template import Prompt
 
     half = load_model(str(tiny_llama_dir), device="cpu", dtype="bfloat16")
     backend = make_backend(half.model, half.tokenizer, half.kind, half.device)

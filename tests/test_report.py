@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from promptlab.report import (
+from promptlab.evaluation.report import (
     CURVE_FILE,
     REPORT_FILE,
     SUMMARY_FILE,

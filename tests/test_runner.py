@@ -6,21 +6,25 @@ import pytest
 from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
-from promptlab import methods, runner, units
-from promptlab.catalog import Catalog
+from promptlab import methods
+
+from promptlab.evaluation import runner
+
+from promptlab.evaluation import units
+from promptlab.catalog.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.models import load_model
-from promptlab.runner import (
+from promptlab.backends.models import load_model
+from promptlab.evaluation.runner import (
     RESULTS_FILE,
     execution_order,
     load_data,
     run_key,
     run_suite,
 )
-from promptlab.shared_results import ResultsFile
-from promptlab.suite import expand, load_suite
-from promptlab.text_units import load_task_data
+from promptlab.evaluation.shared_results import ResultsFile
+from promptlab.evaluation.suite import expand, load_suite
+from promptlab.evaluation.units.text import load_task_data
 
 SUITE = """\
 description: toy curve

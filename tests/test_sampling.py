@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from promptlab.errors import UserError
-from promptlab.sampling import DEFAULT_SEEDS, parse_seeds, sample_kshot
+from promptlab.data.sampling import DEFAULT_SEEDS, parse_seeds, sample_kshot
 
 LABELS = ["negative", "positive", "neutral"]
 

@@ -6,10 +6,10 @@ import torch
 from conftest import MAX_POSITIONS
 
 from promptlab.backends import make_backend
-from promptlab.models import load_model
-from promptlab.scoring import LabelScorer
-from promptlab.template import parse_template
-from promptlab.verbalizer import Verbalizer
+from promptlab.backends.models import load_model
+from promptlab.backends.scoring import LabelScorer
+from promptlab.catalog.template import parse_template
+from promptlab.catalog.verbalizer import Verbalizer
 
 WORDS = ["great", "terrible", "masterpiece", "not very good", "unwatchable"]  # 1, 1, n, 3+, n tokens
 TEXTS = ["the movie was fun", "i hate this film , it was boring and the acting was awful",

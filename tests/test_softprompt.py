@@ -8,14 +8,14 @@ from catalog_files import write_catalog
 from fewshot_toys import TOY_FILES, sensitive_model
 
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.errors import UserError
-from promptlab.models import load_model
-from promptlab.pipeline import render_all
-from promptlab.sampling import sample_kshot
-from promptlab.scoring import LabelScorer
+from promptlab.backends.models import load_model
+from promptlab.methods.pipeline import render_all
+from promptlab.data.sampling import sample_kshot
+from promptlab.backends.scoring import LabelScorer
 from promptlab.methods.softprompt import SoftPrompt, initial_embeddings
-from promptlab.train import TrainConfig, frozen, train
+from promptlab.methods.training import TrainConfig, frozen, train
 
 
 @pytest.fixture(scope="module")

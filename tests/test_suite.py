@@ -1,9 +1,9 @@
 import pytest
 from catalog_files import SENTIMENT_FILES, write_catalog
 
-from promptlab.catalog import Catalog
+from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
-from promptlab.suite import expand, load_suite
+from promptlab.evaluation.suite import expand, load_suite
 
 VALID = """\
 description: toy grid

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from promptlab.errors import UserError
-from promptlab.template import Prompt, load_template, parse_template
+from promptlab.catalog.template import Prompt, load_template, parse_template
 
 
 def parse(source: str):

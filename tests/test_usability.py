@@ -8,11 +8,11 @@ import pytest
 from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
-from promptlab import models
-from promptlab.catalog import Catalog, Setup
+from promptlab.backends import models
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.progress import PlainProgress, RunTimes, progress_bar
+from promptlab.runtime.progress import PlainProgress, RunTimes, progress_bar
 
 
 def test_plain_progress_prints_done_total_rate_and_eta_lines():

@@ -14,14 +14,14 @@ from catalog_files import write_catalog
 from click.testing import CliRunner
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-from promptlab import verbalizer_search as vs
+from promptlab.methods import verbalizer_search as vs
 from promptlab.backends import make_backend
 from promptlab.cli import main
-from promptlab.models import load_model
-from promptlab.overlap import train_pool_without_test_texts
-from promptlab.sampling import sample_kshot
-from promptlab.template import parse_template
-from promptlab.verbalizer import load_verbalizer
+from promptlab.backends.models import load_model
+from promptlab.data.overlap import train_pool_without_test_texts
+from promptlab.data.sampling import sample_kshot
+from promptlab.catalog.template import parse_template
+from promptlab.catalog.verbalizer import load_verbalizer
 
 PREFIXES = ["the movie was", "this film is", "i think it was", "overall it was", "the plot is", "the acting was",
             "my review is", "the story was", "all in all", "this is", "it is", "you love it or"]
@@ -80,7 +80,7 @@ def last_json(result) -> dict:
 
 def split_of(catalog, task, k, seed):
     """fewshot's draw, made here from its parts: the train pool without test texts, sample_kshot."""
-    from promptlab.catalog import Catalog
+    from promptlab.catalog.catalog import Catalog
     loaded = Catalog.from_options([catalog]).task(task)
     pool = train_pool_without_test_texts(loaded.examples("train"), loaded.examples("test"), where=loaded.path)
     return sample_kshot(pool, loaded.labels, k, seed)

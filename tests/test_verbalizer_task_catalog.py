@@ -1,10 +1,10 @@
 import pytest
 from catalog_files import NLI_FILES, write_catalog
 
-from promptlab.catalog import Catalog
+from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
-from promptlab.task import load_task
-from promptlab.verbalizer import load_verbalizer
+from promptlab.catalog.task import load_task
+from promptlab.catalog.verbalizer import load_verbalizer
 
 LABELS = ["negative", "positive"]
 

@@ -3,7 +3,7 @@
     Classifier.logprobs(examples, positions=None, progress=None) -> Tensor[N, labels] (CPU, float32)
 
 Built for a stream (`predict`, `serve`), batch calibration divides out a running prior, the mean
-label distribution of every row classified so far (promptlab.calibration.RunningPrior); otherwise
+label distribution of every row classified so far (promptlab.backends.calibration.RunningPrior); otherwise
 it uses the mean over the examples of one call.
 
 `positions` are the examples' positions in their input (a file, or one request: 0..n-1 when left
@@ -19,11 +19,11 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
-from promptlab.calibration import RunningPrior
-from promptlab.features import example_text
-from promptlab.pipeline import render_all, score_all
-from promptlab.scoring import LabelScorer
-from promptlab.template import Prompt, Template
+from promptlab.backends.calibration import RunningPrior
+from promptlab.backends.features import example_text
+from promptlab.methods.pipeline import render_all, score_all
+from promptlab.backends.scoring import LabelScorer
+from promptlab.catalog.template import Prompt, Template
 
 Progress = Callable[[int], None] | None
 # (prompts, examples, positions) -> prompts: e.g. in-context demonstrations put in front

@@ -21,9 +21,9 @@ from typing import Iterable, Iterator, TextIO
 import torch
 
 from promptlab.apply.classifier import Classifier
-from promptlab.apply.inputs import STDIN, InputRow, check_fields
+from promptlab.apply.rows import STDIN, InputRow, check_fields
 from promptlab.errors import UserError
-from promptlab.rejection import reject_below
+from promptlab.metrics.rejection import reject_below
 
 FORMATS = ("jsonl", "csv")
 PREDICTION_KEYS = ("label", "probabilities", "top")

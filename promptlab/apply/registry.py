@@ -3,7 +3,7 @@
 This is the extension point for new methods. A method that trains something:
 
 1. returns `Trained(method=NAME, state=..., tensors=..., model=..., scoring=...)` as
-   `MethodOutcome.trained` from its run function (see promptlab.apply.artefacts for the files);
+   `MethodOutcome.trained` from its run function (see promptlab.methods.artefacts for the files);
 2. writes `apply_NAME(context: ApplyContext) -> Classifier` that rebuilds the classifier from
    `context.saved` (its `state`, `tensors`, `model_folder`) and `context.loaded` (the model: the
    artefact's own copy when it saved one, else the base model it was trained on, fingerprint-checked);
@@ -19,8 +19,8 @@ from typing import Callable
 
 import torch
 
-from promptlab.aliases import DEFAULT_MODEL
-from promptlab.apply.artefacts import SavedTrained, check_compatible
+from promptlab.backends.aliases import DEFAULT_MODEL
+from promptlab.methods.artefacts import SavedTrained, check_compatible
 from promptlab.apply.classifier import (
     Classifier,
     ConstantClassifier,
@@ -30,12 +30,12 @@ from promptlab.apply.classifier import (
     saved_head,
 )
 from promptlab.backends import make_backend
-from promptlab.batching import initial_batch_size
-from promptlab.calibration import RunningPrior
-from promptlab.catalog import Setup
+from promptlab.backends.batching import initial_batch_size
+from promptlab.backends.calibration import RunningPrior
+from promptlab.catalog.catalog import Setup
 from promptlab.errors import UserError
-from promptlab.models import LoadedModel, load_model, resolve_model
-from promptlab.scoring import LabelScorer
+from promptlab.backends.models import LoadedModel, load_model, resolve_model
+from promptlab.backends.scoring import LabelScorer
 
 DEFAULT_CALIBRATION = "contextual"  # for zero-shot; trained artefacts default to the scoring they trained with
 DEFAULT_AGGREGATION = "logsumexp"
@@ -92,7 +92,7 @@ def apply_lora(context: ApplyContext) -> Classifier:
 
 
 def apply_finetune_head(context: ApplyContext) -> Classifier:
-    from promptlab.features import pooled_features
+    from promptlab.backends.features import pooled_features
     loaded, tensors = context.loaded, context.saved.tensors
 
     def features(texts):
@@ -103,13 +103,13 @@ def apply_finetune_head(context: ApplyContext) -> Classifier:
 
 
 def apply_head(context: ApplyContext) -> Classifier:
-    from promptlab.features import features_of
+    from promptlab.backends.features import features_of
     loaded, tensors, state = context.loaded, context.saved.tensors, context.saved.state
     labels = context.setup.task.labels
 
     def features(texts):
         if loaded.kind == "encoder":  # head --encoder, setfit: the sentence encoder's embeddings
-            from promptlab.encoders import encode
+            from promptlab.backends.sentence_encoders import encode
             return torch.from_numpy(encode(loaded.model, texts))
         return features_of(loaded.model, loaded.tokenizer, texts, loaded.device, layer=state["layer"])
 
@@ -211,7 +211,7 @@ def _load(saved: SavedTrained | None, model: str | None, device: str, dtype: str
 
 def _load_encoder(saved: SavedTrained, device: str) -> LoadedModel:
     """The sentence encoder of a head --encoder or setfit artefact: its own fine-tuned copy, else the named one."""
-    from promptlab.encoders import load_encoder
+    from promptlab.backends.sentence_encoders import load_encoder
     own = saved.state.get("encoder_folder")
     encoder = load_encoder(str(saved.folder / own) if own else saved.state["encoder"], device=device)
     if not own and encoder.fingerprint != saved.metadata.get("model_fingerprint"):

@@ -7,7 +7,7 @@
     GET  /info      task, model, method, trained artefact, scoring, labels or types, fields, limits
 
 What answers the rows is a `Service`: its route, the fields every row needs, and one function from
-rows to answers (`classifier_service` for text classifiers; promptlab.entities.serve for entities).
+rows to answers (`classifier_service` for text classifiers; promptlab.apply.entity_serve for entities).
 Requests wait in one queue; one worker takes what is waiting, up to `max_batch` rows (waiting at
 most `max_wait_ms` for more to arrive after the first), answers it in one call on its own thread
 (the event loop keeps accepting requests meanwhile), and answers each request its own rows, in

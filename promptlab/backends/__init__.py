@@ -10,11 +10,12 @@ model's leading special tokens; gradients flow to it when the caller is not in i
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
-import torch
+if TYPE_CHECKING:  # the package stays torch-free to import: the CLI's light commands read aliases and calibrations
+    import torch
 
-from promptlab.template import Prompt
+    from promptlab.catalog.template import Prompt
 
 
 class Backend(Protocol):

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from promptlab.backends import Backend
-from promptlab.template import Prompt
+from promptlab.catalog.template import Prompt
 
 
 class CachedScores:

@@ -27,7 +27,7 @@ import torch
 
 from promptlab.backends.attention import attention_for_gradients
 from promptlab.backends.inputs import PromptTokens, embed, pad, token_logprobs
-from promptlab.template import Prompt
+from promptlab.catalog.template import Prompt
 
 _PACKED_TOKENS = 512  # word tokens packed behind one context; more labels take further forwards
 

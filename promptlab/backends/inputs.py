@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from promptlab.template import Prompt, split_trailing_space
+from promptlab.catalog.template import Prompt, split_trailing_space
 
 
 class PromptTokens:

@@ -18,7 +18,7 @@ import torch
 
 from promptlab.backends.attention import attention_for_gradients
 from promptlab.backends.inputs import PromptTokens, embed, pad, token_logprobs
-from promptlab.template import Prompt
+from promptlab.catalog.template import Prompt
 
 
 def split_lm_head(model) -> tuple[torch.nn.Module, torch.nn.Module | None]:

@@ -6,14 +6,14 @@ import time
 
 import click
 
-from promptlab import distributed
-from promptlab.catalog import Catalog
+from promptlab.runtime import distributed
+from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
-from promptlab.models import dtype_name, resolve_device, resolve_dtype
-from promptlab.outputs import output_folder
-from promptlab.report import write_reports
-from promptlab.runner import RESULTS_FILE, run_suite
-from promptlab.suite import expand, load_suite
+from promptlab.backends.models import dtype_name, resolve_device, resolve_dtype
+from promptlab.runtime.outputs import output_folder
+from promptlab.evaluation.report import write_reports
+from promptlab.evaluation.runner import RESULTS_FILE, run_suite
+from promptlab.evaluation.suite import expand, load_suite
 
 INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C
 

@@ -7,22 +7,22 @@ import time
 
 import click
 
-from promptlab import distributed
-from promptlab.aliases import DEFAULT_MODEL
+from promptlab.runtime import distributed
+from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
-from promptlab.catalog import Catalog, Setup
+from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.errors import UserError
 from promptlab.methods import DEFAULT_OPTIONS, method_options, run_method, uses_scoring_model
 from promptlab.methods import method_options as options_of  # the command has a parameter of that name
-from promptlab.metrics import seed_std
-from promptlab.models import LoadedModel, load_model, resolve_model
-from promptlab.outputs import output_folder, write_json, write_jsonl
-from promptlab.overlap import train_pool_without_test_texts
-from promptlab.pipeline import classify, render_all, require_labels
-from promptlab.progress import progress_bar
-from promptlab.rejection import check_threshold
-from promptlab.sampling import parse_seeds, sample_kshot
-from promptlab.scoring import LabelScorer
+from promptlab.metrics.text import seed_std
+from promptlab.backends.models import LoadedModel, load_model, resolve_model
+from promptlab.runtime.outputs import output_folder, write_json, write_jsonl
+from promptlab.data.overlap import train_pool_without_test_texts
+from promptlab.methods.pipeline import classify, render_all, require_labels
+from promptlab.runtime.progress import progress_bar
+from promptlab.metrics.rejection import check_threshold
+from promptlab.data.sampling import parse_seeds, sample_kshot
+from promptlab.backends.scoring import LabelScorer
 
 ZERO_SHOT_CALIBRATION = "contextual"
 # CLI flags that set method options; a flag the method does not take is an error, not ignored.

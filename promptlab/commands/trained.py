@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from promptlab.apply.artefacts import describe_lines, load_trained
-from promptlab.peft_export import export_soft_prompt
+from promptlab.methods.artefacts import describe_lines, load_trained
+from promptlab.apply.peft_export import export_soft_prompt
 
 
 def run_show_command(*, folder) -> None:

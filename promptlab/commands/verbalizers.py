@@ -1,7 +1,7 @@
 """`promptlab verbalizers search`: LM-BFF's automatic label words, written as a verbalizer file.
 
 Everything the user can get wrong (task, kind, template, name, data, k) is checked before the model
-loads; the search itself is promptlab.verbalizer_search.
+loads; the search itself is promptlab.methods.verbalizer_search.
 """
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ import time
 
 import click
 
-from promptlab import verbalizer_search as vs
-from promptlab.aliases import DEFAULT_MODEL
+from promptlab.methods import verbalizer_search as vs
+from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
-from promptlab.batching import initial_batch_size
-from promptlab.catalog import Catalog
+from promptlab.backends.batching import initial_batch_size
+from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
 from promptlab.kinds import DEFAULT_KIND, task_kind
-from promptlab.models import load_model, resolve_model
-from promptlab.outputs import output_folder, write_atomic
-from promptlab.overlap import train_pool_without_test_texts
-from promptlab.pipeline import render_all
-from promptlab.progress import progress_bar
-from promptlab.sampling import sample_kshot
-from promptlab.verbalizer import load_verbalizer
+from promptlab.backends.models import load_model, resolve_model
+from promptlab.runtime.outputs import output_folder, write_atomic
+from promptlab.data.overlap import train_pool_without_test_texts
+from promptlab.methods.pipeline import render_all
+from promptlab.runtime.progress import progress_bar
+from promptlab.data.sampling import sample_kshot
+from promptlab.catalog.verbalizer import load_verbalizer
 
 SHOWN_CANDIDATES = 8  # candidates printed per label; the file's comment has them all
 

@@ -6,15 +6,15 @@ import time
 
 import click
 
-from promptlab import distributed
-from promptlab.apply.artefacts import load_trained
+from promptlab.runtime import distributed
+from promptlab.methods.artefacts import load_trained
 from promptlab.apply.registry import check_trained, open_classifier
-from promptlab.catalog import Catalog, Setup
-from promptlab.metrics import classification_metrics, format_metrics
-from promptlab.outputs import output_folder, write_json, write_jsonl
-from promptlab.pipeline import Classified, render_all, require_labels
-from promptlab.progress import progress_bar
-from promptlab.rejection import check_threshold, rejection_metrics
+from promptlab.catalog.catalog import Catalog, Setup
+from promptlab.metrics.text import classification_metrics, format_metrics
+from promptlab.runtime.outputs import output_folder, write_json, write_jsonl
+from promptlab.methods.pipeline import Classified, render_all, require_labels
+from promptlab.runtime.progress import progress_bar
+from promptlab.metrics.rejection import check_threshold, rejection_metrics
 
 
 def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggregate, data, split, limit,

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from promptlab.catalog import Setup
-from promptlab.features import example_text, features_of
+from promptlab.catalog.catalog import Setup
+from promptlab.backends.features import example_text, features_of
 from promptlab.methods.baselines import fit_head
-from promptlab.models import LoadedModel
-from promptlab.sampling import KShotSplit
+from promptlab.backends.models import LoadedModel
+from promptlab.data.sampling import KShotSplit
 
 ROUTER_C_VALUES = (0.01, 0.1, 1.0, 10.0)
 

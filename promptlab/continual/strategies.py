@@ -28,16 +28,16 @@ from typing import Sequence
 import torch
 
 from promptlab.backends import make_backend
-from promptlab.catalog import Setup
+from promptlab.catalog.catalog import Setup
 from promptlab.methods import method_options
 from promptlab.methods.context import EVAL_BATCH, MethodContext
 from promptlab.methods.finetune import train_cloze, trainable_copy
 from promptlab.methods.lora import adapter_dropout, add_adapters, lora_config
 from promptlab.methods.softprompt import train_soft_prompt
-from promptlab.models import LoadedModel
-from promptlab.scoring import LabelScorer
-from promptlab.template import Prompt
-from promptlab.train import TrainResult, train
+from promptlab.backends.models import LoadedModel
+from promptlab.backends.scoring import LabelScorer
+from promptlab.catalog.template import Prompt
+from promptlab.methods.training import TrainResult, train
 
 # strategy -> the few-shot method whose options (and defaults) it takes
 STRATEGY_METHODS = {"prompt-per-task": "softprompt", "progressive": "softprompt", "lora-per-task": "lora",

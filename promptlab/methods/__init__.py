@@ -7,7 +7,7 @@ method, and returns accuracy, macro_f1, dev_accuracy, seconds, train_steps, the 
 their checksum, the options used, the metrics and one prediction row per test example. `options`
 overrides the method's defaults (DEFAULT_OPTIONS[method]); unknown names are a UserError. No
 method leaves the shared model changed: softprompt freezes it, finetune and lora train a copy. With
-`save_to`, what the method trained is saved there as an artefact (promptlab.apply.artefacts)
+`save_to`, what the method trained is saved there as an artefact (promptlab.methods.artefacts)
 that `predict`, `serve` and `zeroshot --trained` apply; a new method also registers how to apply
 it in promptlab.apply.registry.
 """
@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from promptlab.apply.artefacts import save_trained, trained_identity
-from promptlab.catalog import Setup
+from promptlab.methods.artefacts import save_trained, trained_identity
+from promptlab.catalog.catalog import Setup
 from promptlab.errors import UserError, did_you_mean, unknown
 from promptlab.methods.baselines import (
     HeadOptions,
@@ -28,7 +28,7 @@ from promptlab.methods.baselines import (
     run_majority,
 )
 from promptlab.methods.context import MethodContext, MethodOutcome
-from promptlab.methods.encoders import SetFitOptions, run_setfit
+from promptlab.methods.encoder_heads import SetFitOptions, run_setfit
 from promptlab.methods.finetune import (
     FinetuneHeadOptions,
     FinetuneOptions,
@@ -38,11 +38,11 @@ from promptlab.methods.finetune import (
 from promptlab.methods.icl import ICLOptions, run_icl
 from promptlab.methods.lora import LoraOptions, run_lora
 from promptlab.methods.softprompt import SoftPromptOptions, run_softprompt
-from promptlab.metrics import classification_metrics
-from promptlab.models import LoadedModel
-from promptlab.pipeline import require_labels
-from promptlab.rejection import reject_below, rejection_metrics
-from promptlab.sampling import sample_kshot
+from promptlab.metrics.text import classification_metrics
+from promptlab.backends.models import LoadedModel
+from promptlab.methods.pipeline import require_labels
+from promptlab.metrics.rejection import reject_below, rejection_metrics
+from promptlab.data.sampling import sample_kshot
 
 
 @dataclass(frozen=True)

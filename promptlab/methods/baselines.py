@@ -11,10 +11,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from promptlab.apply.artefacts import Trained
+from promptlab.methods.artefacts import Trained
 from promptlab.apply.classifier import saved_head
 from promptlab.errors import UserError
-from promptlab.features import example_text, features_of
+from promptlab.backends.features import example_text, features_of
 from promptlab.methods.context import MethodContext, MethodOutcome
 
 
@@ -42,7 +42,7 @@ def run_head(context: MethodContext) -> MethodOutcome:
     """SetFit's head without its contrastive step: standardised features, the C that does best on dev."""
     options: HeadOptions = context.options
     if options.encoder:
-        from promptlab.methods.encoders import run_encoder_head
+        from promptlab.methods.encoder_heads import run_encoder_head
         return run_encoder_head(context, options.encoder)
     split = context.split
     train_x, dev_x, test_x = (_features(context, examples)

@@ -6,16 +6,16 @@ from typing import Any, Sequence
 
 import torch
 
-from promptlab.apply.artefacts import Trained
+from promptlab.methods.artefacts import Trained
 from promptlab.backends import make_backend
-from promptlab.catalog import Setup
+from promptlab.catalog.catalog import Setup
 from promptlab.errors import UserError, did_you_mean
-from promptlab.models import LoadedModel
-from promptlab.pipeline import render_all
-from promptlab.sampling import KShotSplit
-from promptlab.scoring import LabelScorer
-from promptlab.template import Prompt
-from promptlab.train import TrainConfig, TrainResult
+from promptlab.backends.models import LoadedModel
+from promptlab.methods.pipeline import render_all
+from promptlab.data.sampling import KShotSplit
+from promptlab.backends.scoring import LabelScorer
+from promptlab.catalog.template import Prompt
+from promptlab.methods.training import TrainConfig, TrainResult
 
 EVAL_BATCH = 32  # examples per scoring forward outside training
 
@@ -95,7 +95,7 @@ class MethodOutcome:
     dev_accuracy: float | None
     train_steps: int = 0
     details: dict = field(default_factory=dict)  # JSON-ready extras: seconds_per_step, best_step, ...
-    trained: Trained | None = None  # what `fewshot --output` saves for predict/serve (promptlab.apply.artefacts)
+    trained: Trained | None = None  # what `fewshot --output` saves for predict/serve (promptlab.methods.artefacts)
     probabilities: list[list[float]] | None = None  # [test, labels], for --reject-below
 
 

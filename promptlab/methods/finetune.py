@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from promptlab.apply.artefacts import Trained
-from promptlab.features import example_text, pooled_features
+from promptlab.methods.artefacts import Trained
+from promptlab.backends.features import example_text, pooled_features
 from promptlab.methods.context import (
     EVAL_BATCH,
     MethodContext,
@@ -23,11 +23,11 @@ from promptlab.methods.context import (
     require_choice,
     training_details,
 )
-from promptlab.models import LoadedModel, float32_copy
-from promptlab.pipeline import score_all
-from promptlab.scoring import LabelScorer
-from promptlab.train import TrainResult, train
-from promptlab.verbalizer import AGGREGATIONS
+from promptlab.backends.models import LoadedModel, float32_copy
+from promptlab.methods.pipeline import score_all
+from promptlab.backends.scoring import LabelScorer
+from promptlab.methods.training import TrainResult, train
+from promptlab.catalog.verbalizer import AGGREGATIONS
 
 
 @dataclass

@@ -6,9 +6,9 @@ from typing import Sequence
 
 import torch
 
-from promptlab.apply.artefacts import Trained
-from promptlab.catalog import Setup
-from promptlab.demonstrations import (
+from promptlab.methods.artefacts import Trained
+from promptlab.catalog.catalog import Setup
+from promptlab.methods.demonstrations import (
     SELECTIONS,
     random_draws,
     render_demonstration,
@@ -16,7 +16,7 @@ from promptlab.demonstrations import (
     with_demonstrations,
 )
 from promptlab.errors import UserError
-from promptlab.features import example_text, features_of
+from promptlab.backends.features import example_text, features_of
 from promptlab.methods.context import (
     MethodContext,
     MethodOutcome,
@@ -24,11 +24,11 @@ from promptlab.methods.context import (
     require_choice,
     require_positive,
 )
-from promptlab.models import LoadedModel
-from promptlab.pipeline import score_all
-from promptlab.template import Prompt
-from promptlab.train import evaluate
-from promptlab.verbalizer import AGGREGATIONS
+from promptlab.backends.models import LoadedModel
+from promptlab.methods.pipeline import score_all
+from promptlab.catalog.template import Prompt
+from promptlab.methods.training import evaluate
+from promptlab.catalog.verbalizer import AGGREGATIONS
 
 
 @dataclass

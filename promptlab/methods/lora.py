@@ -9,7 +9,7 @@ layer but the output head, and a comma-separated list names modules.
 A trained adapter is saved as a standard PEFT folder (`adapter_config.json`,
 `adapter_model.safetensors`) that `peft.PeftModel.from_pretrained(base, folder)` loads; the
 artefact's `trained.json` beside them ties it to its model, task, template and verbalizer
-(promptlab.apply.artefacts), and `apply_lora` puts it back on the base model for predict and serve.
+(promptlab.methods.artefacts), and `apply_lora` puts it back on the base model for predict and serve.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Iterator
 
 import torch
 
-from promptlab.apply.artefacts import Trained
+from promptlab.methods.artefacts import Trained
 from promptlab.errors import UserError
 from promptlab.methods.context import MethodContext, MethodOutcome, require_positive
 from promptlab.methods.finetune import FinetuneOptions, cloze_outcome, train_cloze

@@ -8,7 +8,7 @@ tokens of a text (`text`), or the tokens of the label words (`labels`). With `re
 (P-tuning) the vectors pass through a residual two-layer MLP whose last layer starts at zero, so the
 prompt starts exactly at its initialisation either way.
 
-A trained prompt is saved as a trained artefact (promptlab.apply.artefacts) holding one tensor,
+A trained prompt is saved as a trained artefact (promptlab.methods.artefacts) holding one tensor,
 `prompt_embeddings` (PEFT's name): the vectors after the encoder.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from promptlab.apply.artefacts import Trained
+from promptlab.methods.artefacts import Trained
 from promptlab.errors import UserError
 from promptlab.methods.context import (
     EVAL_BATCH,
@@ -29,9 +29,9 @@ from promptlab.methods.context import (
     require_positive,
     training_details,
 )
-from promptlab.pipeline import score_all
-from promptlab.train import TrainResult, frozen, train
-from promptlab.verbalizer import AGGREGATIONS
+from promptlab.methods.pipeline import score_all
+from promptlab.methods.training import TrainResult, frozen, train
+from promptlab.catalog.verbalizer import AGGREGATIONS
 
 INITS = ("vocab", "text", "labels")
 REPARAMETERIZATIONS = ("none", "mlp")

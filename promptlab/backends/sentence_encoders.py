@@ -1,0 +1,76 @@
+"""Sentence encoders: the feature models of `head --encoder` and `setfit`, run through sentence-transformers.
+
+`--encoder` takes an alias (`minilm-l6`, or any LM alias), a local folder or a hub id. A folder
+written by sentence-transformers keeps its own pooling and normalisation; any other transformers
+checkpoint gets sentence-transformers' default, mean pooling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from promptlab.backends.aliases import ALIASES
+from promptlab.errors import UserError
+
+ENCODE_BATCH = 64
+ENCODER_FOLDER = "encoder"  # a fine-tuned encoder inside a trained artefact
+
+
+@dataclass
+class LoadedEncoder:
+    name: str     # what the user asked for
+    source: str   # the local folder or hub id the weights came from
+    model: Any    # a sentence_transformers.SentenceTransformer, in eval mode
+    fingerprint: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return encode(self.model, texts)
+
+    def save(self, folder: Path) -> None:
+        """A sentence-transformers folder (safetensors weights, pooling and normalisation modules)."""
+        self.model.save_pretrained(str(folder), safe_serialization=True)
+
+    def as_loaded_model(self):
+        """The encoder in the shape of a LoadedModel, for code that reports the model it applied."""
+        from promptlab.backends.models import LoadedModel
+        return LoadedModel(name=self.name, source=self.source, kind="encoder", model=self.model,
+                           tokenizer=self.model.tokenizer, device=self.model.device, fingerprint=self.fingerprint)
+
+
+def encode(model: Any, texts: Sequence[str]) -> np.ndarray:
+    """One float32 row per text, [N, dim], without gradients; the same batches in training and applying."""
+    return model.encode(list(texts), batch_size=ENCODE_BATCH, convert_to_numpy=True,
+                        show_progress_bar=False).astype(np.float32)
+
+
+def resolve_encoder(name: str) -> str:
+    """The local folder or hub id behind an encoder name; reads nothing but the alias table and paths."""
+    from promptlab.backends.models import alias_source
+    if name in ALIASES:
+        return alias_source(name)
+    path = Path(name).expanduser()
+    if path.exists() and not (path / "config.json").is_file():
+        raise UserError("no config.json in this encoder folder", where=path,
+                        fix="pass a folder written by save_pretrained (sentence-transformers or transformers)")
+    return str(path.resolve()) if path.exists() else name
+
+
+def load_encoder(name: str, *, device: str) -> LoadedEncoder:
+    from sentence_transformers import SentenceTransformer
+
+    from promptlab.backends.models import resolve_device, weights_fingerprint
+    source = resolve_encoder(name)
+    local_only = Path(source).is_dir()
+    try:
+        model = SentenceTransformer(source, device=str(resolve_device(device)), local_files_only=local_only)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load the encoder '{name}': {str(error).strip().splitlines()[0]}",
+                        where=source) from None
+    tokenizer = model.tokenizer
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # causal LMs: pooling masks pads anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return LoadedEncoder(name=name, source=source, model=model, fingerprint=weights_fingerprint(model))

@@ -1,0 +1,102 @@
+"""Tasks: the label order of a classification problem and, optionally, where its data lives.
+
+    labels: [negative, positive]
+    data: {train: data/train.jsonl, test: data/test.jsonl}   # relative to this file's folder
+
+A data entry may also be `source:NAME/SPLIT` (a registered offline source) or a mapping for
+`datasets.load_dataset` ({dataset: ..., config: ..., split: ...}).
+
+`kind` (promptlab.kinds) says what sort of task it is: `classification` (default) or `entities`,
+whose `labels` are entity types and whose data are token sequences with tags in `scheme`
+(IOB2 by default; IOB1 and BIOES are read too), in CoNLL files or JSONL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from promptlab.errors import UserError, did_you_mean
+from promptlab.kinds import DEFAULT_KIND, task_kind
+from promptlab.catalog.yamlfile import Mapping, check_keys, load_yaml
+
+TASK_KEYS = ("labels", "data", "description", "label_field", "id_field", "template", "kind", "scheme")
+TAG_SCHEMES = ("IOB2", "IOB1", "BIOES")  # promptlab.data.tags reads each into IOB2
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    path: Path
+    labels: list[str]
+    data: dict = field(default_factory=dict)  # split -> spec (path text, source:..., or mapping)
+    description: str = ""
+    label_field: str = "label"
+    id_field: str = "id"
+    template: str | None = None  # the template used when --template is left out
+    kind: str = DEFAULT_KIND
+    scheme: str = "IOB2"  # the tag scheme of an entity task's data files
+
+    @property
+    def answer_labels(self) -> list[str]:
+        """The labels a verbalizer covers: the task's, plus its kind's extra answers ("not an entity")."""
+        return self.labels + list(task_kind(self.kind).extra_answers)
+
+    def examples(self, split: str = "test", *, data: str | Path | None = None, limit: int | None = None) -> list[dict]:
+        """The examples of a split (or of `data`, a file that replaces it), the first `limit` of them."""
+        if data is not None:
+            spec, base = str(data), Path.cwd()
+        elif split in self.data:
+            spec, base = self.data[split], self.path.parent
+        else:
+            raise UserError(f"task '{self.name}' has no '{split}' data", where=self.path,
+                            fix=f"add  data: {{{split}: FILE}}  to the task, or pass --data FILE"
+                            + (f" (splits defined: {', '.join(self.data)})" if self.data else ""))
+        read = task_kind(self.kind).function(task_kind(self.kind).reader)  # imported on use: data readers are heavy
+        examples = read(spec, base_dir=base, task=self, where=self.path)
+        return examples[:limit] if limit is not None else examples
+
+
+def load_task(path: Path) -> Task:
+    data = load_yaml(path)
+    check_keys(data, TASK_KEYS, required=("labels",), where=path)
+    kind = task_kind(str(data.get("kind", DEFAULT_KIND)), where=path, line=data.line_of("kind"))
+    labels = data["labels"]
+    if not isinstance(labels, list) or len(labels) < kind.min_labels:
+        least = {1: "one label name", 2: "two label names"}[kind.min_labels]
+        raise UserError(f"'labels' must be a list of at least {least}", where=path,
+                        line=data.line_of("labels"), fix="write e.g.  labels: [negative, positive]")
+    for label in labels:
+        if not isinstance(label, (str, int)) or isinstance(label, bool):
+            raise UserError(f"label {label!r} must be a name", where=path, line=data.line_of("labels"),
+                            fix="quote it")
+    labels = [str(label) for label in labels]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise UserError(f"label '{duplicates[0]}' is listed twice", where=path, line=data.line_of("labels"),
+                        fix="list each label once")
+    reserved = [label for label in labels if label in kind.extra_answers]
+    if reserved:
+        raise UserError(f"'{reserved[0]}' cannot be a label of a {kind.name} task: it names the answer "
+                        f"'not one of the labels'", where=path, line=data.line_of("labels"), fix="rename the label")
+    scheme = str(data.get("scheme", "IOB2"))
+    if scheme not in TAG_SCHEMES:
+        raise UserError(f"unknown tag scheme '{scheme}'", where=path, line=data.line_of("scheme"),
+                        fix=did_you_mean(scheme, TAG_SCHEMES))
+    splits = data.get("data", {})
+    if not isinstance(splits, Mapping):
+        raise UserError("'data' must map splits to files", where=path, line=data.line_of("data"),
+                        fix="write e.g.  data: {train: train.jsonl, test: test.jsonl}")
+    check_keys(splits, SPLITS, where=path)
+    return Task(name=path.stem, path=path, labels=labels, data=dict(splits),
+                description=str(data.get("description", "")),
+                label_field=str(data.get("label_field", "label")), id_field=str(data.get("id_field", "id")),
+                template=_template_name(data, path), kind=kind.name, scheme=scheme)
+
+
+def _template_name(data, path: Path) -> str | None:
+    name = data.get("template")
+    if name is not None and not isinstance(name, str):
+        raise UserError(f"'template' must be a template name, not {name!r}", where=path, line=data.line_of("template"),
+                        fix="write e.g.  template: t1  (templates/<task>/t1.jinja)")
+    return name

@@ -1,0 +1,125 @@
+"""entity-prompt: named-entity recognition through the label scorer.
+
+Every candidate span of a sentence (n-grams up to `max_span` tokens, optionally only capitalised
+ones) is rendered with the task's template over `sentence` and `span`, and scored with a
+verbalizer of the entity types plus the "not an entity" answer (promptlab.kinds.NOT_AN_ENTITY).
+Spans whose best answer is a type are kept by decreasing probability, skipping any that overlaps
+one already kept (greedy non-overlapping decoding).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from promptlab.data.tags import Span, spans_of, tags_of
+from promptlab.kinds import NOT_AN_ENTITY
+from promptlab.methods.pipeline import score_all
+from promptlab.catalog.template import Prompt, Template
+
+CANDIDATE_FILTERS = ("capitalised", "all")
+# Capitalised words that begin English sentences and headlines far more often than they name anything.
+STOPWORDS = frozenset("""a an the this that these those it its he she they we i you his her their our my
+in on at of for to from by with as and or but if when while after before since until not no
+is are was were be been has have had will would can could may might should do does did""".split())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    sentence: int  # index of the sentence
+    span: Span  # type unset ("")
+
+
+def candidate_spans(tokens: Sequence[str], *, max_span: int = 3, keep: str = "capitalised") -> list[Span]:
+    """Token n-grams up to `max_span` long; `capitalised` keeps those that start and end with a capitalised
+    word (or a number) that is not a stopword and hold no punctuation-only token but inner '.', '&', '-'."""
+    spans = []
+    for start in range(len(tokens)):
+        for end in range(start + 1, min(start + max_span, len(tokens)) + 1):
+            if keep == "all" or _looks_like_a_name(tokens[start:end]):
+                spans.append(Span(start, end, ""))
+    return spans
+
+
+def _capitalised(token: str) -> bool:
+    return (token[0].isupper() or token[0].isdigit()) and token.lower() not in STOPWORDS
+
+
+def _looks_like_a_name(words: Sequence[str]) -> bool:
+    if not (_capitalised(words[0]) and _capitalised(words[-1])):
+        return False
+    return all(any(character.isalnum() for character in word) or word in (".", "&", "-") for word in words[1:-1])
+
+
+def span_fields(tokens: Sequence[str], span: Span) -> dict:
+    """The fields a template reads: the sentence and the span, as text."""
+    return {"sentence": " ".join(tokens), "span": " ".join(tokens[span.start:span.end])}
+
+
+def candidate_inputs(examples: Sequence[dict], *, max_span: int = 3, keep: str = "capitalised") -> list[dict]:
+    """What the template renders for each candidate span of the examples, with an id and the gold answer."""
+    inputs = []
+    for example in examples:
+        gold = {(span.start, span.end): span.type for span in spans_of(example.get("tags") or [])}
+        for span in candidate_spans(example["tokens"], max_span=max_span, keep=keep):
+            inputs.append({"id": f"{example['id']}:{span.start}-{span.end}",
+                           "label": gold.get((span.start, span.end), NOT_AN_ENTITY) if example.get("tags") else None,
+                           **span_fields(example["tokens"], span)})
+    return inputs
+
+
+def candidate_prompts(template: Template, sentences: Sequence[Sequence[str]], *, max_span: int,
+                      keep: str) -> tuple[list[Candidate], list[Prompt]]:
+    candidates, prompts = [], []
+    for index, tokens in enumerate(sentences):
+        for span in candidate_spans(tokens, max_span=max_span, keep=keep):
+            candidates.append(Candidate(index, span))
+            prompts.append(template.render(span_fields(tokens, span)))
+    return candidates, prompts
+
+
+def gold_answers(candidates: Sequence[Candidate], tags: Sequence[Sequence[str]], answers: Sequence[str]) -> list[int]:
+    """The index in `answers` of each candidate's gold answer: its entity type, or 'not an entity'."""
+    gold = [{(span.start, span.end): span.type for span in spans_of(row)} for row in tags]
+    return [answers.index(gold[candidate.sentence].get((candidate.span.start, candidate.span.end), NOT_AN_ENTITY))
+            for candidate in candidates]
+
+
+def decode(candidates: Sequence[Candidate], logprobs: torch.Tensor, answers: Sequence[str],
+           lengths: Sequence[int]) -> list[list[tuple[Span, float]]]:
+    """Per sentence: the typed spans chosen greedily by probability, never overlapping, in token order."""
+    probabilities = logprobs.exp()
+    outside = answers.index(NOT_AN_ENTITY)
+    ranked: list[list[tuple[float, Span]]] = [[] for _ in lengths]
+    for candidate, row in zip(candidates, probabilities.tolist()):
+        best = max(range(len(answers)), key=row.__getitem__)
+        if best != outside:
+            span = Span(candidate.span.start, candidate.span.end, answers[best])
+            ranked[candidate.sentence].append((row[best], span))
+    chosen: list[list[tuple[Span, float]]] = []
+    for options, length in zip(ranked, lengths):
+        taken = [False] * length
+        kept = []
+        # Highest probability first; ties go to the longer, then the earlier span.
+        for score, span in sorted(options, key=lambda item: (-item[0], item[1].start - item[1].end, item[1].start)):
+            if not any(taken[span.start:span.end]):
+                taken[span.start:span.end] = [True] * (span.end - span.start)
+                kept.append((span, score))
+        chosen.append(sorted(kept, key=lambda item: item[0].start))
+    return chosen
+
+
+def recognise(scorer, template: Template, sentences: Sequence[Sequence[str]], answers: Sequence[str], *,
+              max_span: int, keep: str, progress=None) -> list[list[tuple[Span, float]]]:
+    """Typed spans with their probabilities for every sentence, through `scorer` (a LabelScorer)."""
+    candidates, prompts = candidate_prompts(template, sentences, max_span=max_span, keep=keep)
+    if not prompts:
+        return [[] for _ in sentences]
+    with torch.inference_mode():
+        logprobs = score_all(scorer, prompts, len(answers), progress=progress)
+    return decode(candidates, logprobs, answers, [len(tokens) for tokens in sentences])
+
+
+def predicted_tags(spans: Sequence[Sequence[tuple[Span, float]]], sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+    return [tags_of([span for span, _ in row], len(tokens)) for row, tokens in zip(spans, sentences)]
