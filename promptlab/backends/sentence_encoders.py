@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from promptlab.backends.aliases import ALIASES
+from promptlab.backends.universal_encoder import ALIAS as UNIVERSAL_ENCODER
 from promptlab.errors import UserError
 
 ENCODE_BATCH = 64
@@ -58,7 +59,10 @@ def resolve_encoder(name: str) -> str:
     return str(path.resolve()) if path.exists() else name
 
 
-def load_encoder(name: str, *, device: str) -> LoadedEncoder:
+def load_encoder(name: str, *, device: str, trainable: bool = False) -> LoadedEncoder:
+    """`trainable`: the caller fine-tunes it (setfit), which numpy encoders cannot serve."""
+    if name == UNIVERSAL_ENCODER:
+        return _load_universal(name, trainable)
     from sentence_transformers import SentenceTransformer
 
     from promptlab.backends.models import resolve_device, weights_fingerprint
@@ -74,3 +78,12 @@ def load_encoder(name: str, *, device: str) -> LoadedEncoder:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return LoadedEncoder(name=name, source=source, model=model, fingerprint=weights_fingerprint(model))
+
+
+def _load_universal(name: str, trainable: bool) -> LoadedEncoder:
+    from promptlab.backends.universal_encoder import load_universal_encoder
+    if trainable:
+        raise UserError(f"encoder '{name}' runs in numpy with frozen weights: setfit cannot fine-tune it",
+                        fix=f"use fewshot --method head --encoder {name}, or a sentence-transformers encoder for setfit")
+    model = load_universal_encoder()
+    return LoadedEncoder(name=name, source=str(model.weights), model=model, fingerprint=model.fingerprint())

@@ -8,7 +8,7 @@ A data entry may also be `source:NAME/SPLIT` (a registered offline source) or a 
 
 `kind` (promptlab.kinds) says what sort of task it is: `classification` (default) or `entities`,
 whose `labels` are entity types and whose data are token sequences with tags in `scheme`
-(IOB2 by default; IOB1 and BIOES are read too), in CoNLL files or JSONL.
+(IOB2 by default; IOB1, BIOES and BMES are read too), in CoNLL files or JSONL.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from promptlab.kinds import DEFAULT_KIND, task_kind
 from promptlab.catalog.yamlfile import Mapping, check_keys, load_yaml
 
 TASK_KEYS = ("labels", "data", "description", "label_field", "id_field", "template", "kind", "scheme")
-TAG_SCHEMES = ("IOB2", "IOB1", "BIOES")  # promptlab.data.tags reads each into IOB2
+TAG_SCHEMES = ("IOB2", "IOB1", "BIOES", "BMES")  # promptlab.data.tags reads each into IOB2
 SPLITS = ("train", "dev", "test")
 
 

@@ -58,6 +58,24 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 _MAX_POWER_BITS = 4096
 _ENVIRONMENT = _Sandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+_SENTENCE_ENDS = "。！？；!?;\n"
+
+
+def truncate_chars(text: str, length: int = 200, end: str = "…") -> str:
+    """`{{ content | truncate_chars(200) }}`: at most `length` characters of a text, then `end` if any were cut.
+
+    Jinja's `truncate` cuts at spaces, which Chinese and Japanese text lacks; this counts characters,
+    and ends at the last sentence end (。！？；) of the final quarter when there is one.
+    """
+    text = str(text)
+    if len(text) <= length:
+        return text
+    kept = text[:length]
+    stop = max(kept.rfind(mark) for mark in _SENTENCE_ENDS)
+    return (kept[:stop + 1] if stop >= length * 3 // 4 else kept) + end
+
+
+_ENVIRONMENT.filters["truncate_chars"] = truncate_chars
 
 
 def split_trailing_space(text: str) -> tuple[str, str]:

@@ -5,7 +5,8 @@ mode and all of promptlab's entity code use:
 - IOB1: I- starts an entity unless it continues one of the same type; B- only separates two
   adjacent entities of one type.
 - BIOES: S- is a one-token entity (B-), E- its last token (I-).
-An I- that continues nothing under IOB2 or BIOES is a slip the CoNLL files of the world often make:
+- BMES (Chinese NER corpora such as MSRA, one character a token): BIOES with M- for I-.
+An I- (M-, E-) that continues nothing under IOB2, BIOES or BMES is a slip the CoNLL files of the world often make:
 it is repaired to B- (as conlleval does) and reported, not refused.
 """
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 OUTSIDE = "O"
-PREFIXES = {"IOB2": ("B", "I"), "IOB1": ("B", "I"), "BIOES": ("B", "I", "E", "S")}
+PREFIXES = {"IOB2": ("B", "I"), "IOB1": ("B", "I"), "BIOES": ("B", "I", "E", "S"), "BMES": ("B", "M", "E", "S")}
+_INSIDE = ("I", "M", "E")  # continue the entity before them
+_OPEN = ("B", "I", "M")  # leave the entity open for the next tag
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def split_tag(tag: str, scheme: str, types: Sequence[str], position: int = 0) ->
     if not dash or prefix not in PREFIXES[scheme] or not entity_type:
         allowed = ", ".join(f"{p}-TYPE" for p in PREFIXES[scheme])
         raise TagError(position, f"tag '{tag}' is not a {scheme} tag",
-                       f"write O or one of {allowed}, or set  scheme:  in the task (IOB2, IOB1, BIOES)")
+                       f"write O or one of {allowed}, or set  scheme:  in the task (IOB2, IOB1, BIOES, BMES)")
     if entity_type not in types:
         raise TagError(position, f"tag '{tag}': entity type '{entity_type}' is not a label of the task",
                        f"add '{entity_type}' to the task's labels ({', '.join(types)})")
@@ -57,12 +60,12 @@ def to_iob2(tags: Sequence[str], scheme: str, types: Sequence[str]) -> tuple[lis
         if prefix == OUTSIDE:
             converted.append(OUTSIDE)
         else:
-            continues = prefix in ("I", "E") and previous_type == entity_type
-            if prefix in ("I", "E") and not continues and scheme != "IOB1":
+            continues = prefix in _INSIDE and previous_type == entity_type
+            if prefix in _INSIDE and not continues and scheme != "IOB1":
                 repaired.append(position)
             converted.append(f"{'I' if continues else 'B'}-{entity_type}")
-        # BIOES closes an entity at E- and S-: what follows starts a new one.
-        previous_type = entity_type if prefix in ("B", "I") else None
+        # BIOES and BMES close an entity at E- and S-: what follows starts a new one.
+        previous_type = entity_type if prefix in _OPEN else None
     return converted, repaired
 
 

@@ -82,7 +82,7 @@ def run_encoder_head(context: MethodContext, encoder_name: str) -> MethodOutcome
 
 def run_setfit(context: MethodContext) -> MethodOutcome:
     options: SetFitOptions = context.options
-    encoder = load_encoder(options.encoder, device=context.device)
+    encoder = load_encoder(options.encoder, device=context.device, trainable=True)
     texts, gold = _texts(context, context.split.train), context.gold(context.split.train)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="promptlab-setfit-") as scratch:

