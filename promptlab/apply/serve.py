@@ -5,6 +5,7 @@
                     score}, ...]}, ...]}
     GET  /health    200 {"status": "ok"} while the worker runs (the model loads before the port opens)
     GET  /info      task, model, method, trained artefact, scoring, labels or types, fields, limits
+    GET  /          a page to try the service in a browser (promptlab.apply.assist_page)
 
 What answers the rows is a `Service`: its route, the fields every row needs, and one function from
 rows to answers (`classifier_service` for text classifiers; promptlab.apply.entity_serve for entities).
@@ -35,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from promptlab.apply.assist_page import page_route
 from promptlab.apply.classifier import Classifier
 from promptlab.apply.predict import prediction
 
@@ -188,9 +190,12 @@ def classifier_service(classifier: Classifier, info: dict, *, reject_threshold: 
     return Service("/classify", frozenset(classifier.template.fields), classify, {**info, "labels": labels})
 
 
-def create_app(service: Service, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000
-               ) -> Starlette:
-    """The ASGI app around a service: its route, /health and /info."""
+def create_app(service: Service, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000,
+               extra_routes: Callable[[Callable], list] | None = None) -> Starlette:
+    """The ASGI app around a service: its route, /health, /info and the page to try it (GET /).
+
+    `extra_routes(submit)` adds routes that answer through the same queue (`await submit(rows)`): the
+    assistant's POST /reply (promptlab.apply.assist_routes)."""
     batcher = MicroBatcher(service.answer, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
     async def answer_route(request: Request) -> JSONResponse:
@@ -222,5 +227,6 @@ def create_app(service: Service, *, max_batch: int = 64, max_wait_ms: float = 10
         yield
         await batcher.stop()
 
+    extra = extra_routes(batcher.submit) if extra_routes else []
     return Starlette(routes=[Route(service.route, answer_route, methods=["POST"]), Route("/health", health),
-                             Route("/info", info_route)], lifespan=lifespan)
+                             Route("/info", info_route), page_route(), *extra], lifespan=lifespan)
