@@ -69,6 +69,13 @@ def load_verbalizer(path: Path, *, task: str, labels: list[str]) -> Verbalizer:
     return Verbalizer(name=path.stem, task=task, path=path, words=words, description=str(description))
 
 
+def verbalizer_from_words(words: dict, *, name: str, task: str, where: Path) -> Verbalizer:
+    """A verbalizer given as a mapping in code (label -> word or words), checked as a file's would be."""
+    checked = {str(label): _words(value, str(label), 0, where) for label, value in words.items()}
+    _reject_shared_words(checked, where)
+    return Verbalizer(name=name, task=task, path=where, words=checked)
+
+
 WORDS_FROM = "words_from"
 WORD_SOURCES = ("label_names",)
 

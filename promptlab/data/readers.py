@@ -57,6 +57,12 @@ def load_examples(spec: Any, *, base_dir: Path, labels: list[str], label_field: 
     else:
         raise UserError(f"data must be a file path, 'source:NAME/SPLIT' or a dataset mapping, not {spec!r}",
                         where=where, fix="for example: data: data/test.jsonl")
+    return labelled_examples(rows, origin=origin, labels=labels, label_field=label_field, id_field=id_field)
+
+
+def labelled_examples(rows: list[Row], *, origin: str, labels: list[str], label_field: str = "label",
+                      id_field: str = "id") -> list[dict]:
+    """Rows read from anywhere (a file, or a list in code) as examples: ids, and labels as names."""
     if not rows:
         raise UserError("no examples in the data", where=origin,
                         fix=f"add at least one example, e.g. {LABEL_FIX_EXAMPLE}")
