@@ -205,9 +205,11 @@ def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host
 @click.option("--output", type=click.Path(), default=None,
               help="Folder for fewshot.json and, per seed, predictions and the trained artefact (DIR/seed-N, "
                    "for --trained).")
+@click.option("--overwrite", is_flag=True,
+              help="Clear the DIR/seed-N folders this run writes; without it, a filled one is refused.")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
 def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, encoder,
-            method_options, reject_below, limit, device, dtype, catalogs, output, as_json):
+            method_options, reject_below, limit, device, dtype, catalogs, output, overwrite, as_json):
     """Train on k examples per class over several seeds; report mean ± std next to zero-shot."""
     options = dict(locals())
     from promptlab.kinds import run_command

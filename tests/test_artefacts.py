@@ -157,3 +157,89 @@ def test_trained_show_prints_what_is_inside(tmp_path, setup, loaded):
     assert f"fingerprint {loaded.fingerprint}" in result.output and "template    t1" in result.output
     missing = CliRunner().invoke(main, ["trained", "show", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+# ---------------------------------------------------------------- a folder is written whole, or not at all
+
+def fewshot_into(catalog_dir, model_dir, output, method, *extra, exit_code=0):
+    result = CliRunner().invoke(main, ["fewshot", "--catalog", str(catalog_dir), "--task", "toy", "--template", "t1",
+                                       "--k", "4", "--seeds", "13", "--model", str(model_dir), "--method", method,
+                                       "--steps", "2", "--lr", "0.3" if method == "softprompt" else "0.001",
+                                       "--output", str(output), *extra])
+    assert result.exit_code == exit_code, result.output
+    return result
+
+
+def predict_with(catalog_dir, trained, rows, output) -> str:
+    result = CliRunner().invoke(main, ["predict", "--catalog", str(catalog_dir), "--trained", str(trained),
+                                       "--input", str(rows), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    return output.read_text()
+
+
+def test_a_second_method_into_the_same_folder_is_refused_or_replaces_it_whole(toy_catalog_dir, sensitive_gpt2_dir,
+                                                                             setup, tmp_path):
+    shared, fresh = tmp_path / "shared", tmp_path / "fresh"
+    fewshot_into(toy_catalog_dir, sensitive_gpt2_dir, shared, "finetune")
+    assert (shared / "seed-13" / "model" / "config.json").is_file()
+    refused = fewshot_into(toy_catalog_dir, sensitive_gpt2_dir, shared, "softprompt", exit_code=2)
+    assert "already holds a finetune artefact" in refused.output and "--overwrite" in refused.output
+    assert "zero-shot" not in refused.output  # refused before any model loads or trains
+    assert load_trained(shared / "seed-13").method == "finetune"
+    fewshot_into(toy_catalog_dir, sensitive_gpt2_dir, shared, "softprompt", "--overwrite")
+    fewshot_into(toy_catalog_dir, sensitive_gpt2_dir, fresh, "softprompt")
+    assert sorted(path.name for path in (shared / "seed-13").iterdir()) == \
+        sorted(path.name for path in (fresh / "seed-13").iterdir())
+    assert not (shared / "seed-13" / "model").exists()
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": example["text"]}) + "\n" for example in setup.task.examples("test")))
+    assert predict_with(toy_catalog_dir, shared / "seed-13", rows, tmp_path / "shared.jsonl") == \
+        predict_with(toy_catalog_dir, fresh / "seed-13", rows, tmp_path / "fresh.jsonl")
+
+
+def test_saving_into_a_filled_folder_is_refused(tmp_path, setup, loaded):
+    folder = tmp_path / "prompt"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="already holds files") as error:
+        saved_prompt(tmp_path, setup, loaded)
+    assert "--overwrite" in error.value.message and (folder / "notes.txt").read_text() == "mine"
+
+
+def test_a_crash_while_saving_leaves_no_folder_and_no_staging(tmp_path, setup, loaded):
+    def crash(folder):
+        (folder / "half.bin").write_bytes(b"\0" * 10)
+        raise KeyboardInterrupt
+
+    trained = Trained("softprompt", tensors={"prompt_embeddings": torch.zeros(2, 32)}, write_files=crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_trained(tmp_path / "seed-13", trained, trained_identity(setup, loaded))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_folder_that_trained_json_does_not_declare_is_never_loaded(tmp_path, setup, loaded, tiny_gpt2_dir):
+    import shutil
+    folder = saved_prompt(tmp_path, setup, loaded)
+    test = setup.task.examples("test")
+    before = open_classifier(setup, load_trained(folder), model=None, device="cpu").classifier.logprobs(test)
+    shutil.copytree(tiny_gpt2_dir, tmp_path / "prompt" / "model")  # another model, not declared
+    saved = load_trained(folder)
+    assert saved.model_folder is None
+    opened = open_classifier(setup, saved, model=None, device="cpu")
+    assert opened.loaded.fingerprint == loaded.fingerprint
+    assert torch.equal(opened.classifier.logprobs(test), before)
+
+
+def test_a_model_copy_swapped_for_other_weights_is_refused(tmp_path, setup, loaded, tiny_gpt2_dir):
+    import shutil
+    run_method("finetune", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+               test_examples=setup.task.examples("test"), k=2, seed=13, options={"steps": 1},
+               save_to=tmp_path / "seed-13")
+    saved = load_trained(tmp_path / "seed-13")
+    assert saved.metadata["model_copy_fingerprint"] != loaded.fingerprint  # it trained: the copy differs
+    open_classifier(setup, saved, model=None, device="cpu")  # its own copy loads
+    shutil.rmtree(tmp_path / "seed-13" / "model")
+    shutil.copytree(tiny_gpt2_dir, tmp_path / "seed-13" / "model")
+    with pytest.raises(UserError, match="holds another run's model") as error:
+        open_classifier(setup, load_trained(tmp_path / "seed-13"), model=None, device="cpu")
+    assert saved.metadata["model_copy_fingerprint"] in error.value.message

@@ -59,6 +59,6 @@ def test_a_saved_token_finetune_folder_predicts_on_raw_text(tiny_bert_dir, tmp_p
     ("tweetner", "trained with 'majority', which does not recognise entities"),
 ])
 def test_an_artefact_of_another_task_or_method_is_refused(tmp_path, catalog, task, message):
-    save_trained(tmp_path, Trained("majority", state={"label": "positive"}), {"task": task})
+    save_trained(tmp_path / "seed-0", Trained("majority", state={"label": "positive"}), {"task": task})
     with pytest.raises(UserError, match=message):
-        plan_predictor(catalog, task="tweetner", trained=str(tmp_path))
+        plan_predictor(catalog, task="tweetner", trained=str(tmp_path / "seed-0"))

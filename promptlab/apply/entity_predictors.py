@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from promptlab.backends.aliases import DEFAULT_MODEL
-from promptlab.methods.artefacts import SavedTrained, check_compatible, load_trained
+from promptlab.methods.artefacts import SavedTrained, check_compatible, check_model_copy, load_trained
 from promptlab.backends import make_backend
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.methods import entity_candidates as prompting
@@ -23,7 +23,7 @@ from promptlab.data.words import SpanPredictor
 from promptlab.methods.token_finetune import TokenFinetuneOptions, TokenTagger, spans_with_scores
 from promptlab.errors import UserError
 from promptlab.methods.softprompt import TENSOR_NAME
-from promptlab.backends.models import load_model, resolve_model
+from promptlab.backends.models import load_model, resolve_model, weights_fingerprint
 from promptlab.backends.scoring import LabelScorer
 from promptlab.catalog.task import Task
 
@@ -116,6 +116,7 @@ def _tagger(plan: PredictorPlan, device: str, dtype: str | None) -> tuple[SpanPr
                         f"{plan.task.labels}", where=saved.folder, fix="train it again on the task as it is now")
     tagger = TokenTagger.load(str(saved.model_folder), saved.state["types"], device=device,
                               max_tokens=saved.state.get("max_tokens", TokenFinetuneOptions.max_tokens))
+    check_model_copy(saved, weights_fingerprint(tagger.model))
 
     def predict(sentences):
         return [spans_with_scores(tags, scores) for tags, scores in tagger.predict(sentences)]

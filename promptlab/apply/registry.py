@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from promptlab.backends.aliases import DEFAULT_MODEL
-from promptlab.methods.artefacts import SavedTrained, check_compatible
+from promptlab.methods.artefacts import SavedTrained, check_compatible, check_model_copy
 from promptlab.apply.classifier import (
     Classifier,
     ConstantClassifier,
@@ -200,7 +200,9 @@ def _load(saved: SavedTrained | None, model: str | None, device: str, dtype: str
     if saved is not None and saved.metadata.get("model_kind") == "encoder":
         return _load_encoder(saved, device)
     if saved is not None and saved.model_folder:
-        return load_model(str(saved.model_folder), device=device, dtype=dtype)
+        loaded = load_model(str(saved.model_folder), device=device, dtype=dtype)
+        check_model_copy(saved, loaded.fingerprint)
+        return loaded
     name = model or (saved.metadata.get("model") if saved else None) or DEFAULT_MODEL
     resolve_model(name)
     loaded = load_model(name, device=device, dtype=dtype)

@@ -8,6 +8,7 @@ import time
 import click
 
 from promptlab.runtime import distributed
+from promptlab.methods.artefacts import claim_seed_folders
 from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.backends import make_backend
 from promptlab.catalog.catalog import Catalog, Setup
@@ -32,7 +33,7 @@ OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-len
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
                         method_options=(), limit, device, dtype=None, catalogs, output, as_json, encoder=None,
-                        reject_below=None) -> None:
+                        reject_below=None, overwrite=False) -> None:
     started = time.perf_counter()
     check_threshold(reject_below)
     catalog = Catalog.from_options(catalogs)
@@ -43,6 +44,8 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
                             parse_options(method_options))
     pool, test = _check_data(setup, k, seed_list, limit)
     folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
+    if folder:
+        claim_seed_folders(folder, seed_list, overwrite=overwrite)
     loaded, zero_shot = None, None
     if uses_scoring_model(method, options):
         model_name = model or DEFAULT_MODEL

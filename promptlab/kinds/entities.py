@@ -20,6 +20,7 @@ import click
 from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.catalog.catalog import Catalog
 from promptlab.commands.fewshot import emit_summary, parse_options
+from promptlab.methods.artefacts import claim_seed_folders
 from promptlab.methods.entity_prompt import EntityContext, entity_method_options, run_entity_method
 from promptlab.metrics.entities import entity_metrics, format_entity_metrics
 from promptlab.apply.entity_predict import describe
@@ -74,7 +75,7 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
                         method_options=(), limit, device, catalogs, output, as_json, dtype=None, encoder=None,
-                        reject_below=None) -> None:
+                        reject_below=None, overwrite=False) -> None:
     started = time.perf_counter()
     refuse_text_flags(task, {"--encoder": encoder, "--reject-below": reject_below})
     catalog = Catalog.from_options(catalogs)
@@ -88,6 +89,8 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     pool = loaded_task.examples("train")  # data mistakes surface before any model loads
     model_name = model or DEFAULT_MODELS[method]
     folder = output_folder(output) if output else None
+    if folder:
+        claim_seed_folders(folder, seed_list, overwrite=overwrite)
     shared_model = functools.cache(lambda: load_model(model_name, device=device, dtype=dtype))
     click.echo(f"{loaded_task.name} · {model_name} · {method} · k={k} per type · {len(test)} test sentences")
     per_seed = []

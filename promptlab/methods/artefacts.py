@@ -9,13 +9,20 @@
     DIR/...                  files a method writes in its own standard format (lora: the PEFT adapter
                              files, so `PeftModel.from_pretrained(base, DIR)` loads the folder as it is)
 
-A method hands `Trained` to `save_trained`; `load_trained` reads a folder back onto the CPU and
-`check_compatible` refuses it for another task, template, verbalizer or model. Nothing is pickled.
+A method hands `Trained` to `save_trained`, which writes the folder whole or not at all: into a staging
+folder beside it, renamed into place at the end, and never into a folder that already holds files
+(`claim_seed_folders` clears them first for `fewshot --overwrite`). `load_trained` reads a folder back
+onto the CPU, taking only the files trained.json declares; `check_compatible` refuses it for another
+task, template, verbalizer or model, and `check_model_copy` refuses a model copy whose weights are not
+the ones saved. Nothing is pickled.
 How each method turns a loaded folder back into a classifier lives in `promptlab.apply.registry`.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +31,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from promptlab.backends.models import weights_fingerprint
 from promptlab.errors import UserError
 from promptlab.runtime.outputs import write_atomic, write_json
 
@@ -69,8 +77,8 @@ class SavedTrained:
 
     @property
     def model_folder(self) -> Path | None:
-        folder = self.folder / MODEL_FOLDER
-        return folder if folder.is_dir() else None
+        """The fine-tuned copy, when trained.json declares one (a stray model/ folder is never used)."""
+        return self.folder / MODEL_FOLDER if self.metadata.get("has_model") else None
 
 
 def trained_identity(setup, loaded) -> dict:
@@ -80,11 +88,29 @@ def trained_identity(setup, loaded) -> dict:
 
 
 def save_trained(folder: str | Path, trained: Trained, metadata: dict) -> Path:
-    """Write the weights first and trained.json last: a folder with its trained.json is complete."""
+    """Write the artefact into a staging folder and rename it into place: a crash leaves no half folder.
+
+    An existing `folder` must be empty (a file left there would load with the new trained.json).
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    refuse_filled(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the artefact from other users
+        _write_files(staging, trained, metadata)
+        os.replace(staging, folder)  # a rename: replaces an empty folder, fails on a filled one
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _write_files(folder: Path, trained: Trained, metadata: dict) -> None:
+    copy = {}
     if trained.model is not None:
         _save_model(folder / MODEL_FOLDER, trained.model, trained.tokenizer)
+        copy = {"model_copy_fingerprint": weights_fingerprint(trained.model)}
     if trained.write_files is not None:
         trained.write_files(folder)
     if trained.tensors:
@@ -93,8 +119,32 @@ def save_trained(folder: str | Path, trained: Trained, metadata: dict) -> Path:
     shapes = {name: list(tensor.shape) for name, tensor in trained.tensors.items()}
     write_json(folder / METADATA_FILE, {"format": FORMAT, "method": trained.method, **metadata,
                                         "scoring": trained.scoring, "state": trained.state, "tensors": shapes,
-                                        "has_model": trained.model is not None})
-    return folder
+                                        "has_model": trained.model is not None, **copy})
+
+
+def refuse_filled(folder: Path) -> None:
+    if folder.is_dir() and any(folder.iterdir()):
+        held = _read_json(folder / METADATA_FILE).get("method") if (folder / METADATA_FILE).is_file() else None
+        raise UserError(f"the folder already holds {f'a {held} artefact' if held else 'files'}; promptlab writes a "
+                        "trained artefact only into a new or empty folder", where=folder,
+                        fix="pass --overwrite to clear it first, or name another --output")
+    if folder.exists() and not folder.is_dir():
+        raise UserError("a file stands where the artefact folder goes", where=folder, fix="name another --output")
+
+
+def claim_seed_folders(output: Path, seeds, *, overwrite: bool) -> list[Path]:
+    """The `seed-N` folders a run will write under `output`: refused when filled, or cleared with `overwrite`.
+
+    Checked before any training, so a run does not train for an hour and then find it cannot save.
+    """
+    folders = [Path(output) / f"seed-{seed}" for seed in seeds]
+    for folder in folders:
+        if overwrite and folder.is_dir():
+            shutil.rmtree(folder)
+        elif overwrite and folder.exists():
+            folder.unlink()
+        refuse_filled(folder)
+    return folders
 
 
 def _stored(tensor: torch.Tensor) -> torch.Tensor:
@@ -134,7 +184,19 @@ def load_trained(path: str | Path) -> SavedTrained:
             raise UserError(f"the weights file holds no {shape} tensor '{name}'", where=folder / WEIGHTS_FILE, fix=_FIX)
     if metadata.get("has_model") and not (folder / MODEL_FOLDER / "config.json").is_file():
         raise UserError(f"the fine-tuned model is missing ({MODEL_FOLDER}/config.json)", where=folder, fix=_FIX)
+    if metadata.get("has_model") and not metadata.get("model_copy_fingerprint"):
+        raise UserError("trained.json names no fingerprint for its fine-tuned model copy, so the copy cannot be "
+                        "checked", where=folder / METADATA_FILE, fix="train it again with this promptlab")
     return SavedTrained(folder, metadata, tensors)
+
+
+def check_model_copy(saved: SavedTrained, fingerprint: str) -> None:
+    """The model/ copy loaded must be the one saved with this trained.json (not another run's)."""
+    expected = saved.metadata["model_copy_fingerprint"]
+    if fingerprint != expected:
+        raise UserError(f"the fine-tuned model in {MODEL_FOLDER}/ has weights fingerprint {fingerprint}, trained.json "
+                        f"saved {expected}: the folder holds another run's model", where=saved.folder,
+                        fix="train again into a new folder (fewshot --output NEW, or --overwrite)")
 
 
 def _load_legacy_prompt(folder: Path) -> SavedTrained:
