@@ -49,3 +49,29 @@ def test_fewshot_never_samples_a_test_text(tmp_path, tiny_gpt2_dir):
 def main_cli():
     from promptlab.cli import main
     return main
+
+
+def test_entity_sentences_whose_tokens_are_in_test_are_dropped(capsys):
+    test = [{"id": "0", "tokens": ["Japan", "won"], "tags": ["B-LOC", "O"], "document": 0}]
+    train = [{"id": "0", "tokens": ["Japan", "won"], "tags": ["B-ORG", "O"], "document": 3},  # other tags: a copy
+             {"id": "1", "tokens": ["Japan", "lost"], "tags": ["B-LOC", "O"], "document": 0},
+             {"id": "2", "tokens": ["japan", "won"], "tags": ["B-LOC", "O"], "document": 0}]  # exact tokens only
+    kept = train_pool_without_test_texts(train, test, where="tasks/ner.yaml")
+    assert [example["id"] for example in kept] == ["1", "2"]
+    assert "1 train example(s) have the text of a test example" in capsys.readouterr().err
+
+
+def test_entity_fewshot_never_samples_a_test_sentence(tmp_path, tiny_bert_dir):
+    from entity_files import TWEET_FILES, conll, tweets
+
+    files = {**TWEET_FILES, "tasks/data/tweets-train.conll": conll(tweets(40, seed=1) + tweets(12, seed=2))}
+    root = write_catalog(tmp_path / "catalog", files)  # train sentences 40-51 are the 12 test sentences
+    result = CliRunner().invoke(main_cli(), ["fewshot", "--catalog", str(root), "--task", "tweetner", "--model",
+                                             str(tiny_bert_dir), "--method", "token-finetune", "--k", "2", "--steps",
+                                             "1", "--seeds", "1,2,3", "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "12 train example(s) have the text of a test example" in result.output
+    summary = json.loads((tmp_path / "out" / "fewshot.json").read_text())
+    sampled = [int(identifier) for run in summary["per_seed"]
+               for identifier in run["sample"]["train_ids"] + run["sample"]["dev_ids"]]
+    assert sampled and max(sampled) < 40

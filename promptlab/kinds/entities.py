@@ -20,6 +20,7 @@ import click
 from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.catalog.catalog import Catalog
 from promptlab.commands.fewshot import emit_summary, parse_options
+from promptlab.data.overlap import train_pool_without_test_texts
 from promptlab.methods.artefacts import claim_seed_folders
 from promptlab.methods.entity_prompt import EntityContext, entity_method_options, run_entity_method
 from promptlab.metrics.entities import entity_metrics, format_entity_metrics
@@ -86,7 +87,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     options = _method_flags(method, {name: value for name, value in given.items() if value is not None},
                             parse_options(method_options))
     test = labelled(loaded_task.examples("test", limit=limit), loaded_task.path)
-    pool = loaded_task.examples("train")  # data mistakes surface before any model loads
+    pool = train_pool_without_test_texts(loaded_task.examples("train"), test, where=loaded_task.path)
     model_name = model or DEFAULT_MODELS[method]
     folder = output_folder(output) if output else None
     if folder:

@@ -18,6 +18,7 @@ from promptlab.catalog.catalog import Setup
 from promptlab.kinds.entities import labelled
 from promptlab.methods.entity_prompt import EntityContext, entity_method_options, run_entity_method
 from promptlab.data.tags import spans_of
+from promptlab.data.overlap import train_pool_without_test_texts
 from promptlab.errors import UserError
 from promptlab.kinds import task_kind
 from promptlab.evaluation.suite import RunConfig, TaskEntry
@@ -39,7 +40,7 @@ def load_suite_data(setup: Setup, entry: TaskEntry, *, where: Path) -> TaskData:
     largest = max(entry.shots)
     if largest == 0:
         return TaskData(test=test, train=None)
-    train = task.examples("train")
+    train = train_pool_without_test_texts(task.examples("train"), test, where=task.path)
     mentions = Counter(span.type for example in train for span in spans_of(example.get("tags") or []))
     scarcest = min(task.labels, key=lambda name: mentions[name])
     if mentions[scarcest] < 2 * largest:
