@@ -108,6 +108,31 @@ def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, spli
     run_command("zeroshot", options)
 
 
+# the assistant (assist; serve --answers): defaults chosen on dev data, see promptlab.apply.assist
+ASSISTANT_OPTIONS = ("answers", "knowledge", "encoder", "intent_threshold", "retrieval_threshold", "top_passages")
+
+
+def assistant_options(command):
+    for option in reversed((
+        click.option("--answers", default=None, metavar="NAME",
+                     help="Answer file answers/<task>/<name>.yaml [default: 'default', else the only one]."),
+        click.option("--knowledge", default=None, metavar="PATH",
+                     help="Knowledge base: a JSONL/CSV file of documents (id, title, text, link) or a folder of "
+                          "Markdown files, or such a name in the catalog's answers/<task>/ (e.g. knowledge.jsonl); "
+                          "indexed once into the cache."),
+        click.option("--encoder", default="minilm-l6", show_default=True,
+                     help="Sentence encoder of the knowledge base's dense index."),
+        click.option("--intent-threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+                     metavar="P", help="Below this intent probability, search the knowledge base instead."),
+        click.option("--retrieval-threshold", type=click.FloatRange(-1, 1), default=0.35, show_default=True,
+                     metavar="S", help="Below this cosine similarity of the best passage, hand off to a person."),
+        click.option("--top-passages", type=click.IntRange(min=1), default=3, show_default=True,
+                     help="Passages returned with a retrieval reply."),
+    )):
+        command = option(command)
+    return command
+
+
 # -- predict ----------------------------------------------------------------------------------
 @main.command()
 @task_option
@@ -161,13 +186,49 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
 @device_option
 @dtype_option
 @catalog_option
+@assistant_options
 def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch, max_wait_ms,
-          max_queue, reject_below, batch_size, device, dtype, catalogs):
-    """Serve a model over HTTP: POST /classify (entity tasks: POST /entities), GET /health, GET /info
-    (needs promptlab[serve])."""
+          max_queue, reject_below, batch_size, device, dtype, catalogs, answers, knowledge, encoder, intent_threshold,
+          retrieval_threshold, top_passages):
+    """Serve a model over HTTP: POST /classify (entity tasks: POST /entities), GET /health, GET /info, and GET /:
+    a page to try it; with --answers and --knowledge, the assistant's POST /reply (needs promptlab[serve])."""
     options = dict(locals())
+    assistant = {name: options.pop(name) for name in ASSISTANT_OPTIONS}
+    if assistant["answers"] or assistant["knowledge"]:
+        from promptlab.commands.assisting import run_assist_serve_command
+        run_assist_serve_command(**options, **assistant)
+        return
     from promptlab.kinds import run_command
     run_command("serve", options)
+
+
+# -- assist -----------------------------------------------------------------------------------
+@main.command()
+@task_option
+@template_option
+@verbalizer_option
+@model_option
+@trained_option
+@calibrate_option
+@aggregate_option
+@assistant_options
+@click.option("--input", "input_path", required=True, metavar="FILE|-",
+              help="JSONL, JSON, CSV or TSV rows with the message as `text` and any variables the answers read; "
+                   "'-': standard input (JSONL, or one message per line).")
+@click.option("--output", required=True, metavar="FILE|-", help="JSONL: each row with its reply; '-': standard output.")
+@batch_size_option
+@device_option
+@dtype_option
+@catalog_option
+def assist(task, template, verbalizer, model, trained, calibrate, aggregate, answers, knowledge, encoder,
+           intent_threshold, retrieval_threshold, top_passages, input_path, output, batch_size, device, dtype, catalogs):
+    """Answer customer messages: the intent's answer template, else the knowledge base, else a person. Each row
+    comes out with path, intent, probability, answer, passages and reason."""
+    options = dict(locals())
+    from promptlab.commands.assisting import run_assist_command
+    run_assist_command(**options)
+
+
 
 
 # -- fewshot ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Catalogs: folders of task, template, verbalizer and suite files, looked up by name.
+"""Catalogs: folders of task, template, verbalizer, suite and answer files, looked up by name.
 
 The built-in catalog ships inside the package; `PROMPTLAB_PATH` (os.pathsep-separated) and
 `--catalog DIR` add more. Later catalogs override earlier ones name by name.
@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Iterable
 
 from promptlab.errors import UserError, unknown
+from promptlab.catalog.answers import Answers, load_answers
 from promptlab.catalog.task import Task, load_task
 from promptlab.catalog.template import Template, load_template
 from promptlab.catalog.verbalizer import Verbalizer, load_verbalizer
 
-CATALOG_FOLDERS = ("tasks", "templates", "verbalizers", "eval_suites")
+CATALOG_FOLDERS = ("tasks", "templates", "verbalizers", "eval_suites", "answers")
 _PACKAGE = Path(__file__).resolve().parents[1]  # promptlab/
 
 
@@ -115,6 +116,24 @@ class Catalog:
     # suites
     def suite_files(self) -> dict[str, Path]:
         return self._files("eval_suites", "*.yaml")
+
+    # answers (the assistant: promptlab.apply.assist)
+    def answer_files(self, task: str) -> dict[str, Path]:
+        return self._files(f"answers/{task}", "*.yaml")
+
+    def answers(self, task: Task, name: str | None = None) -> Answers:
+        """The named answer file; without a name, `default`, else the only one."""
+        files = self.answer_files(task.name)
+        if name is None:
+            if "default" not in files and len(files) != 1:
+                raise UserError(f"task '{task.name}' has {'no answer file' if not files else 'several answer files'}"
+                                " and none is named 'default'",
+                                fix="pass --answers " + "|".join(sorted(files)) if files else
+                                f"write answers/{task.name}/default.yaml in a catalog")
+            name = "default" if "default" in files else next(iter(files))
+        if name not in files:
+            raise unknown(f"answer file of task '{task.name}'", name, files)
+        return load_answers(files[name], task=task.name, labels=task.labels)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`promptlab templates check`: lint every template and verbalizer of a catalog.
+"""`promptlab templates check`: lint every template, verbalizer and answer file of a catalog.
 
 Every file parses, verbalizers match their task, and templates only use fields that the task's
 local data has. Then tokenizer-aware checks with --model, else the default model (skipped with a
@@ -53,6 +53,7 @@ def lint_catalog(catalog: Catalog, *, task: str | None = None, model: str | None
                 verbalizers.append(catalog.verbalizer(loaded_task, verbalizer_name))
             except UserError as error:
                 problems.append(_problem("error", error))
+        problems += _answer_problems(catalog, loaded_task)
         if not templates:
             problems.append(Problem("warning", str(loaded_task.path), f"task '{name}' has no templates"))
         for template in templates:
@@ -64,6 +65,23 @@ def lint_catalog(catalog: Catalog, *, task: str | None = None, model: str | None
             if tokenizer is not None:
                 problems += [check for verbalizer in verbalizers
                              for check in _token_checks(template, verbalizer, tokenizer)]
+    return problems
+
+
+def _answer_problems(catalog: Catalog, task) -> list[Problem]:
+    """Answer files load (labels, syntax, declared variables), and every label is answered or listed."""
+    problems = []
+    for name in catalog.answer_files(task.name):
+        try:
+            answers = catalog.answers(task, name)
+        except UserError as error:
+            problems.append(_problem("error", error))
+            continue
+        unlisted = answers.unlisted(task.labels)
+        if unlisted:
+            problems.append(Problem("warning", str(answers.path),
+                                    f"{len(unlisted)} label(s) have no answer and are not listed under handoff or "
+                                    f"retrieve, so they are answered from the knowledge base: {', '.join(unlisted)}"))
     return problems
 
 
