@@ -3,12 +3,14 @@ written only as files (tweets with entity types promptlab does not ship), all on
 from __future__ import annotations
 
 import json
+import statistics
 from collections import Counter
 
 import pytest
 import torch
 from click.testing import CliRunner
 from entity_files import TYPES, catalog, invoke, one_thread, tweets  # noqa: F401 (fixtures)
+from span_counts import conll_f1
 
 from promptlab.cli import main
 from promptlab.metrics.entities import entity_metrics
@@ -94,7 +96,9 @@ def test_fewshot_token_finetune_on_a_new_entity_task(catalog, tiny_bert_dir, tmp
                     "--model", tiny_bert_dir, "--k", 3, "--seeds", "13,21", "--steps", 40, "--lr", 3e-3,
                     "--output", tmp_path, "--json")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["f1_mean"] >= 0.5 and len(summary["per_seed"]) == 2 and summary["f1_std"] >= 0
+    f1s = [conll_f1(tmp_path / f"seed-{seed}/predictions.conll") for seed in (13, 21)]
+    assert [run["f1"] for run in summary["per_seed"]] == pytest.approx(f1s)
+    assert summary["f1_mean"] >= 0.5 and summary["f1_std"] == pytest.approx(statistics.stdev(f1s))
     assert summary["per_seed"][0]["sample"]["train_ids"] != summary["per_seed"][1]["sample"]["train_ids"]
     conll_lines = (tmp_path / "seed-13/predictions.conll").read_text().split("\n")
     assert len(conll_lines[0].split("\t")) == 3  # token, gold, predicted
@@ -114,12 +118,14 @@ def test_fewshot_token_finetune_on_a_new_entity_task(catalog, tiny_bert_dir, tmp
 
 def test_entity_prompt_zero_and_few_shot_on_a_new_entity_task(catalog, tiny_gpt2_dir, tmp_path):
     zero = invoke("zeroshot", "--task", "tweetner", "--catalog", catalog, "--template", "t1",
-                  "--model", tiny_gpt2_dir, "--json")
-    assert 0 <= json.loads(zero.stdout.strip().splitlines()[-1])["f1"] <= 1
+                  "--model", tiny_gpt2_dir, "--json", "--output", tmp_path / "zero")
+    assert json.loads(zero.stdout.strip().splitlines()[-1])["f1"] == pytest.approx(
+        conll_f1(tmp_path / "zero/predictions.conll"))
     few = invoke("fewshot", "--task", "tweetner", "--catalog", catalog, "--method", "entity-prompt",
                  "--model", tiny_gpt2_dir, "--k", 2, "--seeds", 13, "--steps", 3, "--output", tmp_path, "--json")
     run = json.loads(few.stdout.strip().splitlines()[-1])["per_seed"][0]
-    assert run["train_steps"] == 3 and 0 <= run["f1"] <= 1 and run["dev_metric"] == "candidate_accuracy"
+    assert run["train_steps"] == 3 and run["dev_metric"] == "candidate_accuracy"
+    assert run["f1"] == pytest.approx(conll_f1(tmp_path / "seed-13/predictions.conll"))
     saved = json.loads((tmp_path / "seed-13/trained.json").read_text())
     assert saved["method"] == "entity-prompt" and saved["tensors"]["prompt_embeddings"][0] == 8
 
