@@ -1,8 +1,9 @@
 """Knowledge bases: the documents the assistant answers new questions from, read into passages.
 
     --knowledge FILE.jsonl | FILE.csv    one document a row: `text`, and optionally `id`, `title`, `link`
-    --knowledge FOLDER                   Markdown files (*.md, searched recursively): the first `# heading`
-                                         is the title, the path under the folder the id
+    --knowledge FOLDER                   Markdown files (*.md, searched recursively): a first `# heading`
+                                         is the title (the passages start after it), the path under the
+                                         folder without .md the id
 
 A document longer than MAX_PASSAGE_CHARS is split at paragraph breaks (else at a space) into
 passages of at most that length; each passage keeps its document's id, title and link, and its
@@ -76,7 +77,7 @@ def content_hash(path: str | Path) -> str:
 def split_document(document: dict) -> list[Passage]:
     """The document's passages, each at most MAX_PASSAGE_CHARS long, with their offsets."""
     text = document["text"]
-    spans, start = [], 0
+    spans, start = [], document.get("body_start", 0)
     while start < len(text):
         while start < len(text) and text[start].isspace():
             start += 1
@@ -131,5 +132,5 @@ def _markdown_documents(folder: Path) -> list[dict]:
         heading = _HEADING.match(text)
         title = heading.group(1).strip() if heading else file.stem.replace("-", " ").replace("_", " ")
         documents.append({"id": file.relative_to(folder).with_suffix("").as_posix(), "title": title, "text": text,
-                          "link": "", "where": str(file)})
+                          "link": "", "where": str(file), "body_start": heading.end() if heading else 0})
     return documents
