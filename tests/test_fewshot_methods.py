@@ -19,10 +19,11 @@ from promptlab.errors import UserError
 from promptlab.backends import features
 from promptlab.backends.features import example_text, features_of, pooled_features
 from promptlab.kinds import KINDS
-from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, run_method
+from promptlab.methods import DEFAULT_OPTIONS, METHODS, method_options, methods_of, run_method
 from promptlab.backends.models import load_model
 from promptlab.data.sampling import sample_kshot
 from promptlab.catalog.template import Prompt, parse_template
+from promptlab.kinds import task_examples
 
 FAST = {"softprompt": {"steps": 3, "eval_every": 2, "batch_size": 8}, "finetune": {"steps": 2, "eval_every": 2},
         "lora": {"steps": 2, "eval_every": 2},
@@ -49,8 +50,8 @@ def bert(tiny_bert_dir):
 def run(method, setup, loaded, *, seed=13, k=4, **options):
     if method == "setfit":  # the tiny model's own folder serves as the sentence encoder
         options.setdefault("encoder", loaded.source)
-    return run_method(method, setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
-                      test_examples=setup.task.examples("test"), k=k, seed=seed, options={**FAST[method], **options})
+    return run_method(method, setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
+                      test_examples=task_examples(setup.task, "test"), k=k, seed=seed, options={**FAST[method], **options})
 
 
 def weights(model) -> dict[str, torch.Tensor]:
@@ -58,22 +59,24 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def test_registry_names_and_defaults():
-    assert METHODS == ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "setfit", "majority")
+    assert METHODS == ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "setfit", "majority",
+                       "token-finetune", "entity-prompt")
     assert set(DEFAULT_OPTIONS) == set(METHODS)
-    assert DEFAULT_OPTIONS["softprompt"]["init"] in ("vocab", "text", "labels")
-    from promptlab import cli
-    assert KINDS["classification"].methods == METHODS  # the CLI lists them without importing torch
+    assert DEFAULT_OPTIONS["softprompt"]["init"] == "labels" and DEFAULT_OPTIONS["entity-prompt"]["init"] == "labels"
+    for kind in KINDS.values():  # the CLI lists each kind's methods without importing torch
+        assert kind.methods == methods_of(kind.name)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", methods_of("classification"))
 def test_every_method_returns_the_contract_and_leaves_the_model_untouched(method, setup, gpt2):
     before = weights(gpt2.model)
     flags = [p.requires_grad for p in gpt2.model.parameters()]
     result = run(method, setup, gpt2)
     assert {"accuracy", "macro_f1", "dev_accuracy", "seconds", "train_steps"} <= set(result)
-    assert 0 <= result["accuracy"] <= 1 and result["seconds"] > 0
+    correct = sum(row["predicted"] == row["gold"] for row in result["predictions"])
+    assert result["accuracy"] == correct / len(result["predictions"]) and result["seconds"] > 0
     assert result["method"] == method and result["seed"] == 13 and result["k"] == 4
-    assert result["sample"]["checksum"] == sample_kshot(setup.task.examples("train"), setup.task.labels, 4, 13).checksum
+    assert result["sample"]["checksum"] == sample_kshot(task_examples(setup.task, "train"), setup.task.labels, 4, 13).checksum
     assert len(result["predictions"]) == 10 and result["metrics"]["n"] == 10
     assert result["train_steps"] == (0 if method in ("icl", "head", "majority") else result["train_steps"] or 1)
     assert all(torch.equal(p, before[name]) for name, p in gpt2.model.named_parameters())
@@ -119,7 +122,24 @@ def test_majority_predicts_the_first_label_on_a_balanced_sample(setup, gpt2):
 
 def test_head_picks_c_on_dev(setup, gpt2):
     result = run("head", setup, gpt2, c_values=[0.1, 1.0])
-    assert result["c"] in (0.1, 1.0) and 0 <= result["dev_accuracy"] <= 1
+    # the same standardised logistic regression fitted here on the seed's sample, scored on its dev half
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    split = sample_kshot(task_examples(setup.task, "train"), setup.task.labels, 4, 13)
+
+    def x(examples):
+        texts = [example_text(setup.template, example) for example in examples]
+        return features_of(gpt2.model, gpt2.tokenizer, texts, gpt2.device, layer=-1).numpy()
+
+    def y(examples):
+        return [setup.task.labels.index(example["label"]) for example in examples]
+
+    dev = {c: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+           .fit(x(split.train), y(split.train)).score(x(split.dev), y(split.dev)) for c in (0.1, 1.0)}
+    best = 0.1 if dev[0.1] >= dev[1.0] else 1.0  # the first C wins a tie
+    assert result["c"] == best and result["dev_accuracy"] == dev[best]
 
 
 @pytest.mark.parametrize("method, options, message", [
