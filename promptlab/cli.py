@@ -443,6 +443,61 @@ def verbalizers_search(task, template, k, seed, model, candidates, words_per_lab
     run_search_command(**options)
 
 
+# -- monitor ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--classifier", "classifiers", multiple=True, required=True, metavar="NAME=SPEC",
+              help="A named classifier (repeatable): a trained artefact folder, or a zero-shot setup "
+                   "TASK[:TEMPLATE][@MODEL]; an entity task or artefact adds the entities found.")
+@click.option("--input", "input_path", required=True, metavar="FILE|DIR|-",
+              help="JSONL/CSV/TSV documents: a file, a folder of them, or '-' (JSONL on standard input).")
+@click.option("--time-field", required=True, help="The field holding each document's time (ISO 8601 or epoch).")
+@click.option("--id-field", default="id", show_default=True, help="The field holding each document's id.")
+@click.option("--text-field", default="text", show_default=True,
+              help="The field entity classifiers and the report read.")
+@click.option("--window", default="1d", show_default=True, help="Window length: 30m, 6h, 1d, 1w.")
+@click.option("--follow", is_flag=True,
+              help="Keep watching the folder (new files) or file (new lines) until SIGINT/SIGTERM.")
+@click.option("--poll", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              help="Seconds between looks at the input under --follow.")
+@click.option("--alert", "alerts", multiple=True, metavar="RULE",
+              help='An alert rule (repeatable), e.g. "sentiment=negative by=topic share>0.4 z>3 min=20".')
+@click.option("--output", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder for labelled.jsonl, windows.csv, alerts.jsonl and report.html; a run there resumes.")
+@batch_size_option
+@device_option
+@dtype_option
+@catalog_option
+def monitor(classifiers, input_path, time_field, id_field, text_field, window, follow, poll, alerts, output,
+            batch_size, device, dtype, catalogs):
+    """Classify a stream of documents with several classifiers, count them per time window, raise alerts
+    and write a report (docs/monitor.md)."""
+    options = dict(locals())
+    from promptlab.commands.monitoring import run_monitor_command
+    run_monitor_command(**options)
+
+
+@main.command("monitor-example")
+@click.option("--output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="The JSONL stream to write.")
+@click.option("--days", type=click.IntRange(min=2), default=30, show_default=True)
+@click.option("--start", default="2026-01-01", show_default=True, help="The first day (ISO 8601 date).")
+@click.option("--stories", type=click.IntRange(min=1), default=None,
+              help="Use this many Reuters R8 test stories [default: all 2189].")
+@click.option("--words", type=click.IntRange(min=5), default=60, show_default=True,
+              help="Keep each story's first N words (a lead, as a news feed carries).")
+@click.option("--burst-topic", default="crude", show_default=True, help="The topic the negative burst hits.")
+@click.option("--burst-day", type=click.IntRange(min=1), default=21, show_default=True,
+              help="The day of the burst (1: the first day).")
+@click.option("--burst-size", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+def monitor_example(output, days, start, stories, words, burst_topic, burst_day, burst_size, seed):
+    """Write an example stream for `monitor`: Reuters R8 test stories at times spread over DAYS (assigned, not
+    real), with a burst of negative stories on one topic on one day."""
+    options = dict(locals())
+    from promptlab.commands.monitoring import run_example_command
+    run_example_command(**options)
+
+
 # -- models and data --------------------------------------------------------------------------
 @main.group(cls=_Group)
 def models():
