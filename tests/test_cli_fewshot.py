@@ -44,7 +44,7 @@ def trained(catalog, model, tmp_path_factory):
     return last_json(result), out
 
 
-def test_fewshot_reports_per_seed_mean_std_and_zero_shot(trained, model):
+def test_fewshot_reports_per_seed_mean_std_and_zero_shot(trained, catalog, model):
     summary, _ = trained
     assert REQUIRED <= set(summary)
     assert summary["method"] == "softprompt" and summary["k"] == 4 and summary["seeds"] == [13, 21]
@@ -54,7 +54,9 @@ def test_fewshot_reports_per_seed_mean_std_and_zero_shot(trained, model):
     assert summary["accuracy_std"] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2)
     assert [run["train_steps"] for run in summary["per_seed"]] == [3, 3]
     assert summary["options"]["steps"] == 3 and summary["options"]["prompt_length"] == 4
-    assert 0 <= summary["zero_shot_accuracy"] <= 1
+    zero_shot = last_json(invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model",
+                                 model, "--calibrate", "contextual", "--json"))
+    assert summary["zero_shot_accuracy"] == zero_shot["accuracy"]  # the same test split, zero-shot
     assert summary["per_seed"][0]["sample"]["checksum"] != summary["per_seed"][1]["sample"]["checksum"]
 
 

@@ -18,6 +18,7 @@ from promptlab.backends.sentence_encoders import load_encoder
 from promptlab.errors import UserError
 from promptlab.methods import run_method
 from promptlab.metrics.rejection import OUT_OF_SCOPE, check_threshold, reject_below, rejection_metrics
+from promptlab.kinds import task_examples
 
 
 # The toy task with test texts of their own (fewshot leaves train texts that are also test texts out).
@@ -44,8 +45,8 @@ def setup(toy_catalog) -> Setup:
 
 
 def run(method, setup, *, seed=13, k=4, reject_threshold=None, save_to=None, **options):
-    return run_method(method, setup=setup, loaded=None, train_pool=setup.task.examples("train"),
-                      test_examples=setup.task.examples("test"), k=k, seed=seed, options=options, device="cpu",
+    return run_method(method, setup=setup, loaded=None, train_pool=task_examples(setup.task, "train"),
+                      test_examples=task_examples(setup.task, "test"), k=k, seed=seed, options=options, device="cpu",
                       reject_threshold=reject_threshold, save_to=save_to)
 
 
@@ -72,7 +73,7 @@ def test_setfit_trains_the_encoder_and_saves_what_reproduces_its_predictions(set
     opened = open_classifier(setup, saved, model=None, device="cpu")
     assert opened.loaded.fingerprint != load_encoder(str(tiny_encoder), device="cpu").fingerprint  # trained copy
     labels = setup.task.labels
-    reapplied = [labels[i] for i in opened.classifier.logprobs(setup.task.examples("test")).argmax(-1).tolist()]
+    reapplied = [labels[i] for i in opened.classifier.logprobs(task_examples(setup.task, "test")).argmax(-1).tolist()]
     assert reapplied == [row["predicted"] for row in result["predictions"]]
 
 
@@ -93,7 +94,7 @@ def test_label_words_loss_pulls_messages_towards_their_labels_words(setup, tiny_
         """Mean cosine of each test text to its label's words minus to the other label's words."""
         model = load_encoder(str(folder), device="cpu").model
         gaps = []
-        for row in setup.task.examples("test"):
+        for row in task_examples(setup.task, "test"):
             text, *own = model.encode([row["text"], *words[row["label"]]], normalize_embeddings=True)
             other = model.encode(words["positive" if row["label"] == "negative" else "negative"],
                                  normalize_embeddings=True)
@@ -114,7 +115,7 @@ def test_label_words_join_the_heads_training_rows(setup, tiny_encoder, tmp_path)
         saved = load_trained(tmp_path / name)
         encoder = load_encoder(str(tmp_path / name / "encoder"), device="cpu")
         train_ids = set(saved.metadata["sample"]["train_ids"])
-        texts = [example["text"] for example in setup.task.examples("train") if str(example["id"]) in train_ids]
+        texts = [example["text"] for example in task_examples(setup.task, "train") if str(example["id"]) in train_ids]
         assert len(texts) == 2  # k = 1 of two labels
         expected = encoder.encode(texts + rows).mean(0)
         assert saved.tensors["mean"].numpy() == pytest.approx(expected, abs=1e-5)
@@ -137,7 +138,7 @@ def test_head_on_an_encoder_saves_an_artefact_that_applies(setup, tiny_encoder, 
     result = run("head", setup, encoder=str(tiny_encoder), save_to=tmp_path / "seed-13")
     opened = open_classifier(setup, load_trained(tmp_path / "seed-13"), model=None, device="cpu")
     labels = setup.task.labels
-    reapplied = [labels[i] for i in opened.classifier.logprobs(setup.task.examples("test")).argmax(-1).tolist()]
+    reapplied = [labels[i] for i in opened.classifier.logprobs(task_examples(setup.task, "test")).argmax(-1).tolist()]
     assert reapplied == [row["predicted"] for row in result["predictions"]]
 
 
@@ -152,7 +153,9 @@ def test_fewshot_cli_runs_setfit_without_loading_a_language_model(toy_catalog, t
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["method"] == "setfit" and summary["zero_shot_accuracy"] is None
     assert [run["train_steps"] for run in summary["per_seed"]] == [2, 2]
-    assert all(0 <= run["rejected"] <= 1 for run in summary["per_seed"])
+    for run in summary["per_seed"]:  # the share of test predictions answered out_of_scope
+        rows = [json.loads(line) for line in (output / f"seed-{run['seed']}/predictions.jsonl").read_text().splitlines()]
+        assert run["rejected"] == sum(row["predicted"] == OUT_OF_SCOPE for row in rows) / len(rows)
     assert (output / "seed-21" / "weights.safetensors").is_file() and (output / "seed-21" / "encoder").is_dir()
 
 
@@ -197,7 +200,7 @@ def test_financial_sentiment_task_reads_phrasebank_through_datasets(monkeypatch)
 
     monkeypatch.setattr(datasets, "load_dataset", hub)
     task = Catalog.from_options(()).task("financial-sentiment")
-    train, test = task.examples("train"), task.examples("test")
+    train, test = task_examples(task, "train"), task_examples(task, "test")
     assert calls == [("takala/financial_phrasebank", "sentences_allagree", "train[:70%]"),
                      ("takala/financial_phrasebank", "sentences_allagree", "train[70%:]")]
     assert (len(train), len(test)) == (8, 4)
