@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from promptlab.cli import main
+from browser import needs_browser, rendered_dom
 from serving import Server, post
 
 pytestmark = pytest.mark.offline_models
@@ -147,19 +146,10 @@ def test_the_page_is_self_contained(server):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html) and "@import" not in html
 
 
-def browser() -> str | None:
-    return next((found for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (found := shutil.which(name))), None)
-
-
-@pytest.mark.skipif(browser() is None, reason="no headless Chromium here (install the OS package 'chromium')")
+@needs_browser
 def test_the_page_shows_the_reply_its_path_and_the_intent_bars_in_headless_chromium(server, tmp_path):
     url = f"{server.base}/?" + urllib.parse.urlencode({"message": "when does the office open?"})
-    result = subprocess.run([browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000", "--dump-dom",
-                             url], capture_output=True, text=True, timeout=120)
-    dom = result.stdout
-    assert 'data-done="1"' in dom, result.stderr[-2000:]
+    dom = rendered_dom(url, tmp_path / "profile")
     reply = re.search(r'<div id="reply"[^>]*>(.*?)</div>', dom, re.DOTALL)
     assert reply and reply.group(1) == "Hi there, the help desk is open from 8 to 18 on working days."
     assert '<span class="path template">template</span>' in dom
