@@ -20,20 +20,27 @@ from serving import Server, post
 pytestmark = pytest.mark.offline_models
 
 MESSAGES = {
-    "password_reset": ["I forgot my password", "reset my password please", "can't log in, my password expired",
-                       "my password does not work anymore", "how do I change my login password",
-                       "locked out, I need a new password", "the password reset link is not working",
-                       "I need to reset the password of my account"],
-    "broken_hardware": ["my laptop screen is cracked", "the keyboard of my computer is broken", "my monitor stays black",
-                        "the mouse stopped working", "my laptop won't turn on", "the docking station is broken",
-                        "my headset is damaged", "the laptop battery is dead and swollen"],
-    "it_question": ["how do I connect to the VPN", "how to set up the printer", "how do I install software on my laptop",
-                    "how to join the wifi", "how can I share a folder with a colleague",
-                    "how do I set up email on my phone", "how to configure the VPN client", "where do I download Teams"],
-    "office_hours": ["when is the office open", "what are your opening hours", "is the office open on Saturday",
-                     "what time does the help desk close", "when can I visit the IT desk",
-                     "are you open during the holidays", "what time do you open in the morning",
-                     "opening times of the service desk"],
+    "password_reset": [
+        "I forgot my password", "reset my password please", "can't log in, my password expired",
+        "my password does not work anymore", "how do I change my login password",
+        "locked out, I need a new password", "the password reset link is not working",
+        "I need to reset the password of my account"
+    ],
+    "broken_hardware": [
+        "my laptop screen is cracked", "the keyboard of my computer is broken", "my monitor stays black",
+        "the mouse stopped working", "my laptop won't turn on", "the docking station is broken",
+        "my headset is damaged", "the laptop battery is dead and swollen"
+    ],
+    "it_question": [
+        "how do I connect to the VPN", "how to set up the printer", "how do I install software on my laptop",
+        "how to join the wifi", "how can I share a folder with a colleague", "how do I set up email on my phone",
+        "how to configure the VPN client", "where do I download Teams"
+    ],
+    "office_hours": [
+        "when is the office open", "what are your opening hours", "is the office open on Saturday",
+        "what time does the help desk close", "when can I visit the IT desk", "are you open during the holidays",
+        "what time do you open in the morning", "opening times of the service desk"
+    ],
 }
 ANSWERS = """description: The help desk's replies
 variables: [name]
