@@ -135,6 +135,7 @@ class StreamReader:
     id_field: str
     time_field: str
     seen: set[str] = field(default_factory=set)  # ids classified already: skipped
+    required: frozenset[str] = frozenset()  # fields the classifiers read: a row without one is skipped
     stdin: TextIO | None = None
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
     errors: Counter = field(default_factory=Counter)  # reason -> rows
@@ -216,6 +217,9 @@ class StreamReader:
         identifier = fields.get(self.id_field)
         if identifier is None or identifier == "":
             raise RowError("no id", f"no id (field '{self.id_field}')")
+        missing = sorted(name for name in self.required if fields.get(name) is None)
+        if missing:
+            raise RowError("missing field", f"no field {', '.join(map(repr, missing))}, which a classifier reads")
         return Document(str(identifier), parse_time(fields.get(self.time_field)), fields)
 
     def _count_error(self, error: RowError, where: str, line: int) -> None:

@@ -16,13 +16,11 @@ from promptlab.catalog.catalog import Catalog
 from promptlab.runtime.outputs import output_folder
 from promptlab.runtime.progress import progress_bar
 
-CHUNK_BATCHES = 8  # documents are classified (and written) this many batches at a time
-
 
 def run_monitor_command(*, classifiers, input_path, time_field, id_field, text_field, window, follow, poll, alerts,
                         output, batch_size, device, dtype, catalogs) -> None:
     windowing = parse_window(window)
-    plans = plan_classifiers(list(classifiers), Catalog.from_options(catalogs), text_field=text_field)
+    plans = plan_classifiers(list(classifiers), Catalog.from_options(catalogs))
     labels = {plan.name: plan.labels for plan in plans}
     rules = [parse_rule(text, labels) for text in alerts]
     reader = StreamReader(input_path, id_field, time_field)  # checks the input before the models load
@@ -30,6 +28,7 @@ def run_monitor_command(*, classifiers, input_path, time_field, id_field, text_f
     state = MonitorState.open(folder, [plan.name for plan in plans], labels, windowing, rules)
     reader.seen = state.seen
     opened = open_classifiers(plans, text_field=text_field, device=device, dtype=dtype, batch_size=batch_size)
+    reader.required = frozenset().union(*(classifier.fields for classifier in opened))
     for classifier in opened:
         click.echo(f"monitor: {classifier.description}", err=True)
     if state.documents:
@@ -37,7 +36,7 @@ def run_monitor_command(*, classifiers, input_path, time_field, id_field, text_f
     stop = threading.Event()
     if follow:
         _stop_on_signals(stop)
-    run = MonitorRun(state, reader, opened, chunk_size=max(classifier.batch_size for classifier in opened) * CHUNK_BATCHES,
+    run = MonitorRun(state, reader, opened, chunk_size=max(classifier.predictor.chunk_size for classifier in opened),
                      report={"input": input_path, "text_field": text_field, "rules": [rule.text for rule in rules],
                              "classifiers": [classifier.description for classifier in opened]})
     started = time.perf_counter()
