@@ -29,6 +29,7 @@ from promptlab.runtime.outputs import write_json
 from promptlab.methods.pipeline import render_all
 from promptlab.evaluation.units.text import load_task_data
 from promptlab.backends.scoring import LabelScorer
+from promptlab.kinds import task_examples
 
 TASKS = "sentiment,cr,bbc,snips,tweets,vitaminc"
 
@@ -65,7 +66,7 @@ def main(tasks, limit, first, model, dtype, output):
     click.echo("|---|---:|" + "---:|" * len(CALIBRATIONS) + "---:|")
     for task in tasks.split(","):
         setup = Setup.load(Catalog.from_options([]), task, "t1", None)
-        examples = setup.task.examples("test", limit=first) if first else \
+        examples = task_examples(setup.task, "test", limit=first) if first else \
             load_task_data(setup, limit, needs_train=False).test
         start = time.perf_counter()
         results = calibration_accuracies(setup, examples, backend)

@@ -28,6 +28,7 @@ from promptlab.data.sampling import sample_kshot
 from promptlab.backends.scoring import LabelScorer
 from promptlab.methods.softprompt import SoftPrompt, initial_embeddings
 from promptlab.methods.training import TrainConfig, autocast, frozen, train
+from promptlab.kinds import task_examples
 
 
 @click.command()
@@ -43,7 +44,7 @@ def main(model, task, template, k, prompt_length, repeats, dtype, device):
     setup = Setup.load(Catalog.from_options(), task, template)
     loaded = load_model(model, device=device, dtype=dtype)
     precision = {"precision": loaded.model.dtype, "device_type": loaded.device.type}
-    split = sample_kshot(setup.task.examples("train"), setup.task.labels, k, seed=13)
+    split = sample_kshot(task_examples(setup.task, "train"), setup.task.labels, k, seed=13)
     prompts = render_all(setup.template, split.train)
     gold = [setup.task.labels.index(example["label"]) for example in split.train]
     soft = SoftPrompt(initial_embeddings(loaded.model, loaded.tokenizer, length=prompt_length, init="vocab",

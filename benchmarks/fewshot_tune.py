@@ -22,6 +22,7 @@ from promptlab.methods import run_method
 from promptlab.backends.models import load_model
 from promptlab.methods.pipeline import classify, render_all
 from promptlab.backends.scoring import LabelScorer
+from promptlab.kinds import task_examples
 
 
 @click.command()
@@ -40,8 +41,8 @@ def main(task, template, verbalizer, model, methods, option_sets, seeds, k, limi
     if threads:
         torch.set_num_threads(threads)
     setup = Setup.load(Catalog.from_options(), task, template, verbalizer)
-    pool = setup.task.examples("train")
-    test = setup.task.examples("test")
+    pool = task_examples(setup.task, "train")
+    test = task_examples(setup.task, "test")
     random.Random(0).shuffle(test)
     test = test[:limit]
     loaded = load_model(model, device="cpu")

@@ -51,6 +51,7 @@ def _measure(method: str, model: str, steps: int, batch_size: int) -> dict:
     from dataclasses import replace
 
     from promptlab.catalog.catalog import Catalog, Setup
+    from promptlab.kinds import task_examples
     from promptlab.methods import REGISTRY, method_options
     from promptlab.methods.context import MethodContext
     from promptlab.backends.models import load_model
@@ -59,10 +60,10 @@ def _measure(method: str, model: str, steps: int, batch_size: int) -> dict:
     setup = Setup.load(Catalog.from_options(), "sentiment", "t1")
     loaded = load_model(model, device="cpu")
     baseline_mb = _peak_rss_mb()
-    split = sample_kshot(setup.task.examples("train"), setup.task.labels, 16, seed=13)
+    split = sample_kshot(task_examples(setup.task, "train"), setup.task.labels, 16, seed=13)
     split = replace(split, dev=split.dev[:1] + split.dev[-1:])  # one per class: evaluation barely counts
     options = method_options(method, {"steps": steps, "eval_every": steps, "patience": 0, "batch_size": batch_size})
-    context = MethodContext(setup, loaded, split, setup.task.examples("test", limit=2), 13, options)
+    context = MethodContext(setup, loaded, split, task_examples(setup.task, "test", limit=2), 13, options)
     outcome = REGISTRY[method].run(context)
     if method == "softprompt":
         trainable = options.prompt_length * loaded.model.config.hidden_size

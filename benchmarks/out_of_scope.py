@@ -45,6 +45,7 @@ def curve(probabilities: np.ndarray, gold: list[int], in_scope: np.ndarray) -> l
 @click.option("--plot", type=click.Path(dir_okay=False), default=None)
 def main(method, options_json, k, seed, output, plot):
     from promptlab.catalog.catalog import Catalog, Setup
+    from promptlab.kinds import task_examples
     from promptlab.methods import REGISTRY, method_options
     from promptlab.methods.context import MethodContext
     from promptlab.backends.models import load_model
@@ -54,8 +55,8 @@ def main(method, options_json, k, seed, output, plot):
     held_out = set(full.task.labels[::3])
     seen = [label for label in full.task.labels if label not in held_out]
     setup = dataclasses.replace(full, task=dataclasses.replace(full.task, labels=seen))
-    pool = [example for example in full.task.examples("train") if example["label"] in seen]
-    test = full.task.examples("test")
+    pool = [example for example in task_examples(full.task, "train") if example["label"] in seen]
+    test = task_examples(full.task, "test")
     options = method_options(method, json.loads(options_json))
     loaded = None if method in ("setfit", "head") and getattr(options, "encoder", None) else load_model("smollm2-135m")
     split = sample_kshot(pool, seen, k, seed)

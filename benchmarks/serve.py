@@ -92,7 +92,8 @@ def measure(base: str, texts: list[str], clients: int) -> dict:
 def main(task, model, count, clients, max_batch, max_wait_ms, output):
     sys.path.insert(0, str(REPOSITORY))
     from promptlab.catalog.catalog import Catalog
-    texts = [example["text"] for example in Catalog.from_options().task(task).examples("test", limit=count)]
+    from promptlab.kinds import task_examples
+    texts = [example["text"] for example in task_examples(Catalog.from_options().task(task), "test", limit=count)]
     port = _free_port()
     server = _start(["--task", task, "--model", model, "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)],
                     port)

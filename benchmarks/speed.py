@@ -93,14 +93,15 @@ def export_examples(task: str, limits: dict[str, int], folder: Path) -> Path:
     """The benchmark's examples as JSONL, with the prompt text and gold index lm-eval needs."""
     from promptlab.backends.inputs import split_trailing_space
     from promptlab.catalog.catalog import Catalog, Setup
+    from promptlab.kinds import task_examples
 
     template, verbalizer, _ = BENCHMARKS[task]
     setup = Setup.load(Catalog.from_options(()), task, template, verbalizer)
     if task == "snips":
-        test = setup.task.examples("test")
-        examples = test + setup.task.examples("train", limit=SNIPS_SIZE - len(test))
+        test = task_examples(setup.task, "test")
+        examples = test + task_examples(setup.task, "train", limit=SNIPS_SIZE - len(test))
     else:
-        examples = setup.task.examples("test", limit=limits[task])
+        examples = task_examples(setup.task, "test", limit=limits[task])
     path = folder / f"{task}.jsonl"
     with path.open("w") as out:
         for example in examples:
@@ -272,7 +273,7 @@ def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, conten
 
     if accuracy_limit:
         from promptlab.catalog.catalog import Catalog
-        from promptlab.kinds import DEFAULT_KIND
+        from promptlab.catalog.task import DEFAULT_KIND
         catalog = Catalog.from_options(())
         # every built-in text task: entity tasks report F1 over spans, measured in docs/results.md instead
         task_names = (accuracy_tasks.split(",") if accuracy_tasks else

@@ -2,8 +2,6 @@
 so `--help`, `templates` and `models list` start instantly."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from promptlab.backends.calibration import CALIBRATIONS  # torch-free
@@ -27,7 +25,8 @@ class _Group(click.Group):
 
 catalog_option = click.option("--catalog", "catalogs", multiple=True, type=click.Path(file_okay=False),
                               help="Extra catalog folder (repeatable); later ones override earlier ones.")
-model_option = click.option("--model", default=None, help="Model alias, local folder or hub id [default: smollm2-135m].")
+model_option = click.option("--model", default=None, help="Model alias, local folder or hub id [default: a --trained "
+                                                          "artefact's, else smollm2-135m (text and entity tasks)].")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
@@ -47,6 +46,15 @@ def _batch_size(ctx, param, value: str) -> int | str:
 def _catalog(catalogs):
     from promptlab.catalog.catalog import Catalog
     return Catalog.from_options(catalogs)
+
+
+def _kind_name(options: dict) -> str:
+    """The kind of the command's task: --task's, else the --trained artefact's task's."""
+    from promptlab.kinds import kind_of
+    from promptlab.methods.artefacts import load_trained
+
+    name = options["task"] or (load_trained(options["trained"]).metadata.get("task") if options["trained"] else None)
+    return kind_of(_catalog(options["catalogs"]).task(name)).name if name else "classification"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,7 +85,8 @@ aggregate_option = click.option("--aggregate", type=click.Choice(AGGREGATIONS), 
                                 help="How the words of one label combine [default: logsumexp, or the artefact's].")
 batch_size_option = click.option(
     "--batch-size", default="auto", show_default=True, callback=_batch_size, metavar="N|auto",
-    help="Examples per forward, or auto: 32 on the CPU, 256 on a GPU; halved whenever the GPU runs out of memory.")
+    help="Examples scored per forward pass, or auto: 32 on the CPU, 256 on a GPU; halved whenever the GPU runs out of "
+         "memory.")
 
 
 @main.command()
@@ -104,8 +113,8 @@ def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, spli
     """Classify (or tag: entity tasks) a task's labelled examples and report metrics; with --trained, apply a
     trained artefact."""
     options = dict(locals())
-    from promptlab.kinds import run_command
-    run_command("zeroshot", options)
+    from promptlab.commands.zeroshot import run_zeroshot_command
+    run_zeroshot_command(**options)
 
 
 # the assistant (assist; serve --answers): defaults chosen on dev data, see promptlab.apply.assist
@@ -160,8 +169,11 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
     """Label new, unlabelled text: each input row comes out with `label` and `probabilities` (entity tasks:
     `entities`), in order."""
     options = dict(locals())
-    from promptlab.kinds import run_command
-    run_command("predict", options)
+    if _kind_name(options) == "entities":  # until predict is one path for both kinds
+        from promptlab.apply.entity_predict import run_predict_command
+    else:
+        from promptlab.commands.prediction import run_predict_command
+    run_predict_command(**options)
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -198,8 +210,11 @@ def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host
         from promptlab.commands.assisting import run_assist_serve_command
         run_assist_serve_command(**options, **assistant)
         return
-    from promptlab.kinds import run_command
-    run_command("serve", options)
+    if _kind_name(options) == "entities":  # until serve is one path for both kinds
+        from promptlab.apply.entity_serve import run_serve_command
+    else:
+        from promptlab.commands.serving import run_serve_command
+    run_serve_command(**options)
 
 
 # -- assist -----------------------------------------------------------------------------------
@@ -235,24 +250,34 @@ def assist(task, template, verbalizer, model, trained, calibrate, aggregate, ans
 
 
 @main.command()
-@click.option("--task", required=True, help="Task name; its train split is the pool the k-shot sample comes from.")
+@click.option("--task", default=None, help="Task name; its train split is the pool the k-shot sample comes from. "
+                                           "[required]")
 @click.option("--k", type=click.IntRange(min=1), default=16, show_default=True,
               help="Training examples per class (entity tasks: mentions per type); a dev set of k per class is "
                    "drawn too (LM-BFF).")
 @click.option("--template", default=None, help="Template name [default: the task's `template:`, else its only one].")
 @click.option("--verbalizer", default=None, help="Verbalizer name [default: 'default', else the only one].")
 @click.option("--method", type=click.Choice(ALL_METHODS), default=None,
-              help="[default: softprompt; token-finetune on entity tasks]")
+              help="[default: softprompt; token-finetune on entity tasks]. Its options and their defaults: "
+                   "--method M --help-method.")
+@click.option("--help-method", is_flag=True,
+              help="Show the options of --method (every method without it), their defaults and what they do; "
+                   "then exit.")
 @click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
               help="Comma-separated sampling/training seeds (LM-BFF's five by default).")
-@model_option
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps [default: the method's].")
+@click.option("--model", default=None,
+              help="Model alias, local folder or hub id [default: smollm2-135m; token-finetune: minilm-l6; setfit and "
+                   "head --encoder train --encoder instead].")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimizer steps [default: the method's, see --help-method].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Learning rate [default: the method's].")
+              help="Learning rate [default: the method's, see --help-method].")
 @click.option("--prompt-length", type=click.IntRange(min=1), default=None,
-              help="Soft prompt vectors (softprompt) [default: 8].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Training batch size [default: the method's].")
+              help="Soft prompt vectors (softprompt, entity-prompt) [default: 8].")
+@click.option("--train-batch-size", "batch_size", type=click.IntRange(min=1), default=None,
+              help="Training examples per optimizer step [default: the method's, see --help-method].")
+@click.option("--batch-size", "old_batch_size", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Deprecated: --train-batch-size (elsewhere --batch-size sizes scoring).")
 @click.option("--encoder", default=None,
               help="Sentence encoder (alias, folder or hub id) for head and setfit [setfit: minilm-l6; head: pool "
                    "the scoring model].")
@@ -269,12 +294,23 @@ def assist(task, template, verbalizer, model, trained, calibrate, aggregate, ans
 @click.option("--overwrite", is_flag=True,
               help="Clear the DIR/seed-N folders this run writes; without it, a filled one is refused.")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
-def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size, encoder,
-            method_options, reject_below, limit, device, dtype, catalogs, output, overwrite, as_json):
-    """Train on k examples per class over several seeds; report mean ± std next to zero-shot."""
-    options = dict(locals())
-    from promptlab.kinds import run_command
-    run_command("fewshot", options)
+def fewshot(task, k, template, verbalizer, method, help_method, seeds, model, steps, lr, prompt_length, batch_size,
+            old_batch_size, encoder, method_options, reject_below, limit, device, dtype, catalogs, output, overwrite,
+            as_json):
+    """Train on k examples per class over several seeds; report mean ± std next to zero-shot. A method's options
+    and their defaults: --method M --help-method."""
+    if help_method:
+        from promptlab.commands.fewshot import method_help
+        click.echo(method_help(method))
+        return
+    if task is None:
+        raise click.UsageError("Missing option '--task'.")
+    if old_batch_size is not None:
+        click.echo("note: fewshot's --batch-size is --train-batch-size now", err=True)
+        batch_size = batch_size or old_batch_size
+    options = {name: value for name, value in locals().items() if name not in ("help_method", "old_batch_size")}
+    from promptlab.commands.fewshot import run_fewshot_command
+    run_fewshot_command(**options)
 
 
 # -- eval -------------------------------------------------------------------------------------
@@ -283,7 +319,8 @@ def fewshot(task, k, template, verbalizer, method, seeds, model, steps, lr, prom
 @click.option("--output", required=True, type=click.Path(file_okay=False),
               help="Folder for results.jsonl and the reports; a rerun into it skips finished runs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Examples per forward pass when scoring zero-shot.")
+              help="Examples scored per forward pass by zero-shot units (a trained method's training batches: "
+                   "its batch_size option).")
 @device_option
 @dtype_option
 @catalog_option
@@ -381,11 +418,11 @@ def templates_show(task, template, catalogs):
 def templates_render(task, template, verbalizer, data, split, count, catalogs):
     """Show the exact text the model sees for the first examples, answer slot filled with each label word."""
     from promptlab.catalog.catalog import Setup
-    from promptlab.kinds import task_kind
+    from promptlab.kinds import kind_of
     setup = Setup.load(_catalog(catalogs), task, template, verbalizer)
-    kind = task_kind(setup.task.kind)
-    examples = setup.task.examples(split, data=data)
-    for example in kind.function(kind.prompt_inputs)(examples)[:count]:
+    kind = kind_of(setup.task)
+    examples = kind.examples(setup.task, split, data=data)
+    for example in kind.prompt_inputs(examples)[:count]:
         prompt = setup.template.render(example)
         click.echo(f"--- example {example['id']} (gold: {example.get('label')})")
         click.echo(f"before slot: {prompt.before!r}\nafter slot:  {prompt.after!r}")
@@ -400,14 +437,8 @@ def templates_render(task, template, verbalizer, data, split, count, catalogs):
 @catalog_option
 def templates_check(task, model, catalogs):
     """Lint every template and verbalizer, and check the label words with a model's tokenizer."""
-    from promptlab.catalog.lint import SEVERITIES, lint_catalog
-    problems = lint_catalog(_catalog(catalogs), task=task, model=model)
-    for problem in problems:
-        click.echo(problem.format())
-    counts = {severity: sum(problem.severity == severity for problem in problems) for severity in SEVERITIES}
-    click.echo(", ".join(f"{count} {severity}(s)" for severity, count in counts.items()))
-    if counts["error"]:
-        sys.exit(2)
+    from promptlab.commands.templates import run_check_command
+    run_check_command(task=task, model=model, catalogs=catalogs)
 
 
 # -- verbalizers ------------------------------------------------------------------------------

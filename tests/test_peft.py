@@ -18,6 +18,7 @@ from promptlab.methods import run_method
 from promptlab.backends.models import load_model
 from promptlab.apply.peft_export import export_soft_prompt
 from promptlab.backends.scoring import LabelScorer
+from promptlab.kinds import task_examples
 
 peft = pytest.importorskip("peft")
 
@@ -34,8 +35,8 @@ def llama(tiny_llama_dir, tmp_path_factory):
 
 
 def _lora(setup, loaded, folder, **options):
-    return run_method("lora", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
-                      test_examples=setup.task.examples("test"), k=4, seed=13,
+    return run_method("lora", setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
+                      test_examples=task_examples(setup.task, "test"), k=4, seed=13,
                       options={"steps": 6, "eval_every": 2, "lr": 0.003, **options}, save_to=folder)
 
 
@@ -59,7 +60,7 @@ def test_lora_adapter_is_a_peft_folder_that_reproduces_the_test_predictions(setu
                            llama.model.model.layers[0].self_attn.q_proj.weight)  # trained: B moved from zero
     scorer = LabelScorer(make_backend(merged, llama.tokenizer, "causal", llama.device), setup.template,
                          setup.verbalizer)
-    test = setup.task.examples("test")
+    test = task_examples(setup.task, "test")
     with torch.inference_mode():
         predicted = scorer.label_logprobs([setup.template.render(example) for example in test]).argmax(-1)
     assert [setup.task.labels[i] for i in predicted] == [row["predicted"] for row in result["predictions"]]
@@ -119,7 +120,7 @@ def test_exported_soft_prompt_gives_promptlab_scores_in_peft(setup, tiny_gpt2_di
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(source).eval(), tmp_path / "peft")
     scorer = LabelScorer(make_backend(loaded.model, loaded.tokenizer, "causal", loaded.device), setup.template,
                          setup.verbalizer, soft_prompt=embeddings)
-    prompts = [setup.template.render(example) for example in setup.task.examples("test")[:4]]
+    prompts = [setup.template.render(example) for example in task_examples(setup.task, "test")[:4]]
     with torch.inference_mode():
         ours = scorer.label_logprobs(prompts)
         theirs = torch.stack([_peft_label_scores(peft_model, loaded.tokenizer, prompt, setup.verbalizer)

@@ -10,6 +10,7 @@ from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.methods import run_method
 from promptlab.backends.models import float32_copy, load_model, weights_fingerprint
 from promptlab.methods.training import TrainConfig, autocast, train
+from promptlab.kinds import task_examples
 
 
 @pytest.mark.parametrize(("capabilities", "expected"), [
@@ -64,8 +65,8 @@ def test_finetune_on_a_bfloat16_model_trains_a_float32_copy_of_the_checkpoint(se
     for (name, weight), (_, reference) in zip(copy.named_parameters(), exact.model.named_parameters()):
         assert torch.equal(weight, reference), name  # read again, not rounded up from bfloat16
     before = weights_fingerprint(loaded.model)
-    result = run_method("finetune", setup=setup, loaded=loaded, train_pool=setup.task.examples("train"),
-                        test_examples=setup.task.examples("test"), k=2, seed=1,
+    result = run_method("finetune", setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
+                        test_examples=task_examples(setup.task, "test"), k=2, seed=1,
                         options={"steps": 2, "eval_every": 2})
     assert result["train_steps"] == 2 and loaded.model.dtype == torch.bfloat16
     assert weights_fingerprint(loaded.model) == before

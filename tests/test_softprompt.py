@@ -16,6 +16,7 @@ from promptlab.data.sampling import sample_kshot
 from promptlab.backends.scoring import LabelScorer
 from promptlab.methods.softprompt import SoftPrompt, initial_embeddings
 from promptlab.methods.training import TrainConfig, frozen, train
+from promptlab.kinds import task_examples
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def sensitive_gpt2(tiny_gpt2_dir, tmp_path_factory):
 
 def toy_training(setup: Setup, loaded, *, seed: int = 13, k: int = 8):
     """(scorer, soft prompt, label_logprobs, train prompts/gold, dev prompts/gold) for the toy task."""
-    split = sample_kshot(setup.task.examples("train"), setup.task.labels, k, seed)
+    split = sample_kshot(task_examples(setup.task, "train"), setup.task.labels, k, seed)
     soft = SoftPrompt(initial_embeddings(loaded.model, loaded.tokenizer, length=4, init="vocab", seed=seed))
     scorer = LabelScorer(make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device), setup.template,
                          setup.verbalizer)

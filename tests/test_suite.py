@@ -4,6 +4,7 @@ from catalog_files import SENTIMENT_FILES, write_catalog
 from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
 from promptlab.evaluation.suite import expand, load_suite
+from promptlab.kinds import task_examples
 
 VALID = """\
 description: toy grid
@@ -68,7 +69,7 @@ def test_task_entry_limit_and_data_override(tmp_path):
     (config,) = expand(suite)
     assert config.limit == 2
     assert config.data["test"] == str((tmp_path / "mine.jsonl").resolve())
-    assert suite.setup(config).task.examples("test")[0]["text"] == "great"
+    assert task_examples(suite.setup(config).task, "test")[0]["text"] == "great"
 
 
 def test_task_entry_shots_override_the_suites(tmp_path):

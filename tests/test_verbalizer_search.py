@@ -22,6 +22,7 @@ from promptlab.data.overlap import train_pool_without_test_texts
 from promptlab.data.sampling import sample_kshot
 from promptlab.catalog.template import parse_template
 from promptlab.catalog.verbalizer import load_verbalizer
+from promptlab.kinds import task_examples
 
 PREFIXES = ["the movie was", "this film is", "i think it was", "overall it was", "the plot is", "the acting was",
             "my review is", "the story was", "all in all", "this is", "it is", "you love it or"]
@@ -82,7 +83,7 @@ def split_of(catalog, task, k, seed):
     """fewshot's draw, made here from its parts: the train pool without test texts, sample_kshot."""
     from promptlab.catalog.catalog import Catalog
     loaded = Catalog.from_options([catalog]).task(task)
-    pool = train_pool_without_test_texts(loaded.examples("train"), loaded.examples("test"), where=loaded.path)
+    pool = train_pool_without_test_texts(task_examples(loaded, "train"), task_examples(loaded, "test"), where=loaded.path)
     return sample_kshot(pool, loaded.labels, k, seed)
 
 

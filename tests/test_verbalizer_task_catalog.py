@@ -5,6 +5,7 @@ from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
 from promptlab.catalog.task import load_task
 from promptlab.catalog.verbalizer import load_verbalizer
+from promptlab.kinds import task_examples
 
 LABELS = ["negative", "positive"]
 
@@ -90,7 +91,7 @@ def test_later_catalog_overrides_earlier_by_name(tmp_path, monkeypatch):
 def test_relative_data_paths_resolve_against_the_task_file(tmp_path, monkeypatch):
     root = write_catalog(tmp_path / "cat", NLI_FILES)
     monkeypatch.chdir(tmp_path)
-    examples = Catalog.from_options([root]).task("nli").examples("test")
+    examples = task_examples(Catalog.from_options([root]).task("nli"), "test")
     assert [e["label"] for e in examples] == ["entailment", "contradiction", "neutral", "contradiction"]
 
 

@@ -100,31 +100,3 @@ class ConstantClassifier:
         if progress:
             progress(len(examples))
         return self._row.expand(len(examples), -1).clone()
-
-
-def linear_head(weight: torch.Tensor, bias: torch.Tensor, *, mean: torch.Tensor | None = None,
-                scale: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Logits of a (standardised) linear classifier; one row of weights is binary, as scikit-learn stores it."""
-    def head(features: torch.Tensor) -> torch.Tensor:
-        x = features.double().cpu()
-        if mean is not None:
-            x = (x - mean.double()) / scale.double()
-        logits = x @ weight.double().T + bias.double()
-        if weight.shape[0] == 1:  # binary: p(second class) = sigmoid(z) = softmax([0, z])
-            logits = torch.cat([torch.zeros_like(logits), logits], dim=-1)
-        return logits
-    return head
-
-
-def saved_head(tensors: dict[str, torch.Tensor], classes: list[int], n_labels: int
-               ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Logits [N, labels] of a saved scikit-learn head (scaler and logistic regression as tensors); the labels
-    it never saw in training get -inf. The method's own test predictions and every reload use this one path,
-    so a reloaded head answers exactly what its run reported, near ties included."""
-    fitted = linear_head(tensors["coef"], tensors["intercept"], mean=tensors["mean"], scale=tensors["scale"])
-
-    def head(features: torch.Tensor) -> torch.Tensor:
-        logits = torch.full((features.shape[0], n_labels), float("-inf"), dtype=torch.float64)
-        logits[:, classes] = fitted(features)
-        return logits
-    return head

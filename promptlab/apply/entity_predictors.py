@@ -18,7 +18,9 @@ from promptlab.methods.artefacts import SavedTrained, check_compatible, check_mo
 from promptlab.backends import make_backend
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.methods import entity_candidates as prompting
-from promptlab.methods.entity_prompt import EntityPromptOptions, entity_method_options
+from promptlab.kinds.entities import ENTITIES
+from promptlab.methods import method_options
+from promptlab.methods.entity_prompt import EntityPromptOptions
 from promptlab.data.words import SpanPredictor
 from promptlab.methods.token_finetune import TokenFinetuneOptions, TokenTagger, spans_with_scores
 from promptlab.errors import UserError
@@ -64,10 +66,9 @@ def plan_predictor(catalog: Catalog, *, task: str | None, trained: str | None, t
     loaded_task = catalog.task(task or saved.metadata.get("task"))
     scoring = {"calibrate": calibrate, "aggregate": aggregate}
     if saved is None:
-        options = entity_method_options("entity-prompt", {name: value for name, value in scoring.items() if value})
-        return PredictorPlan(loaded_task, "entity-prompt", None, prompt_setup(catalog, loaded_task, template,
-                                                                             verbalizer), model or DEFAULT_MODEL,
-                             options)
+        options = method_options("entity-prompt", {name: value for name, value in scoring.items() if value})
+        setup = ENTITIES.setup(catalog, loaded_task, template, verbalizer, "entity-prompt")
+        return PredictorPlan(loaded_task, "entity-prompt", None, setup, model or DEFAULT_MODEL, options)
     if saved.metadata.get("task") != loaded_task.name:
         raise UserError(f"this model was trained for task '{saved.metadata.get('task')}', not '{loaded_task.name}'",
                         where=saved.folder, fix=f"pass --task {saved.metadata.get('task')}, or leave --task out")
@@ -82,24 +83,9 @@ def plan_predictor(catalog: Catalog, *, task: str | None, trained: str | None, t
     setup = Setup.for_run(catalog, loaded_task.name, template, verbalizer, saved=saved)
     check_compatible(saved, setup=setup)
     chosen = {name: value or saved.scoring.get(name) for name, value in scoring.items()}
-    options = entity_method_options("entity-prompt", {**{name: saved.state[name] for name in ("max_span", "candidates")},
-                                                      **{name: value for name, value in chosen.items() if value}})
+    options = method_options("entity-prompt", {**{name: saved.state[name] for name in ("max_span", "candidates")},
+                                               **{name: value for name, value in chosen.items() if value}})
     return PredictorPlan(loaded_task, saved.method, saved, setup, model or saved.metadata.get("model"), options)
-
-
-def prompt_setup(catalog: Catalog, loaded_task: Task, template: str | None, verbalizer: str | None) -> Setup:
-    """entity-prompt's template (the given one, the task's `template:`, else its only one) and verbalizer."""
-    task = loaded_task.name
-    template = template or loaded_task.template
-    if template is None:
-        names = sorted(catalog.template_files(task))
-        if len(names) != 1:
-            raise UserError(f"task '{task}' has {len(names) or 'no'} template{'s' if len(names) != 1 else ''}; "
-                            "entity-prompt needs one over {{ sentence }} and {{ span }}",
-                            fix="pass --template " + "|".join(names) if names
-                            else f"write templates/{task}/t1.jinja in a catalog")
-        template = names[0]
-    return Setup.load(catalog, task, template, verbalizer)
 
 
 def _refuse(saved: SavedTrained, flags: dict) -> None:

@@ -20,14 +20,13 @@ from typing import Callable
 import torch
 
 from promptlab.backends.aliases import DEFAULT_MODEL
+from promptlab.methods.logistic_head import linear_head, saved_head
 from promptlab.methods.artefacts import SavedTrained, check_compatible, check_model_copy
 from promptlab.apply.classifier import (
     Classifier,
     ConstantClassifier,
     FeatureClassifier,
     PromptClassifier,
-    linear_head,
-    saved_head,
 )
 from promptlab.backends import make_backend
 from promptlab.backends.batching import initial_batch_size

@@ -7,6 +7,13 @@ branch on the kind of model:
 
 `soft_prompt` ([n, hidden], optional) is spliced into the input embeddings right after the
 model's leading special tokens; gradients flow to it when the caller is not in inference mode.
+
+    models.py, aliases.py    loading by alias, folder or hub id; dtypes, devices, fingerprints, GGUF conversion
+    mlm.py, causal.py        the two backends; inputs.py: their token-level helpers
+    scoring.py, calibration.py, cached.py, batching.py   label scores, calibration, shared scores, batch sizes
+    features.py, sentence_encoders.py, universal_encoder.py, embedding_cache.py   sentence features
+    attention.py             the attention kernel of half-precision training on the CPU
+    word_checks.py           label words as a tokenizer reads them (`templates check`)
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@
 A data entry may also be `source:NAME/SPLIT` (a registered offline source) or a mapping for
 `datasets.load_dataset` ({dataset: ..., config: ..., split: ...}).
 
-`kind` (promptlab.kinds) says what sort of task it is: `classification` (default) or `entities`,
+`kind` says what sort of task it is: `classification` (default) or `entities` (promptlab.kinds gives each
+kind its reader, methods and metrics; here is only what a task file of the kind must satisfy),
 whose `labels` are entity types and whose data are token sequences with tags in `scheme`
 (IOB2 by default; IOB1, BIOES and BMES are read too), in CoNLL files or JSONL.
 """
@@ -16,12 +17,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from promptlab.errors import UserError, did_you_mean
-from promptlab.kinds import DEFAULT_KIND, task_kind
 from promptlab.catalog.yamlfile import Mapping, check_keys, load_yaml
 
 TASK_KEYS = ("labels", "data", "description", "label_field", "id_field", "template", "kind", "scheme")
 TAG_SCHEMES = ("IOB2", "IOB1", "BIOES", "BMES")  # promptlab.data.tags reads each into IOB2
 SPLITS = ("train", "dev", "test")
+NOT_AN_ENTITY = "O"  # the verbalizer label of a candidate span that is no entity (the tag of outside tokens)
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """What a task file of a kind must satisfy, and what its verbalizers answer besides its labels."""
+
+    description: str
+    min_labels: int
+    extra_answers: tuple[str, ...] = ()
+
+
+KIND_RULES = {"classification": KindRules("one label per text", 2),
+              "entities": KindRules("entity spans in token sequences (named-entity recognition)", 1,
+                                    (NOT_AN_ENTITY,))}
+DEFAULT_KIND = "classification"
 
 
 @dataclass(frozen=True)
@@ -40,30 +56,31 @@ class Task:
     @property
     def answer_labels(self) -> list[str]:
         """The labels a verbalizer covers: the task's, plus its kind's extra answers ("not an entity")."""
-        return self.labels + list(task_kind(self.kind).extra_answers)
+        return self.labels + list(KIND_RULES[self.kind].extra_answers)
 
-    def examples(self, split: str = "test", *, data: str | Path | None = None, limit: int | None = None) -> list[dict]:
-        """The examples of a split (or of `data`, a file that replaces it), the first `limit` of them."""
+    def data_spec(self, split: str = "test", *, data: str | Path | None = None) -> tuple[str | dict, Path]:
+        """Where a split's examples are (or `data`'s, a file that replaces it) and the folder it is relative to;
+        the task's kind reads them (promptlab.kinds)."""
         if data is not None:
-            spec, base = str(data), Path.cwd()
-        elif split in self.data:
-            spec, base = self.data[split], self.path.parent
-        else:
+            return str(data), Path.cwd()
+        if split not in self.data:
             raise UserError(f"task '{self.name}' has no '{split}' data", where=self.path,
                             fix=f"add  data: {{{split}: FILE}}  to the task, or pass --data FILE"
                             + (f" (splits defined: {', '.join(self.data)})" if self.data else ""))
-        read = task_kind(self.kind).function(task_kind(self.kind).reader)  # imported on use: data readers are heavy
-        examples = read(spec, base_dir=base, task=self, where=self.path)
-        return examples[:limit] if limit is not None else examples
+        return self.data[split], self.path.parent
 
 
 def load_task(path: Path) -> Task:
     data = load_yaml(path)
     check_keys(data, TASK_KEYS, required=("labels",), where=path)
-    kind = task_kind(str(data.get("kind", DEFAULT_KIND)), where=path, line=data.line_of("kind"))
+    kind = str(data.get("kind", DEFAULT_KIND))
+    if kind not in KIND_RULES:
+        raise UserError(f"unknown task kind '{kind}'", where=path, line=data.line_of("kind"),
+                        fix=did_you_mean(kind, KIND_RULES))
+    rules = KIND_RULES[kind]
     labels = data["labels"]
-    if not isinstance(labels, list) or len(labels) < kind.min_labels:
-        least = {1: "one label name", 2: "two label names"}[kind.min_labels]
+    if not isinstance(labels, list) or len(labels) < rules.min_labels:
+        least = {1: "one label name", 2: "two label names"}[rules.min_labels]
         raise UserError(f"'labels' must be a list of at least {least}", where=path,
                         line=data.line_of("labels"), fix="write e.g.  labels: [negative, positive]")
     for label in labels:
@@ -75,9 +92,9 @@ def load_task(path: Path) -> Task:
     if duplicates:
         raise UserError(f"label '{duplicates[0]}' is listed twice", where=path, line=data.line_of("labels"),
                         fix="list each label once")
-    reserved = [label for label in labels if label in kind.extra_answers]
+    reserved = [label for label in labels if label in rules.extra_answers]
     if reserved:
-        raise UserError(f"'{reserved[0]}' cannot be a label of a {kind.name} task: it names the answer "
+        raise UserError(f"'{reserved[0]}' cannot be a label of a {kind} task: it names the answer "
                         f"'not one of the labels'", where=path, line=data.line_of("labels"), fix="rename the label")
     scheme = str(data.get("scheme", "IOB2"))
     if scheme not in TAG_SCHEMES:
@@ -91,7 +108,7 @@ def load_task(path: Path) -> Task:
     return Task(name=path.stem, path=path, labels=labels, data=dict(splits),
                 description=str(data.get("description", "")),
                 label_field=str(data.get("label_field", "label")), id_field=str(data.get("id_field", "id")),
-                template=_template_name(data, path), kind=kind.name, scheme=scheme)
+                template=_template_name(data, path), kind=kind, scheme=scheme)
 
 
 def _template_name(data, path: Path) -> str | None:

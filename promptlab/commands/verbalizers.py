@@ -16,7 +16,8 @@ from promptlab.backends import make_backend
 from promptlab.backends.batching import initial_batch_size
 from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
-from promptlab.kinds import DEFAULT_KIND, task_kind
+from promptlab.catalog.task import DEFAULT_KIND
+from promptlab.kinds import kind_of
 from promptlab.backends.models import load_model, resolve_model
 from promptlab.runtime.outputs import output_folder, write_atomic
 from promptlab.data.overlap import train_pool_without_test_texts
@@ -34,7 +35,7 @@ def run_search_command(*, task, template, k, seed, model, candidates, words_per_
     catalog = Catalog.from_options(catalogs)
     loaded_task = catalog.task(task)
     if loaded_task.kind != DEFAULT_KIND:
-        kind = task_kind(loaded_task.kind)
+        kind = kind_of(loaded_task)
         raise UserError(f"verbalizers search does not apply to task '{task}' (kind {kind.name}: {kind.description})",
                         where=loaded_task.path, fix="search label words for a classification task")
     if words_per_label > candidates:
@@ -91,8 +92,9 @@ def _comparison_verbalizer(catalog: Catalog, task):
 
 def _sample(task, template, k: int, seed: int):
     """fewshot's k-shot sample: the train split without test texts, k train + k dev per class."""
-    train = task.examples("train")
-    test = task.examples("test") if "test" in task.data else []
+    kind = kind_of(task)
+    train = kind.examples(task, "train")
+    test = kind.examples(task, "test") if "test" in task.data else []
     pool = train_pool_without_test_texts(train, test, where=task.path) if test else train
     split = sample_kshot(pool, task.labels, k, seed)
     render_all(template, split.train + split.dev)  # template/data mistakes surface before the model loads

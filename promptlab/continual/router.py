@@ -14,7 +14,7 @@ import numpy as np
 
 from promptlab.catalog.catalog import Setup
 from promptlab.backends.features import example_text, features_of
-from promptlab.methods.baselines import fit_head
+from promptlab.methods.logistic_head import fit_head
 from promptlab.backends.models import LoadedModel
 from promptlab.data.sampling import KShotSplit
 

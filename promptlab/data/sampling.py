@@ -10,14 +10,18 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
 from promptlab.errors import UserError
 
-if TYPE_CHECKING:
-    from promptlab.data.sources.base import SplitPlan
-
 DEFAULT_SEEDS = (13, 21, 42, 87, 100)  # LM-BFF's seeds
+
+
+class SplitSizes(Protocol):
+    """The sizes of a stratified split (promptlab.data.sources.base.SplitPlan is one)."""
+
+    test: int | float  # a count, or a fraction of all examples
+    train: int | None  # a count (a cap), or None for every example not in test
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def stratified_split(examples: list[dict], plan: SplitPlan, *, seed: int) -> dict[str, list[dict]]:
+def stratified_split(examples: list[dict], plan: SplitSizes, *, seed: int) -> dict[str, list[dict]]:
     """Seeded train/test splits with each label's share kept, each in a seeded random order
     (so `--limit N` takes a fair sample rather than the file's first label)."""
     rng = random.Random(seed)

@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from promptlab.kinds import DEFAULT_KIND, KINDS
+from promptlab.catalog.task import DEFAULT_KIND
+from promptlab.kinds import KINDS
 from promptlab.metrics.text import seed_std
 from promptlab.runtime.outputs import write_atomic
 

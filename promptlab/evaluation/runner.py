@@ -5,8 +5,8 @@ most the unit in flight. A unit is known by its key, a hash of its configuration
 it reads; on start, rows already in the file are read and their keys skipped, and a torn last line
 (a process killed while writing it) is cut off. A lock keeps two runners out of one folder.
 
-What a unit reads and how it runs is its task kind's (promptlab.kinds: `suite_data`, `run_unit`):
-text tasks in promptlab.evaluation.units.text, entity tasks in promptlab.evaluation.units.entities. Units go model
+What a unit reads and how it runs is its task kind's: `suite_data` and `run_unit` of the kind's unit module
+(text tasks: promptlab.evaluation.units.text, entity tasks: promptlab.evaluation.units.entities). Units go model
 by model (each loads once, on first use: a `SharedModel`), then method by method in the order the
 suite lists them, so listing cheap methods first gives an interrupted long run results for every
 task. A unit that scores through the shared model must leave its weights as it found them.
@@ -26,17 +26,21 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from promptlab.runtime import distributed
-from promptlab.kinds import DEFAULT_KIND, KINDS, TaskKind, task_kind
+from promptlab.catalog.task import DEFAULT_KIND
+from promptlab.kinds import KINDS, Kind, kind_of
 from promptlab.backends.models import resolve_model
 from promptlab.methods.pipeline import render_all
 from promptlab.runtime.progress import RunTimes, format_seconds, progress_bar
 from promptlab.evaluation.shared_results import ResultsFile, SharedResults
 from promptlab.evaluation.suite import RunConfig, Suite, expand
 from promptlab.evaluation.units import SharedModel, TaskData
+from promptlab.evaluation.units import entities as entity_units, text as text_units
+
+UNITS = {"classification": text_units, "entities": entity_units}  # kind -> its `suite_data` and `run_unit`
 
 RESULTS_FILE = "results.jsonl"
 VERSIONED_PACKAGES = ("promptlab", "torch", "transformers")
-SHARED = ""  # the way of loading a model name that units share: as a language model (promptlab.backends.models)
+SHARED = None  # the way of loading a model name that units share: as a language model (promptlab.backends.models)
 
 
 @dataclass
@@ -70,23 +74,17 @@ def load_data(suite: Suite) -> dict[str, TaskData]:
     data = {}
     for entry in suite.tasks:
         setup = suite.setups[entry.name][0]
-        kind = task_kind(setup.task.kind)
-        data[entry.name] = kind.function(kind.suite_data)(setup, entry, where=suite.path)
+        data[entry.name] = UNITS[setup.task.kind].load_suite_data(setup, entry, where=suite.path)
     return data
 
 
-def kind_of(suite: Suite, config: RunConfig) -> TaskKind:
-    return task_kind(suite.setup(config).task.kind)
+def unit_kind(suite: Suite, config: RunConfig) -> Kind:
+    return kind_of(suite.setup(config).task)
 
 
-def _own_loader(kind: TaskKind, method: str) -> str:
-    """How a unit's method loads its model: SHARED, or the "module:function" fingerprinting its own way."""
+def _own_loader(kind: Kind, method: str) -> Callable[[str, str], str] | None:
+    """How a unit's method loads its model: SHARED, or the function fingerprinting it its own way."""
     return kind.own_models.get(method, SHARED)
-
-
-def _fingerprinter(kind: TaskKind, loader: str) -> Callable[[str, str], str] | None:
-    """What SharedModel.fingerprint takes for a way of loading a model."""
-    return None if loader == SHARED else kind.function(loader)
 
 
 # ---------------------------------------------------------------- running
@@ -122,11 +120,11 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", dtype: str | 
                     seconds=time.perf_counter() - start)
 
 
-def _loader(suite: Suite, config: RunConfig) -> str:
-    return _own_loader(kind_of(suite, config), config.method)
+def _loader(suite: Suite, config: RunConfig) -> Callable[[str, str], str] | None:
+    return _own_loader(unit_kind(suite, config), config.method)
 
 
-def _row_loader(row: dict) -> str:
+def _row_loader(row: dict) -> Callable[[str, str], str] | None:
     return _own_loader(KINDS[row.get("kind", DEFAULT_KIND)], row["method"])
 
 
@@ -138,15 +136,15 @@ def _weights_now(suite: Suite, finished: dict[str, dict], keys: list[str], confi
     A name can stand for other weights than when a row was written (an alias falls back to the hub
     when its package is missing, a folder is overwritten); such rows are not the same run and run again.
     """
-    ways: dict[str, dict[str, TaskKind]] = {}
+    ways: dict[str, dict] = {}
     for key, config in zip(keys, configs):
         if key in finished:
-            ways.setdefault(config.model, {})[_loader(suite, config)] = kind_of(suite, config)
+            ways.setdefault(config.model, {})[_loader(suite, config)] = None
     weights = {}
     for model, loaders in ways.items():
         shared = SharedModel(model, device=device)  # dropped once fingerprinted: one model in memory at a time
-        for loader, kind in loaders.items():
-            weights[(model, loader)] = shared.fingerprint(_fingerprinter(kind, loader))
+        for loader in loaders:
+            weights[(model, loader)] = shared.fingerprint(loader)
     for (model, loader), fingerprint in weights.items():
         stale = sum((row["model"], _row_loader(row)) == (model, loader) and not _made_with(row, weights)
                     for row in finished.values())
@@ -177,8 +175,7 @@ def _render_prompts(suite: Suite, pending: list[RunConfig], data: dict[str, Task
     for config in pending:
         prompts = data[config.task].prompts
         if config.template not in prompts:
-            kind = kind_of(suite, config)
-            inputs = kind.function(kind.prompt_inputs)(data[config.task].test)
+            inputs = unit_kind(suite, config).prompt_inputs(data[config.task].test)
             prompts[config.template] = render_all(suite.setup(config).template, inputs)
 
 
@@ -192,9 +189,8 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
         for model_name in dict.fromkeys(config.model for _, config in pending):
             model = SharedModel(model_name, device=device, dtype=dtype)
             units = [(key, config) for key, config in pending if config.model == model_name]
-            ways = {_loader(suite, config): kind_of(suite, config) for _, config in units}
-            for loader, kind in ways.items():  # loaded now, not within the first unit's time
-                model.fingerprint(_fingerprinter(kind, loader))
+            for loader in dict.fromkeys(_loader(suite, config) for _, config in units):
+                model.fingerprint(loader)  # loaded now, not within the first unit's time
             for key, config in units:
                 bar.set_postfix_str(describe(config), refresh=True)
                 row = run_one(key, config, suite, data[config.task], model, batch_size=batch_size)
@@ -204,7 +200,7 @@ def _run_pending(suite: Suite, pending: list[tuple[str, RunConfig]], data: dict[
                 bar.update(1)
                 times.add(_timing_group(config), row["seconds"])
                 eta = times.remaining(_timing_group(later) for _, later in pending[done:])
-                score = kind_of(suite, config).metrics[0]
+                score = unit_kind(suite, config).metrics[0]
                 bar.write(f"[{done}/{len(pending)}] {describe(config)}: {score} {row['metrics'][score]:.3f} "
                           f"({row['seconds']:.1f} s; ETA {format_seconds(eta)})", file=log)
     except KeyboardInterrupt:
@@ -229,9 +225,9 @@ def run_one(key: str, config: RunConfig, suite: Suite, data: TaskData, model: Sh
             batch_size: int) -> dict:
     """Run one configuration with its task kind's `run_unit` and return its results row."""
     setup = suite.setup(config)
-    kind = task_kind(setup.task.kind)
+    kind = kind_of(setup.task)
     start = time.perf_counter()
-    unit = kind.function(kind.run_unit)(config, setup, data, model, batch_size=batch_size)
+    unit = UNITS[kind.name].run_unit(config, setup, data, model, batch_size=batch_size)
     seconds = time.perf_counter() - start
     if config.k > 0:
         model.check_untouched(f"method '{config.method}'", describe(config))

@@ -43,7 +43,7 @@ from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.data.readers import SOURCE_PREFIX
 from promptlab.backends.calibration import CALIBRATIONS
 from promptlab.errors import UserError, did_you_mean, unknown
-from promptlab.kinds import ALL_METHODS, TaskKind, method_kind, task_kind
+from promptlab.kinds import ALL_METHODS, Kind, kind_of, method_kind
 from promptlab.catalog.verbalizer import AGGREGATIONS
 from promptlab.catalog.yamlfile import Mapping, Sequence, check_keys, load_yaml
 
@@ -75,7 +75,7 @@ class MethodVariant:
     def zero_shot(self) -> bool:
         return self.method == ZEROSHOT
 
-    def applies_to(self, kind: TaskKind) -> bool:
+    def applies_to(self, kind: Kind) -> bool:
         return self.zero_shot or self.method in kind.methods
 
     def runs_on(self, model: str, suite_models: tuple[str, ...]) -> bool:
@@ -124,8 +124,8 @@ class Suite:
         used = [model for variant in self.methods for model in ((variant.model,) if variant.model else self.models)]
         return tuple(dict.fromkeys(used))
 
-    def kind(self, task: str) -> TaskKind:
-        return task_kind(self.setups[task][0].task.kind)
+    def kind(self, task: str) -> Kind:
+        return kind_of(self.setups[task][0].task)
 
 
 # ---------------------------------------------------------------- finding and loading
@@ -155,7 +155,7 @@ def load_suite(name: str, catalog: Catalog) -> Suite:
     if not seeds and any(k > 0 for entry in entries for k in entry.shots):
         raise UserError("few-shot runs need seeds", where=path, line=data.line or None,
                         fix="add e.g.  seeds: [13, 21, 42]")
-    kinds = {entry.name: task_kind(catalog.task(entry.name).kind) for entry in entries}
+    kinds = {entry.name: kind_of(catalog.task(entry.name)) for entry in entries}
     _check_every_method_applies(methods, kinds, path)
     return Suite(
         name=path.stem, path=path, description=_text(data, "description", path),
@@ -208,7 +208,7 @@ def _task_entries(data: Mapping, path: Path, catalog: Catalog,
     entries = []
     for name, options, line in items:
         with _located(path, line):
-            kind = task_kind(catalog.task(str(name)).kind)
+            kind = kind_of(catalog.task(str(name)))
         options = _task_options(options, str(name), path, line)
         limit = _positive_int(options.get("limit"), "limit", path, options.line_of("limit"))
         given = options if "shots" in options else data
@@ -348,9 +348,10 @@ def _variants(name: str, options: Mapping, path: Path, line: int) -> list[Method
                         fix="write e.g.  model: minilm-l6")
     if name != ZEROSHOT:
         rest = json.loads(json.dumps({key: value for key, value in options.items() if key not in VARIANT_KEYS}))
-        kind = method_kind(name)
+        from promptlab.methods import method_options  # the one check of every method's options
+
         with _located(path, line):
-            kind.function(kind.method_options)(name, rest)  # a misspelt option fails now, not hours into the grid
+            method_options(name, rest)  # a misspelt option fails now, not hours into the grid
         return [MethodVariant(name, label, rest, model, line)]
     check_keys(options, ZEROSHOT_OPTIONS, where=path)
     calibrations = _choices(options.get("calibrate", "none"), "calibrate", CALIBRATIONS, path,
@@ -372,7 +373,7 @@ def _choices(value: Any, key: str, allowed: tuple[str, ...], path: Path, line: i
     return list(values)
 
 
-def _metrics(data: Mapping, path: Path, kinds: dict[str, TaskKind]) -> tuple[str, ...]:
+def _metrics(data: Mapping, path: Path, kinds: dict[str, Kind]) -> tuple[str, ...]:
     """The listed metrics (default: every metric of the tasks' kinds); each task must have one of them."""
     known = tuple(dict.fromkeys(metric for kind in kinds.values() for metric in kind.metrics))
     if "metrics" not in data:
@@ -389,7 +390,7 @@ def _metrics(data: Mapping, path: Path, kinds: dict[str, TaskKind]) -> tuple[str
     return listed
 
 
-def _check_every_method_applies(methods: tuple[MethodVariant, ...], kinds: dict[str, TaskKind], path: Path) -> None:
+def _check_every_method_applies(methods: tuple[MethodVariant, ...], kinds: dict[str, Kind], path: Path) -> None:
     for variant in methods:
         if not any(variant.applies_to(kind) for kind in kinds.values()):
             kind = method_kind(variant.method)
@@ -399,7 +400,7 @@ def _check_every_method_applies(methods: tuple[MethodVariant, ...], kinds: dict[
 
 
 def _check_grid(data: Mapping, path: Path, methods: tuple[MethodVariant, ...], shots: tuple[int, ...],
-                kind: TaskKind) -> None:
+                kind: Kind) -> None:
     """Every k of a task has a method to run and every method of its kind a k."""
     has_zero_shot = any(variant.zero_shot for variant in methods)
     has_few_shot = not all(variant.zero_shot for variant in methods)

@@ -1,4 +1,9 @@
-"""Few-shot methods behind one entry point, all scoring through the zero-shot path where they prompt.
+"""The one registry of few-shot methods, text and entity alike, and the one check of their options.
+
+    REGISTRY[method] -> Method(run, options, description, kind)   # kind: the task kind it runs on
+    method_options(method, {name: value}) -> the method's options dataclass (a mistake is a UserError)
+
+Text methods run behind one entry point, all scoring through the zero-shot path where they prompt:
 
     run_method(method, setup=, loaded=, train_pool=, test_examples=, k=, seed=, options=) -> dict
 
@@ -9,7 +14,16 @@ overrides the method's defaults (DEFAULT_OPTIONS[method]); unknown names are a U
 method leaves the shared model changed: softprompt freezes it, finetune and lora train a copy. With
 `save_to`, what the method trained is saved there as an artefact (promptlab.methods.artefacts)
 that `predict`, `serve` and `zeroshot --trained` apply; a new method also registers how to apply
-it in promptlab.apply.registry.
+it in promptlab.apply.registry. Entity methods (token-finetune, entity-prompt: promptlab.methods.entity_prompt)
+run on an EntityContext; their kind (promptlab.kinds.entities) samples, runs and scores them.
+
+    artefacts.py            the trained folder every method leaves (save, load, verify)
+    context.py, training.py what a method receives and returns; the one training loop
+    softprompt.py, finetune.py, lora.py, icl.py, baselines.py, encoder_heads.py   the text methods
+    logistic_head.py        the frozen-feature head of `head`, `setfit` and the continual router
+    token_finetune.py, entity_prompt.py, entity_candidates.py                     the entity methods
+    demonstrations.py, pipeline.py, verbalizer_search.py   in-context examples, scoring, label-word search
+    option_help.py          a method's options as `fewshot --help-method` shows them
 """
 from __future__ import annotations
 
@@ -29,6 +43,7 @@ from promptlab.methods.baselines import (
 )
 from promptlab.methods.context import MethodContext, MethodOutcome
 from promptlab.methods.encoder_heads import SetFitOptions, run_setfit
+from promptlab.methods.entity_prompt import EntityPromptOptions, run_entity_prompt, run_token_finetune
 from promptlab.methods.finetune import (
     FinetuneHeadOptions,
     FinetuneOptions,
@@ -38,6 +53,7 @@ from promptlab.methods.finetune import (
 from promptlab.methods.icl import ICLOptions, run_icl
 from promptlab.methods.lora import LoraOptions, run_lora
 from promptlab.methods.softprompt import SoftPromptOptions, run_softprompt
+from promptlab.methods.token_finetune import TokenFinetuneOptions
 from promptlab.metrics.text import classification_metrics
 from promptlab.backends.models import LoadedModel
 from promptlab.methods.pipeline import require_labels
@@ -47,9 +63,10 @@ from promptlab.data.sampling import sample_kshot
 
 @dataclass(frozen=True)
 class Method:
-    run: Callable[[MethodContext], MethodOutcome]
+    run: Callable  # MethodContext -> MethodOutcome; an entity method: EntityContext -> EntityOutcome
     options: type
     description: str
+    kind: str = "classification"  # the kind of task it runs on (promptlab.catalog.task.KIND_RULES)
 
 
 REGISTRY: dict[str, Method] = {
@@ -62,9 +79,19 @@ REGISTRY: dict[str, Method] = {
     "head": Method(run_head, HeadOptions, "logistic regression on frozen sentence features"),
     "setfit": Method(run_setfit, SetFitOptions, "contrastive fine-tuning of a sentence encoder, then the head"),
     "majority": Method(run_majority, MajorityOptions, "the most frequent training label"),
+    "token-finetune": Method(run_token_finetune, TokenFinetuneOptions,
+                             "fine-tuning with a token-classification head (BERT NER)", kind="entities"),
+    "entity-prompt": Method(run_entity_prompt, EntityPromptOptions,
+                            "candidate spans typed with a template and verbalizer; soft prompt few-shot",
+                            kind="entities"),
 }
 METHODS = tuple(REGISTRY)
 DEFAULT_OPTIONS: dict[str, dict] = {name: asdict(method.options()) for name, method in REGISTRY.items()}
+
+
+def methods_of(kind: str) -> tuple[str, ...]:
+    """The methods that run on tasks of a kind, in registry order."""
+    return tuple(name for name, method in REGISTRY.items() if method.kind == kind)
 
 
 def method_options(method: str, options: dict | None = None):

@@ -3,19 +3,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
 
 import numpy as np
-import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from promptlab.methods.artefacts import Trained
-from promptlab.apply.classifier import saved_head
-from promptlab.errors import UserError
 from promptlab.backends.features import example_text, features_of
 from promptlab.methods.context import MethodContext, MethodOutcome
+from promptlab.methods.logistic_head import FittedHead, check_c_values, fit_head, head_probabilities, head_tensors
 
 
 @dataclass
@@ -26,11 +20,6 @@ class HeadOptions:
 
     def __post_init__(self):
         check_c_values(self.c_values)
-
-
-def check_c_values(c_values) -> None:
-    if not c_values or any(isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0 for c in c_values):
-        raise UserError(f"option c_values must be a list of positive numbers, got {c_values!r}")
 
 
 @dataclass
@@ -51,43 +40,6 @@ def run_head(context: MethodContext) -> MethodOutcome:
     probabilities = head_probabilities(fitted, test_x, len(context.labels))
     return MethodOutcome(probabilities.argmax(1).tolist(), fitted.dev_accuracy, details={"c": fitted.c},
                          trained=trained_head(fitted, options.layer), probabilities=probabilities.tolist())
-
-
-@dataclass
-class FittedHead:
-    classifier: Any  # a scikit-learn pipeline: StandardScaler, LogisticRegression
-    c: float
-    dev_accuracy: float
-
-
-def fit_head(train_x: np.ndarray, train_y: Sequence[int], dev_x: np.ndarray, dev_y: Sequence[int],
-             c_values: Sequence[float]) -> FittedHead:
-    """Standardised features, logistic regression; the C that does best on dev (the first on a tie)."""
-    best: FittedHead | None = None
-    for c in c_values:
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(train_x, train_y)
-        accuracy = float((classifier.predict(dev_x) == np.asarray(dev_y)).mean())
-        if best is None or accuracy > best.dev_accuracy:
-            best = FittedHead(classifier, c, accuracy)
-    return best
-
-
-def head_probabilities(fitted: FittedHead, x: np.ndarray, n_labels: int) -> np.ndarray:
-    """[N, labels]: the head's probabilities, 0 for labels unseen in training, computed by the saved head's
-    own path (scikit-learn's, in float32 on float32 features, can flip a near tie against a reload)."""
-    tensors, state = head_tensors(fitted)
-    logits = saved_head(tensors, state["classes"], n_labels)(torch.from_numpy(np.asarray(x)))
-    return torch.softmax(logits, dim=-1).numpy()
-
-
-def head_tensors(fitted: FittedHead) -> tuple[dict[str, torch.Tensor], dict]:
-    """The fitted scaler and logistic regression as plain tensors (applied with apply.classifier.linear_head)
-    and the state that goes with them."""
-    scaler, regression = fitted.classifier[0], fitted.classifier[-1]
-    tensors = {name: torch.from_numpy(np.asarray(value, dtype=np.float64))
-               for name, value in (("mean", scaler.mean_), ("scale", scaler.scale_), ("coef", regression.coef_),
-                                   ("intercept", regression.intercept_))}
-    return tensors, {"c": fitted.c, "classes": [int(c) for c in regression.classes_]}
 
 
 def trained_head(fitted: FittedHead, layer: int) -> Trained:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from promptlab.methods.artefacts import Trained
 from promptlab.backends.sentence_encoders import ENCODER_FOLDER, LoadedEncoder, load_encoder
 from promptlab.backends.features import example_text
-from promptlab.methods.baselines import check_c_values, fit_head, head_probabilities, head_tensors
+from promptlab.methods.logistic_head import check_c_values, fit_head, head_probabilities, head_tensors
 from promptlab.methods.context import MethodContext, MethodOutcome, require_choice, require_positive
 
 DEFAULT_ENCODER = "minilm-l6"

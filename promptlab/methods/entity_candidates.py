@@ -2,7 +2,7 @@
 
 Every candidate span of a sentence (n-grams up to `max_span` tokens, optionally only capitalised
 ones) is rendered with the task's template over `sentence` and `span`, and scored with a
-verbalizer of the entity types plus the "not an entity" answer (promptlab.kinds.NOT_AN_ENTITY).
+verbalizer of the entity types plus the "not an entity" answer (promptlab.catalog.task.NOT_AN_ENTITY).
 Spans whose best answer is a type are kept by decreasing probability, skipping any that overlaps
 one already kept (greedy non-overlapping decoding).
 """
@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 
 from promptlab.data.tags import Span, spans_of, tags_of
-from promptlab.kinds import NOT_AN_ENTITY
+from promptlab.catalog.task import NOT_AN_ENTITY
 from promptlab.methods.pipeline import score_all
 from promptlab.catalog.template import Prompt, Template
 

@@ -1,25 +1,22 @@
-"""The methods behind `fewshot` (and `zeroshot`) for entity tasks, behind one entry point.
+"""The methods behind `fewshot` (and `zeroshot`) for entity tasks, registered in promptlab.methods.
 
-    run_entity_method(method, context) -> dict
+    run_token_finetune(context) / run_entity_prompt(context) -> EntityOutcome (per test sentence, its spans)
 
 `token-finetune` fine-tunes a token-classification model (promptlab.methods.token_finetune);
 `entity-prompt` types candidate spans through the label scorer (promptlab.methods.entity_candidates),
-zero-shot or with a soft prompt trained on the k-shot sample's candidates. Both report seqeval's
-entity-level metrics on the test sentences and their predicted spans.
+zero-shot or with a soft prompt trained on the k-shot sample's candidates. The entities kind
+(promptlab.kinds.entities) samples the k-shot split, runs one and scores its spans with seqeval.
 """
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 from promptlab.methods.artefacts import Trained, save_trained, trained_identity
 from promptlab.backends import make_backend
 from promptlab.catalog.catalog import Setup
 from promptlab.methods import entity_candidates as prompting
-from promptlab.metrics.entities import entity_metrics
-from promptlab.data.entity_sampling import sample_entity_kshot
 from promptlab.data.tags import Span
 from promptlab.methods.token_finetune import (
     TokenFinetuneOptions,
@@ -27,7 +24,6 @@ from promptlab.methods.token_finetune import (
     spans_with_scores,
     train_tagger,
 )
-from promptlab.errors import UserError, did_you_mean
 from promptlab.methods.context import TrainingOptions, require_choice, require_positive
 from promptlab.methods.softprompt import INITS, TENSOR_NAME, SoftPrompt, initial_embeddings
 from promptlab.backends.models import LoadedModel
@@ -188,46 +184,3 @@ def _candidate_sample(context: EntityContext, examples: list[dict], answers: lis
     prompts = [context.setup.template.render(prompting.span_fields(sentences[c.sentence], c.span)) for c in chosen]
     labels = [answers.index(c.span.type) if c.span.type else outside for c in chosen]
     return prompts, labels
-
-
-@dataclass(frozen=True)
-class EntityMethod:
-    run: Callable[[EntityContext], EntityOutcome]
-    options: type
-    description: str
-
-
-REGISTRY: dict[str, EntityMethod] = {
-    "token-finetune": EntityMethod(run_token_finetune, TokenFinetuneOptions,
-                                   "fine-tuning with a token-classification head (BERT NER)"),
-    "entity-prompt": EntityMethod(run_entity_prompt, EntityPromptOptions,
-                                  "candidate spans typed with a template and verbalizer; soft prompt few-shot"),
-}
-DEFAULT_OPTIONS = {name: asdict(method.options()) for name, method in REGISTRY.items()}
-
-
-def entity_method_options(method: str, options: dict | None = None):
-    given = dict(options or {})
-    for name in given:
-        if name not in DEFAULT_OPTIONS[method]:
-            raise UserError(f"method '{method}' has no option '{name}'", fix=did_you_mean(name, DEFAULT_OPTIONS[method]))
-    return REGISTRY[method].options(**given)
-
-
-def run_entity_method(method: str, context: EntityContext, k: int | None = None, pool: Sequence[dict] = ()) -> dict:
-    """Sample the seed's k-shot split from the train `pool` (none for zero-shot: k None), run the method, and
-    score the test set."""
-    started = time.perf_counter()
-    if k is not None:
-        context.split = sample_entity_kshot(pool, context.types, k, context.seed)
-    outcome = REGISTRY[method].run(context)
-    test = context.test_examples
-    predicted = prompting.predicted_tags(outcome.spans, context.sentences(test))
-    metrics = entity_metrics([example["tags"] for example in test], predicted, context.types)
-    artifact = outcome.save(metrics) if outcome.save else None
-    return {"method": method, "seed": context.seed, "k": k, "f1": metrics["f1"], "precision": metrics["precision"],
-            "recall": metrics["recall"], "dev": outcome.dev_score, "dev_metric": outcome.dev_metric,
-            "train_steps": outcome.train_steps,
-            "seconds": round(time.perf_counter() - started, 3), **outcome.details, "artifact": artifact,
-            "options": asdict(context.options), "sample": context.split.describe() if context.split else None,
-            "metrics": metrics, "weights": outcome.weights, "predicted_tags": predicted, "spans": outcome.spans}

@@ -1,6 +1,6 @@
 """What a suite's unit gets from the runner (promptlab.evaluation.runner) to run on: its task's data and its model.
 
-The kinds' unit functions (promptlab.kinds `suite_data`, `run_unit`) build a `TaskData` and run on a
+Each kind's unit module (text.py, entities.py: `load_suite_data`, `run_unit`) builds a `TaskData` and runs on a
 `SharedModel`; `scalar_details` picks what a method reported beyond a row's own fields.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ class SharedModel:
 
     Units that score through the language model share `loaded` and `backend` (zero-shot units
     differing only in calibration or aggregation score the same prompts once); a method that loads
-    the model its own way (promptlab.kinds `own_models`) fingerprints it with its own function.
+    the model its own way (a kind's `own_models`, promptlab.kinds) fingerprints it with its own function.
     """
 
     def __init__(self, name: str, *, device: str = "auto", dtype: str | None = None):

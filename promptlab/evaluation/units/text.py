@@ -4,18 +4,17 @@ The test split is cut to the suite's `limit` by a fixed stratified sample (the s
 every unit), the train pool loses the texts that are also test texts, and every label must have the
 2k train examples (k to train on, k for dev) that the task's largest k draws. k = 0 scores the test
 sample zero-shot with the unit's calibration through the suite model's shared scores; k > 0 hands
-it, with the train pool, to `promptlab.methods.run_method`.
+it, with the train pool, to the kind's `run_seed` (promptlab.kinds.text: `promptlab.methods.run_method`).
 """
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from promptlab import methods
 from promptlab.catalog.catalog import Setup
 from promptlab.errors import UserError
-from promptlab.data.overlap import train_pool_without_test_texts
-from promptlab.methods.pipeline import classify, require_labels
+from promptlab.kinds import kind_of
+from promptlab.methods.pipeline import classify
 from promptlab.data.sampling import stratified_split
 from promptlab.backends.scoring import LabelScorer
 from promptlab.data.sources import SplitPlan
@@ -29,13 +28,11 @@ _KNOWN_RESULT_FIELDS = (*ROW_METRICS, "train_steps", "seconds", "method", "k", "
 
 
 def load_task_data(setup: Setup, limit: int | None, *, needs_train: bool) -> TaskData:
-    task = setup.task
-    test = task.examples("test")
-    require_labels(test, task.path)
+    task, kind = setup.task, kind_of(setup.task)
+    test = kind.labelled(kind.examples(task, "test"), task.path)
     train = None
     if needs_train:
-        train = train_pool_without_test_texts(task.examples("train"), test, where=task.path)
-        require_labels(train, task.path)
+        train = kind.labelled(kind.train_pool(kind.examples(task, "train"), test, where=task.path), task.path)
     if limit is not None and limit < len(test):
         test = stratified_split(test, SplitPlan(test=limit, train=0), seed=TEST_SAMPLE_SEED)["test"]
     return TaskData(test=test, train=train)
@@ -67,8 +64,10 @@ def run_unit(config: RunConfig, setup: Setup, data: TaskData, model: SharedModel
         result = {"accuracy": classified.metrics["accuracy"], "macro_f1": classified.metrics["macro_f1"],
                   "metrics": classified.metrics}
     else:
-        result = methods.run_method(config.method, setup=setup, loaded=loaded, train_pool=data.train,
-                                    test_examples=data.test, k=config.k, seed=config.seed, options=dict(config.options))
+        result = kind_of(setup.task).run_seed(config.method, task=setup.task, setup=setup, model=config.model,
+                                              loaded=lambda: loaded, pool=data.train, test=data.test, k=config.k,
+                                              seed=config.seed, options=dict(config.options), save_to=None,
+                                              device=model.device)
     return {
         **loaded.provenance(), "n_labels": len(setup.task.labels),
         "metrics": {name: result[name] for name in ROW_METRICS if result.get(name) is not None},
