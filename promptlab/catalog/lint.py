@@ -86,5 +86,3 @@ def _answer_problems(catalog: Catalog, task) -> list[Problem]:
                                     f"{len(unlisted)} label(s) have no answer and are not listed under handoff or "
                                     f"retrieve, so they are answered from the knowledge base: {', '.join(unlisted)}"))
     return problems
-
-

@@ -129,7 +129,7 @@ def _row_loader(row: dict) -> Callable[[str, str], str] | None:
 
 
 def _weights_now(suite: Suite, finished: dict[str, dict], keys: list[str], configs: list[RunConfig], *,
-                 device: str, log: TextIO) -> dict[tuple[str, str], str]:
+                 device: str, log: TextIO) -> dict[tuple, str]:
     """The fingerprint of the weights each model name loads now, for the models with finished runs, per way of
     loading it (the shared language model, or a method's own: see SharedModel).
 
@@ -154,7 +154,7 @@ def _weights_now(suite: Suite, finished: dict[str, dict], keys: list[str], confi
     return weights
 
 
-def _made_with(row: dict, weights: dict[tuple[str, str], str]) -> bool:
+def _made_with(row: dict, weights: dict[tuple, str]) -> bool:
     """Whether a row was made with the weights its model name loads now (True where not checked)."""
     way = (row["model"], _row_loader(row))
     return way not in weights or row.get("model_fingerprint") == weights[way]
