@@ -48,7 +48,9 @@ def test_a_saved_token_finetune_folder_predicts_on_raw_text(tiny_bert_dir, tmp_p
     predictor = plan.load(device="cpu")
     (found,) = entities_in_texts(predictor.predict, ["i love Tech News and the World"])
     assert [(e["text"], e["type"]) for e in found] == [("Tech News", "company"), ("World", "geo-loc")]
-    assert found[0]["start"] == 7 and 0 < found[0]["score"] <= 1
+    # a span's score is the mean probability of its words' tags: Tech and News are words 2 and 3
+    ((_, word_scores),) = tagger.predict([["i", "love", "Tech", "News", "and", "the", "World"]])
+    assert found[0]["start"] == 7 and found[0]["score"] == round((word_scores[2] + word_scores[3]) / 2, 6)
     assert predictor.info["task"] == "tweetner" and predictor.info["method"] == "token-finetune"
     with pytest.raises(UserError, match="--calibrate does not apply to a token-finetune model"):
         plan_predictor(catalog, task="tweetner", trained=str(tmp_path / "seed-0"), calibrate="none")
