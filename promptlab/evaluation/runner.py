@@ -5,7 +5,7 @@ most the unit in flight. A unit is known by its key, a hash of its configuration
 it reads; on start, rows already in the file are read and their keys skipped, and a torn last line
 (a process killed while writing it) is cut off. A lock keeps two runners out of one folder.
 
-What a unit reads and how it runs is its task kind's: `suite_data` and `run_unit` of the kind's unit module
+What a unit reads and how it runs is its task kind's: `load_suite_data` and `run_unit` of the kind's unit module
 (text tasks: promptlab.evaluation.units.text, entity tasks: promptlab.evaluation.units.entities). Units go model
 by model (each loads once, on first use: a `SharedModel`), then method by method in the order the
 suite lists them, so listing cheap methods first gives an interrupted long run results for every
