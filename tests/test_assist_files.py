@@ -1,5 +1,5 @@
 """The assistant's files: answer files (loading, errors with file:line, lint), knowledge bases, and retrieval
-checked against an independent computation of BM25, cosine similarity and reciprocal rank fusion."""
+checked against an independent computation of BM25, cosine similarity and weighted reciprocal rank fusion."""
 from __future__ import annotations
 
 import json
@@ -151,7 +151,8 @@ def test_search_ranks_as_bm25_and_cosine_fused_by_reciprocal_rank(tmp_path):
     index = open_index(base, encoder="minilm-l6", device="cpu")
     found = index.search(QUERIES, k=6)
 
-    # the reference: sentence-transformers directly, a hand-written BM25 (Lucene idf, k1 1.5, b 0.75), RRF k=60
+    # the reference: sentence-transformers directly, a hand-written BM25 (Lucene idf, k1 1.5, b 0.75), RRF with
+    # k = 10 and the sparse ranking weighted 0.3
     model = SentenceTransformer(resolve_encoder("minilm-l6"), device="cpu")
     texts = [f"{title}. {text}" for _, title, text in DOCUMENTS]
     passages = model.encode(texts, normalize_embeddings=True)
@@ -178,7 +179,7 @@ def test_search_ranks_as_bm25_and_cosine_fused_by_reciprocal_rank(tmp_path):
         dense = sorted(range(len(texts)), key=lambda i: -cosine[i])
         sparse_scores = [bm25(query, document) for document in documents]
         sparse = sorted((i for i in range(len(texts)) if sparse_scores[i] > 0), key=lambda i: -sparse_scores[i])
-        fused = {i: 1 / (60 + dense.index(i) + 1) + (1 / (60 + sparse.index(i) + 1) if i in sparse else 0)
+        fused = {i: 1 / (10 + dense.index(i) + 1) + (0.3 / (10 + sparse.index(i) + 1) if i in sparse else 0)
                  for i in range(len(texts))}
         expected = sorted(fused, key=lambda i: (-fused[i], i))
         assert [hit.passage.id for hit in hits] == [DOCUMENTS[i][0] for i in expected], query
