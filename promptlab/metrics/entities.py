@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from seqeval.metrics import classification_report
-from seqeval.scheme import IOB2
-
 
 def entity_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], types: Sequence[str]) -> dict:
     """precision, recall, f1 (micro) and per-type precision/recall/f1/support over IOB2 tag sequences."""
+    # Imported here: seqeval brings scikit-learn and scipy, a second of start-up for every command.
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
     report = classification_report([list(tags) for tags in gold], [list(tags) for tags in predicted],
                                    mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     empty = {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0}
