@@ -56,9 +56,14 @@ def test_units_record_f1_and_per_type_scores(evaluated, tiny_gpt2_dir, tiny_bert
         ("token-finetune-bert", 2, 13), ("token-finetune-bert", 2, 21)]
     for row in rows:
         assert row["kind"] == "entities" and {"f1", "precision", "recall"} <= set(row["metrics"])
-        assert 0 <= row["metrics"]["f1"] <= 1 and set(row["per_type"]) == set(TYPES) and row["n_test"] == 12
+        assert set(row["per_type"]) == set(TYPES) and row["n_test"] == 12
+        precision, recall = row["metrics"]["precision"], row["metrics"]["recall"]  # micro F1: their harmonic mean
+        assert row["metrics"]["f1"] == pytest.approx(2 * precision * recall / (precision + recall) if recall else 0.0)
     zero, prompted, tagged = rows[0], rows[1], rows[3]
     assert zero["model"] == str(tiny_gpt2_dir) and zero["method_options"]["calibrate"] == "contextual"
+    alone = CliRunner().invoke(main, ["zeroshot", "--task", "tweetner", "--catalog", str(root / "catalog"), "--model",
+                                      str(tiny_gpt2_dir), "--calibrate", "contextual", "--json"])
+    assert zero["metrics"]["f1"] == json.loads(alone.stdout.strip().splitlines()[-1])["f1"]  # as zeroshot scores it
     assert prompted["train_steps"] == 2 and "dev_candidate_accuracy" in prompted["metrics"] and prompted["sample"]
     assert tagged["model"] == str(tiny_bert_dir) and tagged["model_kind"] == "token-classification"
     assert tagged["method_options"]["lr"] == 0.003 and "dev_f1" in tagged["metrics"]
