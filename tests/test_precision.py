@@ -8,6 +8,7 @@ from fewshot_toys import TOY_FILES
 
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.methods import run_method
+from promptlab.backends import models
 from promptlab.backends.models import float32_copy, load_model, weights_fingerprint
 from promptlab.methods.training import TrainConfig, autocast, train
 from promptlab.kinds import task_examples
@@ -72,13 +73,20 @@ def test_finetune_on_a_bfloat16_model_trains_a_float32_copy_of_the_checkpoint(se
     assert weights_fingerprint(loaded.model) == before
 
 
-def test_a_bfloat16_body_projects_onto_the_vocabulary_in_float32(tiny_llama_dir):
-    half = load_model(str(tiny_llama_dir), device="cpu", dtype="bfloat16")
-    exact = load_model(str(tiny_llama_dir), device="cpu", dtype="float32")
+@pytest.mark.parametrize("folder", ["tiny_llama_dir", "tiny_gpt2_dir", "tiny_bert_dir"])
+def test_a_bfloat16_body_projects_onto_the_vocabulary_in_float32(folder, request, monkeypatch):
+    model_dir = str(request.getfixturevalue(folder))
+    reads = []
+    real_load = models._load_weights
+    monkeypatch.setattr(models, "_load_weights", lambda *args: reads.append(args[2]) or real_load(*args))
+    half = load_model(model_dir, device="cpu", dtype="bfloat16")
+    assert reads == [torch.bfloat16]  # the head's float32 weights come from the checkpoint file, not a second load
+    exact = load_model(model_dir, device="cpu", dtype="float32")
     assert half.model.dtype == torch.bfloat16 and half.fingerprint == exact.fingerprint
-    head = half.model.get_output_embeddings()
+    head, exact_head = half.model.get_output_embeddings(), exact.model.get_output_embeddings()
     assert head.weight.dtype == torch.float32 and not head.weight.requires_grad
-    assert torch.equal(head.weight, exact.model.get_output_embeddings().weight)  # the checkpoint's own values
+    for name, parameter in exact_head.named_parameters():  # the checkpoint's own values, a bias too
+        assert torch.equal(dict(head.named_parameters())[name], parameter)
     ids = torch.tensor([[1, 5, 9, 3]])
     with torch.inference_mode():
         logits = half.model(ids).logits

@@ -11,6 +11,7 @@ import difflib
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -421,9 +422,11 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
     # On the CPU a half-precision body scores through a float32 head (read from float32 weights);
     # a GPU loads the chosen dtype directly, its memory being the tighter limit.
     split_head = torch_dtype != torch.float32 and torch_device.type == "cpu"
-    model = _load_weights(source, kind, torch.float32 if split_head else torch_dtype, local_only)
-    exact_head = _float32_copy_of_head(model) if split_head else None
-    model = model.to(torch_device, torch_dtype).eval()
+    # The weights are read (memory-mapped) straight into the dtype they run in; only the head's
+    # float32 weights are read apart, from the checkpoint, when a half-precision body needs them.
+    model = _load_weights(source, kind, torch_dtype, local_only)
+    exact_head = _float32_copy_of_head(model, source, kind, local_only) if split_head else None
+    model = model.to(torch_device).eval()
     fingerprint = weights_fingerprint(model)  # before the head is split off: the same in every dtype
     if exact_head is not None:
         model.set_output_embeddings(exact_head.to(torch_device))
@@ -432,24 +435,53 @@ def load_model(name: str, *, device: str = "auto", dtype: str | None = None) -> 
                        device=torch_device, fingerprint=fingerprint)
 
 
-def _float32_copy_of_head(model: torch.nn.Module) -> torch.nn.Module | None:
+def _float32_copy_of_head(model: torch.nn.Module, source: str, kind: Kind, local_only: bool) -> torch.nn.Module | None:
     """The projection onto the vocabulary as a float32 layer of its own, for a half-precision body.
 
     Logits rounded to bfloat16 move by up to 0.06 at a logit of 20, enough to flip near ties between
     label words; in float32 the projection costs little, as it runs only at the scored positions.
-    A head tied to the input embeddings gets its own copy; its input is cast to float32.
+    A head tied to the input embeddings gets its own copy; its input is cast to float32. Its weights
+    come from the checkpoint, not the rounded body: one tensor read from a local safetensors file,
+    or else the whole checkpoint loaded again in float32.
     """
     head = model.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear):
         return None
     exact = torch.nn.Linear(head.in_features, head.out_features, bias=head.bias is not None, dtype=torch.float32)
+    saved = {key: _checkpoint_tensor(source, _names_of(model, parameter)) for key, parameter in head.named_parameters()}
+    if any(tensor is None for tensor in saved.values()):
+        saved = dict(_load_weights(source, kind, torch.float32, local_only).get_output_embeddings().named_parameters())
     with torch.no_grad():
-        exact.weight.copy_(head.weight)
-        if head.bias is not None:
-            exact.bias.copy_(head.bias)
+        for key, parameter in exact.named_parameters():
+            parameter.copy_(saved[key])
     exact.requires_grad_(False)
     exact.register_forward_pre_hook(lambda _module, inputs: tuple(tensor.float() for tensor in inputs))
     return exact
+
+
+def _names_of(model: torch.nn.Module, parameter: torch.nn.Parameter) -> list[str]:
+    """Every name the parameter has in the model (a head tied to the input embeddings has two)."""
+    return [name for name, other in model.named_parameters(remove_duplicate=False) if other is parameter]
+
+
+def _checkpoint_tensor(source: str, names: list[str]) -> torch.Tensor | None:
+    """The first of `names` found in a local folder's safetensors checkpoint, in float32; None if none is."""
+    from safetensors import safe_open
+
+    folder = Path(source)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = {name: folder / file for name, file in json.loads(index.read_text())["weight_map"].items()}
+    elif (folder / "model.safetensors").is_file():
+        with safe_open(folder / "model.safetensors", framework="pt") as checkpoint:
+            files = dict.fromkeys(checkpoint.keys(), folder / "model.safetensors")
+    else:
+        return None
+    for name in names:
+        if name in files:
+            with safe_open(files[name], framework="pt") as checkpoint:
+                return checkpoint.get_tensor(name).float()
+    return None
 
 
 def float32_copy(loaded: LoadedModel) -> torch.nn.Module:

@@ -8,9 +8,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from promptlab.errors import UserError
 
@@ -30,6 +27,11 @@ class FittedHead:
 def fit_head(train_x: np.ndarray, train_y: Sequence[int], dev_x: np.ndarray, dev_y: Sequence[int],
              c_values: Sequence[float]) -> FittedHead:
     """Standardised features, logistic regression; the C that does best on dev (the first on a tie)."""
+    # Imported here: scikit-learn (scipy with it) would add a second to the start of every command.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     best: FittedHead | None = None
     for c in c_values:
         classifier = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(train_x, train_y)
