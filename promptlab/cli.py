@@ -48,15 +48,6 @@ def _catalog(catalogs):
     return Catalog.from_options(catalogs)
 
 
-def _kind_name(options: dict) -> str:
-    """The kind of the command's task: --task's, else the --trained artefact's task's."""
-    from promptlab.kinds import kind_of
-    from promptlab.methods.artefacts import load_trained
-
-    name = options["task"] or (load_trained(options["trained"]).metadata.get("task") if options["trained"] else None)
-    return kind_of(_catalog(options["catalogs"]).task(name)).name if name else "classification"
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="promptlab")
 def main():
@@ -169,10 +160,7 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
     """Label new, unlabelled text: each input row comes out with `label` and `probabilities` (entity tasks:
     `entities`), in order."""
     options = dict(locals())
-    if _kind_name(options) == "entities":  # until predict is one path for both kinds
-        from promptlab.apply.entity_predict import run_predict_command
-    else:
-        from promptlab.commands.prediction import run_predict_command
+    from promptlab.commands.prediction import run_predict_command
     run_predict_command(**options)
 
 
@@ -210,10 +198,7 @@ def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host
         from promptlab.commands.assisting import run_assist_serve_command
         run_assist_serve_command(**options, **assistant)
         return
-    if _kind_name(options) == "entities":  # until serve is one path for both kinds
-        from promptlab.apply.entity_serve import run_serve_command
-    else:
-        from promptlab.commands.serving import run_serve_command
+    from promptlab.commands.serving import run_serve_command
     run_serve_command(**options)
 
 

@@ -58,6 +58,13 @@ class PredictorPlan:
                 "trained": str(self.saved.folder) if self.saved else None, **scoring}
 
 
+def describe(predictor: Predictor) -> str:
+    """One line: task, method, artefact or model, template (entity-prompt)."""
+    info = predictor.info
+    return " · ".join(str(part) for part in (
+        info["task"], info["method"], info["trained"] or info["model"], info.get("template")) if part)
+
+
 def plan_predictor(catalog: Catalog, *, task: str | None, trained: str | None, template: str | None = None,
                    verbalizer: str | None = None, model: str | None = None, calibrate: str | None = None,
                    aggregate: str | None = None) -> PredictorPlan:

@@ -1,11 +1,11 @@
-"""`predict`'s loop: read rows, classify them a chunk at a time, append each chunk's output rows.
+"""`predict`'s loop, for every kind of task: read rows, answer them a chunk at a time, append each chunk's rows.
 
-Every output row is its input row's fields, then `label` (the top label), `probabilities` (every
-label, in task order) and, with top_k, `top` (the k best, best first); a prediction key that an
-input field also uses replaces it. Output goes to JSONL or CSV (one `p_<label>` column per label,
-`top` as JSON text). Each chunk is written with one write and flushed, so an interrupted run leaves
-whole rows; `resume` cuts a torn last line, checks that the file continues this input, and skips
-the rows already written.
+Every output row is its input row's fields, then the prediction (promptlab.apply.answering: `label`,
+`probabilities` and, with top_k, `top` for a classifier; `entities` for an entity task); a prediction
+key that an input field also uses replaces it. Output goes to JSONL or CSV (nested values as JSON
+text; a classifier's probabilities as one `p_<label>` column per label). Each chunk is written with
+one write and flushed, so an interrupted run leaves whole rows; `resume` cuts a torn last line,
+checks that the file continues this input, and skips the rows already written.
 """
 from __future__ import annotations
 
@@ -18,37 +18,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-import torch
-
-from promptlab.apply.classifier import Classifier
-from promptlab.apply.rows import STDIN, InputRow, check_fields
+from promptlab.apply.answering import RowLayout, RowPredictor, prediction  # noqa: F401 (prediction: where callers find it)
+from promptlab.apply.rows import STDIN, InputRow, check_row_fields
 from promptlab.errors import UserError
-from promptlab.metrics.rejection import reject_below
 
 FORMATS = ("jsonl", "csv")
-PREDICTION_KEYS = ("label", "probabilities", "top")
-PROBABILITY_DIGITS = 6
 
 
-def prediction(labels: list[str], logprobs: torch.Tensor, top_k: int | None = None,
-               reject_threshold: float | None = None) -> dict:
-    """label, probabilities and (with top_k) top for one row of label log-probabilities.
-
-    With `reject_threshold`, the label is `out_of_scope` when the top probability is below it.
-    """
-    probabilities = logprobs.exp().tolist()
-    (label,) = reject_below([probabilities], labels, reject_threshold or 0.0)
-    result = {"label": label,
-              "probabilities": {label: round(p, PROBABILITY_DIGITS) for label, p in zip(labels, probabilities)}}
-    if top_k:
-        order = sorted(range(len(labels)), key=lambda i: -probabilities[i])[:top_k]
-        result["top"] = [{"label": labels[i], "probability": round(probabilities[i], PROBABILITY_DIGITS)}
-                         for i in order]
-    return result
-
-
-def output_row(fields: dict, predicted: dict) -> dict:
-    return {**{key: value for key, value in fields.items() if key not in PREDICTION_KEYS}, **predicted}
+def output_row(fields: dict, predicted: dict, keys: tuple[str, ...]) -> dict:
+    """The input fields, less any named like a prediction key, then the prediction."""
+    return {**{key: value for key, value in fields.items() if key not in keys}, **predicted}
 
 
 def output_format(target: str, given: str | None) -> str:
@@ -64,7 +43,7 @@ class OutputFile:
 
     target: str
     format: str
-    labels: list[str]
+    layout: RowLayout  # the prediction's keys (the rest of a row are its input fields) and CSV columns
     resume: bool = False
     done: int = 0  # rows already in the file when resuming
     _columns: list[str] | None = None
@@ -104,9 +83,9 @@ class OutputFile:
     def check_continues(self, row: InputRow) -> None:
         """The last row written must hold the input fields of input row `done - 1`."""
         written = self._last_written
-        expected = {key: value for key, value in row.fields.items() if key not in PREDICTION_KEYS}
+        expected = {key: value for key, value in row.fields.items() if key not in self.layout.keys}
         if self.format == "csv":
-            expected = {key: "" if value is None else str(value) for key, value in expected.items()}
+            expected = self._plain(expected)
         if written is None or any(written.get(key) != value for key, value in expected.items()):
             raise UserError(f"the output's row {self.done} does not match input row {self.done}: it is not this "
                             f"input's output", where=self.target, fix="remove the file, or resume with its own input")
@@ -143,12 +122,16 @@ class OutputFile:
         return buffer.getvalue()
 
     def _flatten(self, row: dict) -> dict:
+        fields = {key: value for key, value in row.items() if key not in self.layout.keys}
         flat = {key: json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
-                for key, value in row.items() if key not in ("probabilities", "top")}
-        flat.update({f"p_{label}": row["probabilities"][label] for label in self.labels})
-        if "top" in row:
-            flat["top"] = json.dumps(row["top"], ensure_ascii=False)
-        return flat
+                for key, value in fields.items()}
+        return {**flat, **self.layout.columns({key: row[key] for key in self.layout.keys if key in row})}
+
+    @staticmethod
+    def _plain(fields: dict) -> dict:
+        """Input fields as the CSV reader gives them back."""
+        return {key: "" if value is None else json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list))
+                else str(value) for key, value in fields.items()}
 
     def close(self) -> None:
         if self._handle is not None and self._handle is not sys.stdout:
@@ -161,9 +144,9 @@ def chunks(rows: Iterable[InputRow], size: int) -> Iterator[list[InputRow]]:
         yield chunk
 
 
-def run_predict(classifier: Classifier, rows: Iterable[InputRow], output: OutputFile, *, source: str,
-                chunk_size: int, top_k: int | None = None, progress=None, reject_threshold: float | None = None) -> int:
-    """Classify `rows` into `output`, skipping the ones it already holds; the number of rows written now."""
+def run_predict(predictor: RowPredictor, rows: Iterable[InputRow], output: OutputFile, *, source: str,
+                progress=None) -> int:
+    """Answer `rows` into `output`, skipping the ones it already holds; the number of rows written now."""
     rows = iter(rows)
     if output.done:
         skipped = list(islice(rows, output.done))
@@ -174,12 +157,11 @@ def run_predict(classifier: Classifier, rows: Iterable[InputRow], output: Output
         if progress:
             progress(output.done)
     written = 0
-    for chunk in chunks(rows, chunk_size):
+    for chunk in chunks(rows, predictor.chunk_size):
         for row in chunk:
-            check_fields(row, classifier.template, source)
-        logprobs = classifier.logprobs([row.fields for row in chunk], positions=[row.position for row in chunk])
-        output.write([output_row(row.fields, prediction(classifier.labels, scores, top_k, reject_threshold))
-                      for row, scores in zip(chunk, logprobs)])
+            check_row_fields(row, predictor.fields, predictor.reader, source, text=predictor.text_fields)
+        answers = predictor.answer([row.fields for row in chunk], [row.position for row in chunk])
+        output.write([output_row(row.fields, answer, predictor.layout.keys) for row, answer in zip(chunk, answers)])
         written += len(chunk)
         if progress:
             progress(len(chunk))

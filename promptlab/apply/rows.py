@@ -77,9 +77,21 @@ def _json_row(text: str, number: int) -> dict:
 
 def check_fields(row: InputRow, template: Template, source: str) -> None:
     """A row lacking a field the template reads is a UserError naming the row and the field."""
-    missing = sorted(name for name in template.fields if name not in row.fields)
+    check_row_fields(row, frozenset(template.fields), f"template '{template.name}'", source)
+
+
+def check_row_fields(row: InputRow, fields: frozenset[str], reader: str, source: str, *, text: bool = False) -> None:
+    """A row lacking a field `reader` reads (with `text`: or holding one that is not a string) is a UserError
+    naming the row and the field."""
+    where = "<stdin>" if source == STDIN else source
+    missing = sorted(name for name in fields if name not in row.fields)
     if missing:
-        raise UserError(f"row {row.position + 1} has no field {', '.join(map(repr, missing))}, which template '{template.name}' "
+        raise UserError(f"row {row.position + 1} has no field {', '.join(map(repr, missing))}, which {reader} "
                         f"reads; fields present: {', '.join(sorted(map(str, row.fields))) or 'none'}",
-                        where="<stdin>" if source == STDIN else source, line=row.line,
+                        where=where, line=row.line,
                         fix=f"add the field to every row, or rename the column to {missing[0]!r}")
+    for name in sorted(fields) if text else ():
+        if not isinstance(row.fields[name], str):
+            raise UserError(f"row {row.position + 1}: field {name!r} is {type(row.fields[name]).__name__}, not a "
+                            f"string, which {reader} needs", where=where, line=row.line,
+                            fix=f'give {name!r} as a string, e.g. {{"{name}": "Japan beat Syria in Al Ain."}}')

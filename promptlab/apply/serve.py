@@ -7,8 +7,8 @@
     GET  /info      task, model, method, trained artefact, scoring, labels or types, fields, limits
     GET  /          a page to try the service in a browser (promptlab.apply.assist_page)
 
-What answers the rows is a `Service`: its route, the fields every row needs, and one function from
-rows to answers (`classifier_service` for text classifiers; promptlab.apply.entity_serve for entities).
+What answers the rows is the task's `RowPredictor` (promptlab.apply.answering), the one `predict`
+uses: its route, the fields every row needs, and one function from rows to answers.
 Requests wait in one queue; one worker takes what is waiting, up to `max_batch` rows (waiting at
 most `max_wait_ms` for more to arrive after the first), answers it in one call on its own thread
 (the event loop keeps accepting requests meanwhile), and answers each request its own rows, in
@@ -38,7 +38,7 @@ from starlette.routing import Route
 
 from promptlab.apply.assist_page import page_route
 from promptlab.apply.classifier import Classifier
-from promptlab.apply.predict import prediction
+from promptlab.apply.answering import RowPredictor, classifier_rows
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_TEXT_CHARS = 20_000
@@ -170,29 +170,16 @@ def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[di
     return rows
 
 
-@dataclass(frozen=True)
-class Service:
-    route: str  # what clients POST to
-    fields: frozenset[str]  # what every row must hold, as a string
-    answer: Callable[[list[dict], list[int]], list[dict]]  # rows, positions -> one answer per row (a worker thread)
-    info: dict  # what GET /info answers besides the fields and limits
-
-
-def classifier_service(classifier: Classifier, info: dict, *, reject_threshold: float | None = None) -> Service:
+def classifier_service(classifier: Classifier, info: dict, *, reject_threshold: float | None = None
+                       ) -> RowPredictor:
     """POST /classify on a loaded classifier; with `reject_threshold`, a row whose top probability is below it
     is answered `out_of_scope`."""
-    labels = classifier.labels
-
-    def classify(rows: list[dict], positions: list[int]) -> list[dict]:
-        logprobs = classifier.logprobs(rows, positions=positions)
-        return [prediction(labels, row, reject_threshold=reject_threshold) for row in logprobs]
-
-    return Service("/classify", frozenset(classifier.template.fields), classify, {**info, "labels": labels})
+    return classifier_rows(classifier, info, reject_threshold=reject_threshold)
 
 
-def create_app(service: Service, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000,
+def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000,
                extra_routes: Callable[[Callable], list] | None = None) -> Starlette:
-    """The ASGI app around a service: its route, /health, /info and the page to try it (GET /).
+    """The ASGI app around a row predictor: its route, /health, /info and the page to try it (GET /).
 
     `extra_routes(submit)` adds routes that answer through the same queue (`await submit(rows)`): the
     assistant's POST /reply (promptlab.apply.assist_routes)."""

@@ -1,43 +1,34 @@
-"""`promptlab predict`: classify unlabelled rows from a file or stdin into JSONL/CSV, as they come."""
+"""`promptlab predict`: answer unlabelled rows from a file or stdin into JSONL/CSV, as they come, for every kind of
+task (promptlab.apply.answering: a classifier's labels, an entity task's spans)."""
 from __future__ import annotations
 
 import time
 
 import click
 
-from promptlab.methods.artefacts import load_trained
-from promptlab.apply.rows import STDIN, count_rows, input_rows
+from promptlab.apply.answering import plan_rows
 from promptlab.apply.predict import OutputFile, output_format, run_predict
-from promptlab.apply.registry import check_trained, open_classifier
-from promptlab.catalog.catalog import Catalog, Setup
-from promptlab.runtime.progress import progress_bar
+from promptlab.apply.rows import STDIN, count_rows, input_rows
+from promptlab.catalog.catalog import Catalog
 from promptlab.metrics.rejection import check_threshold
-
-CHUNK_BATCHES = 8  # rows are classified (and written) this many batches at a time
+from promptlab.runtime.progress import progress_bar
 
 
 def run_predict_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, input_path, output,
                         output_format_name, top_k, batch_size, device, dtype, catalogs, resume,
                         reject_below=None) -> None:
     check_threshold(reject_below)
-    saved = load_trained(trained) if trained else None
-    setup = Setup.for_run(Catalog.from_options(catalogs), task, template, verbalizer, saved=saved)
-    check_trained(saved, setup, calibrate=calibrate, aggregate=aggregate, model=model)
+    plan = plan_rows(Catalog.from_options(catalogs), task=task, trained=trained, template=template,
+                     verbalizer=verbalizer, model=model, calibrate=calibrate, aggregate=aggregate, top_k=top_k,
+                     reject_below=reject_below)
     total = count_rows(input_path)  # reads (and checks) a file before the model loads
-    if top_k is not None and top_k > len(setup.task.labels):
-        top_k = len(setup.task.labels)
-    writer = OutputFile(output, output_format(output, output_format_name), setup.task.labels, resume=resume)
+    writer = OutputFile(output, output_format(output, output_format_name), plan.layout, resume=resume)
     try:
-        opened = open_classifier(setup, saved, model=model, device=device, dtype=dtype, calibrate=calibrate,
-                                 aggregate=aggregate, batch_size=batch_size, stream=True)
-        click.echo(f"predict: {setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} "
-                   f"· {opened.loaded.name} ({opened.loaded.kind}, {opened.loaded.device}) · calibrate "
-                   f"{opened.calibrate or '-'}" + (f" · trained {saved.method} {saved.folder}" if saved else ""), err=True)
+        predictor = plan.load(device=device, dtype=dtype, batch_size=batch_size)
+        click.echo(f"predict: {predictor.summary}", err=True)
         started = time.perf_counter()
         with progress_bar(total, "predict", unit="row") as bar:
-            written = run_predict(opened.classifier, input_rows(input_path), writer, source=input_path,
-                                  chunk_size=opened.batch_size * CHUNK_BATCHES, top_k=top_k, progress=bar.update,
-                                  reject_threshold=reject_below)
+            written = run_predict(predictor, input_rows(input_path), writer, source=input_path, progress=bar.update)
     finally:
         writer.close()
     seconds = time.perf_counter() - started

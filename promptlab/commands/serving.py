@@ -1,6 +1,7 @@
-"""`promptlab serve`: load a model once, then answer HTTP requests (uvicorn); text classifiers here.
+"""`promptlab serve`: load a model once, then answer HTTP requests (uvicorn), for every kind of task.
 
-`serve_forever` runs any `promptlab.apply.serve.Service` (entity tasks: promptlab.apply.entity_serve).
+What answers is the task's row predictor, the one `predict` uses (promptlab.apply.answering): POST
+/classify for a classifier, POST /entities for an entity task. `serve_forever` runs any of them.
 """
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import socket
 
 import click
 
-from promptlab.methods.artefacts import load_trained
-from promptlab.apply.registry import check_trained, open_classifier
-from promptlab.catalog.catalog import Catalog, Setup
+from promptlab.apply.answering import plan_rows
+from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
 
 SERVE_PACKAGES = ("uvicorn", "starlette")
@@ -20,21 +20,14 @@ SERVE_PACKAGES = ("uvicorn", "starlette")
 def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch,
                       max_wait_ms, max_queue, reject_below, batch_size, device, dtype, catalogs) -> None:
     require_serve_packages()
-    saved = load_trained(trained) if trained else None
-    setup = Setup.for_run(Catalog.from_options(catalogs), task, template, verbalizer, saved=saved)
-    check_trained(saved, setup, calibrate=calibrate, aggregate=aggregate, model=model)
+    plan = plan_rows(Catalog.from_options(catalogs), task=task, trained=trained, template=template,
+                     verbalizer=verbalizer, model=model, calibrate=calibrate, aggregate=aggregate,
+                     reject_below=reject_below)
     check_port_free(host, port)  # before the model loads, not after
-    opened = open_classifier(setup, saved, model=model, device=device, dtype=dtype, calibrate=calibrate,
-                             aggregate=aggregate, batch_size=batch_size, stream=True)
-    from promptlab.apply.serve import classifier_service
-
-    info = {**setup.describe(), **opened.describe(), "method": saved.method if saved else "zero-shot",
-            "trained": str(saved.folder) if saved else None, "reject_below": reject_below}
-    service = classifier_service(opened.classifier, info, reject_threshold=reject_below)
-    click.echo(f"serve: {setup.task.name} · template {setup.template.name} · {opened.loaded.name} · calibrate "
-               f"{opened.calibrate or '-'}" + (f" · trained {saved.method} {saved.folder}" if saved else "")
-               + f" on http://{host}:{port} (POST /classify, GET /health, GET /info)", err=True)
-    serve_forever(service, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    predictor = plan.load(device=device, dtype=dtype, batch_size=batch_size)
+    click.echo(f"serve: {predictor.summary} on http://{host}:{port} (POST {predictor.route}, GET /health, "
+               "GET /info, GET /)", err=True)
+    serve_forever(predictor, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
 
 def require_serve_packages() -> None:
