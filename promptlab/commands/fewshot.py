@@ -16,7 +16,7 @@ from promptlab.runtime import distributed
 from promptlab.catalog.catalog import Catalog
 from promptlab.methods.artefacts import claim_seed_folders
 from promptlab.errors import UserError
-from promptlab.kinds import kind_of
+from promptlab.kinds import KINDS, kind_of
 from promptlab.kinds.kind import OPTION_FLAGS
 from promptlab.backends.models import load_model, resolve_model
 from promptlab.runtime.outputs import output_folder, write_json
@@ -92,7 +92,7 @@ def method_help(method: str | None) -> str:
                          + ["", "fewshot --method M --help-method: the options of M"])
     entry = REGISTRY[method]
     rows = option_rows(entry.options)
-    title = f"{method}: {entry.description} ({entry.kind} tasks)"
+    title = f"{method}: {entry.description} ({KINDS[entry.kind].adjective} tasks)"
     if not rows:
         return f"{title}\nIt takes no options."
     name_width, default_width = (max(len(row[column]) for row in rows) for column in (0, 1))

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from promptlab.catalog.task import Task
-from promptlab.errors import UserError, did_you_mean
 from promptlab.kinds.entities import ENTITIES
 from promptlab.kinds.kind import Kind
 from promptlab.kinds.text import TEXT
@@ -24,13 +23,6 @@ ALL_METHODS = tuple(method for kind in KINDS.values() for method in kind.methods
 
 def kind_of(task: Task) -> Kind:
     return KINDS[task.kind]
-
-
-def named(name: str) -> Kind:
-    """The kind a results row or a trained artefact names."""
-    if name not in KINDS:
-        raise UserError(f"unknown task kind '{name}'", fix=did_you_mean(name, KINDS))
-    return KINDS[name]
 
 
 def method_kind(method: str) -> Kind:

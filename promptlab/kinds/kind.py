@@ -7,6 +7,7 @@ take the task's kind object and call it; they never ask which kind they hold.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +23,7 @@ OPTION_FLAGS = {"steps": "--steps", "lr": "--lr", "prompt_length": "--prompt-len
 
 
 @dataclass(frozen=True)
-class Kind:
+class Kind(ABC):
     name: str  # what a task file's `kind:` says (promptlab.catalog.task.KIND_RULES)
     methods: tuple[str, ...]  # `fewshot --method` choices, in the method registry (promptlab.methods)
     default_method: str
@@ -46,8 +47,9 @@ class Kind:
         return KIND_RULES[self.name].description
 
     # -- data
+    @abstractmethod
     def read(self, spec, *, base_dir: Path, task: Task, where) -> list[dict]:
-        raise NotImplementedError
+        """The examples a data spec names (a file, `source:NAME/SPLIT`, a hub data set) relative to `base_dir`."""
 
     def examples(self, task: Task, split: str = "test", *, data: str | Path | None = None,
                  limit: int | None = None) -> list[dict]:
@@ -56,9 +58,9 @@ class Kind:
         examples = self.read(spec, base_dir=base, task=task, where=task.path)
         return examples[:limit] if limit is not None else examples
 
+    @abstractmethod
     def labelled(self, examples: list[dict], where) -> list[dict]:
         """`examples`, each with its gold answer; a UserError names the first without."""
-        raise NotImplementedError
 
     def prompt_inputs(self, examples: list[dict]) -> list[dict]:
         """What one prompt renders, per example (an entity task: its candidate spans)."""
@@ -68,18 +70,18 @@ class Kind:
         """The train examples a k-shot sample may draw from: none whose text is a test example's."""
         return train_pool_without_test_texts(train, test, where=where)
 
+    @abstractmethod
     def sample(self, pool: Sequence[dict], labels: Sequence[str], k: int, seed: int):
         """The seed's k-shot split (promptlab.data.sampling.KShotSplit)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def score(self, examples: list[dict], predicted: list, labels: list[str]) -> dict:
         """The kind's metrics of `predicted` (a label per example; an entity task: tags per token) against the
         examples' gold answers."""
-        raise NotImplementedError
 
+    @abstractmethod
     def report(self, metrics: dict) -> str:
         """The metrics as a command prints them."""
-        raise NotImplementedError
 
     # -- methods
     def check_method(self, method: str | None, task: Task) -> str:
@@ -113,22 +115,22 @@ class Kind:
         method_options(method, given)
         return given
 
+    @abstractmethod
     def model_for(self, method: str, options: dict, model: str | None) -> str:
         """The model `fewshot --method` trains: --model, else the method's default."""
-        raise NotImplementedError
 
     def describe_model(self, name: str) -> str:
         """A method's own model (one it loads as it runs) as the command's first line names it."""
         return name
 
+    @abstractmethod
     def uses_language_model(self, method: str, options: dict) -> bool:
         """Whether the method scores through the shared language model (others load their own model)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def setup(self, catalog: Catalog, task: Task, template: str | None, verbalizer: str | None,
               method: str) -> Setup | None:
         """The template and verbalizer a method prompts with (None for a method that uses none)."""
-        raise NotImplementedError
 
     # -- a few-shot run
     def check_data(self, task: Task, setup: Setup | None, k: int, seeds: Sequence[int],
@@ -146,23 +148,24 @@ class Kind:
         """A zero-shot score to print beside the few-shot ones (None: the kind has none)."""
         return None
 
+    @abstractmethod
     def run_seed(self, method: str, *, task: Task, setup: Setup | None, model: str, loaded: Callable | None,
                  pool: list[dict], test: list[dict], k: int, seed: int, options: dict, save_to: Path | None,
                  device: str, reject_threshold: float | None = None) -> dict:
         """Sample the seed's k-shot split, run the method on it and score the test examples: the run's fields,
         its metrics and its predictions. `loaded` gives the shared language model (loaded on first use)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def seed_line(self, result: dict) -> str:
-        raise NotImplementedError
+        """The line `fewshot` prints for a seed's run."""
 
+    @abstractmethod
     def summary_metrics(self, per_seed: list[dict]) -> dict:
         """The metrics of the seeds' runs, each as mean (and the score's spread)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write_run(self, folder: Path, test: list[dict], result: dict) -> None:
         """A run's predictions, next to its trained artefact."""
-        raise NotImplementedError
 
     def row(self, result: dict) -> dict:
         """What fewshot.json keeps of a seed's run: all but its predictions."""
