@@ -20,6 +20,8 @@ DEFAULT_MODELS = {"token-finetune": "minilm-l6", "entity-prompt": DEFAULT_MODEL}
 
 
 class EntityKind(Kind):
+    """Examples are sentences of `tokens` with IOB2 `tags`; the labels are entity types."""
+
     def read(self, spec, *, base_dir: Path, task: Task, where) -> list[dict]:
         return load_task_sequences(spec, base_dir=base_dir, task=task, where=where)
 

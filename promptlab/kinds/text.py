@@ -14,8 +14,9 @@ from promptlab.kinds.kind import Kind
 from promptlab.runtime.outputs import write_jsonl
 
 
-
 class TextKind(Kind):
+    """Examples are rows with text fields and a `label`; methods score label words or fit a head."""
+
     def read(self, spec, *, base_dir: Path, task: Task, where) -> list[dict]:
         return load_task_examples(spec, base_dir=base_dir, task=task, where=where)
 
