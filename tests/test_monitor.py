@@ -202,19 +202,21 @@ def test_follow_picks_up_new_files_and_stops_cleanly_on_sigterm(catalog, classif
         hidden.rename(inbox / f"part-{number}.jsonl")
 
     deliver(0)
-    process = subprocess.Popen(_command(monitor_args(catalog, classifiers, inbox, output, "--follow", "--poll", 0.2)),
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:  # a file, not a pipe: nothing blocks however much is printed
+        process = subprocess.Popen(_command(monitor_args(catalog, classifiers, inbox, output, "--follow", "--poll",
+                                                         0.2)), cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         _wait_for(lambda: _lines(output / "labelled.jsonl") == 100, 300, "the first file")
         deliver(1)
         _wait_for(lambda: _lines(output / "labelled.jsonl") == 200, 60, "the file added while running")
         deliver(2)
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, stderr
+    assert process.returncode == 0, log.read_text()
     labelled = read_jsonl(output / "labelled.jsonl")
     assert sorted(row["id"] for row in labelled) == sorted(row["id"] for row in rows)  # each once, none lost
     assert (output / "report.html").exists() and _lines(output / "windows.csv") > 1

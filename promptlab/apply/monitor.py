@@ -46,6 +46,7 @@ class MonitorState:
     rules: list[Rule]
     counts: WindowCounts
     documents: list[Labelled] = field(default_factory=list)
+    latest_window: datetime | None = None  # the window of the latest document so far
     _handle = None
 
     @classmethod
@@ -83,6 +84,8 @@ class MonitorState:
         document = labelled_view(row)
         self.documents.append(document)
         self.counts.add(document)
+        window = self.windowing.start_of(document.time)
+        self.latest_window = window if self.latest_window is None else max(self.latest_window, window)
 
     def append(self, rows: list[dict]) -> None:
         if not rows:
@@ -98,9 +101,6 @@ class MonitorState:
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
-
-    def latest_window(self) -> datetime | None:
-        return max((self.windowing.start_of(document.time) for document in self.documents), default=None)
 
     def write_windows(self) -> None:
         write_atomic(self.folder / WINDOWS, self.counts.csv_text().encode())
@@ -164,7 +164,7 @@ class MonitorRun:
                 self.progress(len(chunk))
             if not follow:
                 continue
-            latest = self.state.latest_window()
+            latest = self.state.latest_window
             if self._reported_window is not None and latest > self._reported_window:
                 self.write_derived(closed_before=latest)  # a window closed
             self._reported_window = latest
