@@ -5,6 +5,11 @@ types. Each word is labelled on its first sub-token; the other sub-tokens and th
 get -100, so the loss ignores them. AdamW on cross-entropy; the dev sample's entity F1 is measured
 every `eval_every` steps and the best step's weights are kept (ties: the earlier step), stopping
 after `patience` evaluations without improvement. Same seed, same numbers.
+
+A sentence longer than `max_tokens` sub-tokens is tagged in overlapping windows (each half the
+last one's): every word takes its tags from the window where it has the most context on both
+sides, so no word goes untagged. Training truncates instead (a long training sentence loses its
+tail, which only leaves those words out of the loss).
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ class TokenFinetuneOptions(TrainingOptions):
     eval_every: int = 20
     patience: int = 4
     weight_decay: float = 0.01
-    max_tokens: int = 256  # sub-tokens per sentence; words past it are predicted O
+    max_tokens: int = 256  # sub-tokens per window; longer sentences are tagged in overlapping windows
 
 
 def tag_names(types: Sequence[str]) -> list[str]:
@@ -121,21 +126,49 @@ class TokenTagger:
         with torch.inference_mode():
             for start in range(0, len(sentences), batch_size):
                 chunk = sentences[start:start + batch_size]
-                inputs, firsts, _ = self.encode(chunk)
-                probabilities = self.model(**inputs).logits.float().softmax(-1).cpu()
-                for row, tokens in enumerate(chunk):
-                    tags, scores = [], []
-                    for word in range(len(tokens)):
-                        position = int(firsts[row, word])
-                        if position < 0:
-                            tags.append(OUTSIDE)
-                            scores.append(1.0)
-                            continue
-                        best = int(probabilities[row, position].argmax())
-                        tags.append(self.tags[best])
-                        scores.append(float(probabilities[row, position, best]))
+                for tokens, probabilities in zip(chunk, self._word_probabilities(chunk, batch_size)):
+                    best = probabilities.argmax(-1)
+                    tags = [self.tags[int(index)] for index in best]
+                    scores = probabilities.gather(-1, best[:, None])[:, 0].tolist()
                     results.append((to_iob2(tags, "IOB2", self.types)[0], scores))
         return results
+
+    def _word_probabilities(self, sentences: Sequence[Sequence[str]], batch_size: int) -> list[torch.Tensor]:
+        """Per sentence, [words, tags]: each word's tag probabilities at its first sub-token, taken from the
+        window (of the overlapping windows a long sentence is cut into) where that sub-token is most central."""
+        content = self.max_tokens - self.tokenizer.num_special_tokens_to_add()
+        if content < 2:
+            raise UserError(f"max_tokens {self.max_tokens} leaves no room for text beside the model's special "
+                            "tokens", fix=f"set --option max_tokens to {self.tokenizer.num_special_tokens_to_add() + 16}"
+                            " or more")
+        windows = self.tokenizer([list(tokens) for tokens in sentences], is_split_into_words=True, truncation=True,
+                                 max_length=self.max_tokens, stride=content // 2, return_overflowing_tokens=True)
+        owners = windows["overflow_to_sample_mapping"]
+        best = [torch.zeros(len(tokens), len(self.tags)) for tokens in sentences]
+        margin = [[-1] * len(tokens) for tokens in sentences]  # the chosen window's context on the nearer side
+        for first in range(0, len(owners), batch_size):
+            rows = range(first, min(first + batch_size, len(owners)))
+            batch = self.tokenizer.pad({"input_ids": [windows["input_ids"][row] for row in rows],
+                                        "attention_mask": [windows["attention_mask"][row] for row in rows]},
+                                       return_tensors="pt")
+            inputs = {name: tensor.to(self.device) for name, tensor in batch.items()}
+            probabilities = self.model(**inputs).logits.float().softmax(-1).cpu()
+            for offset, row in enumerate(rows):
+                sentence, word_ids = owners[row], windows.word_ids(row)
+                shift = probabilities.shape[1] - len(word_ids) if self.tokenizer.padding_side == "left" else 0
+                placed = [position for position, word in enumerate(word_ids) if word is not None]
+                if not placed:
+                    continue
+                # a later window may open inside a word; that word's first sub-token is in the window before
+                previous = word_ids[placed[0]] if row and owners[row - 1] == sentence else None
+                for position, word in enumerate(word_ids):
+                    if word is not None and word != previous:
+                        context = min(position - placed[0], placed[-1] - position)
+                        if context > margin[sentence][word]:
+                            margin[sentence][word] = context
+                            best[sentence][word] = probabilities[offset, position + shift]
+                    previous = word
+        return best
 
 
 def model_fingerprint(name: str, device: str = "auto") -> str:
