@@ -239,7 +239,22 @@ def test_masked_and_sentencepiece_models_write_usable_files(echo_catalog, reques
                     "--k", 3, "--model", folder, "--output", tmp_path, "--candidates", 4, "--json")
     summary = last_json(result)
     assert summary["template"] == "t2" and set(summary["words"]) == {"negative", "positive"}
-    assert 0 <= summary["train_accuracy"] <= 1 and summary["default_dev_accuracy"] is not None
+    assert summary["default_dev_accuracy"] is not None
+    # the search's judgment of its words, counted by hand: each label's words' log-probabilities at the slot
+    # (logsumexp), minus that label's mean over the training examples, argmax, against the gold labels
+    labels = ["negative", "positive"]
+    words = load_verbalizer(tmp_path / "verbalizers" / "echo" / f"{summary['name']}.yaml", task="echo",
+                            labels=labels).words
+    loaded = load_model(str(folder), device="cpu")
+    backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)
+    train = split_of(echo_catalog, "echo", 3, 13).train
+    template = parse_template(ECHO_FILES["templates/echo/t2.jinja"], name="t2", task="echo", path=tmp_path / "t2")
+    with torch.inference_mode():
+        scores = torch.stack([backend.word_logprobs([template.render(e) for e in train], list(words[label]))
+                              .float().logsumexp(-1) for label in labels], dim=-1)
+    guessed = (scores - scores.mean(0)).argmax(-1).tolist()
+    correct = sum(labels[g] == example["label"] for g, example in zip(guessed, train))
+    assert summary["train_accuracy"] == correct / len(train)
     zeroshot = last_json(invoke("zeroshot", "--catalog", echo_catalog, "--catalog", tmp_path, "--task", "echo",
                                 "--template", "t2", "--verbalizer", summary["name"], "--model", folder, "--json"))
     assert zeroshot["n"] == 8
