@@ -164,3 +164,54 @@ def test_fewshot_lora_from_the_command_line_saves_an_adapter_per_seed(setup, tin
     assert summary["options"]["rank"] == 4 and summary["options"]["lr"] == 0.001
     config = json.loads((tmp_path / "out" / "seed-13" / "adapter_config.json").read_text())
     assert config["r"] == 4 and config["target_modules"] == ["c_attn"]  # peft's choice for GPT-2
+
+
+HUB_ID = "example-org/tiny-chat"  # a hub model: its files are not a folder here
+
+
+@pytest.fixture
+def hub_stand_in(monkeypatch):
+    """Tokenizers of HUB_ID load from a local folder, as from the hub's cache: `use(folder)` picks the folder."""
+    from transformers import AutoTokenizer
+
+    real = AutoTokenizer.from_pretrained.__func__
+    loaded = []
+
+    def use(folder):
+        def from_pretrained(cls, name, *args, **kwargs):
+            loaded.append(name)
+            return real(cls, str(folder) if name == HUB_ID else name, *args, **kwargs)
+        monkeypatch.setattr(AutoTokenizer, "from_pretrained", classmethod(from_pretrained))
+        return loaded
+    return use
+
+
+def _hub_prompt(setup, loaded, folder) -> None:
+    save_trained(folder, Trained("softprompt", tensors={"prompt_embeddings": torch.zeros(2, 32)}),
+                 {**trained_identity(setup, loaded), "model": HUB_ID, "model_source": HUB_ID})
+
+
+def test_export_checks_the_start_token_of_a_hub_model_too(setup, llama, hub_stand_in, tmp_path):
+    loaded = hub_stand_in(llama.source)  # a hub model whose tokenizer adds <s>
+    _hub_prompt(setup, llama, tmp_path / "prompt")
+    result = CliRunner().invoke(main, ["trained", "export-peft", str(tmp_path / "prompt"), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "adds a start token" in result.output, result.output
+    assert loaded == [HUB_ID] and not (tmp_path / "out").exists()
+
+
+def test_a_hub_model_without_a_start_token_exports(setup, tiny_gpt2_dir, hub_stand_in, tmp_path):
+    gpt2 = load_model(str(tiny_gpt2_dir), device="cpu")
+    loaded = hub_stand_in(tiny_gpt2_dir)
+    _hub_prompt(setup, gpt2, tmp_path / "prompt")
+    result = CliRunner().invoke(main, ["trained", "export-peft", str(tmp_path / "prompt"), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert loaded == [HUB_ID] and (tmp_path / "out" / "adapter_config.json").is_file()
+
+
+def test_a_model_whose_tokenizer_cannot_be_loaded_is_not_exported_unchecked(setup, tiny_gpt2_dir, tmp_path):
+    gpt2 = load_model(str(tiny_gpt2_dir), device="cpu")
+    save_trained(tmp_path / "prompt", Trained("softprompt", tensors={"prompt_embeddings": torch.zeros(2, 32)}),
+                 {**trained_identity(setup, gpt2), "model": "example-org/not-cached", "model_source": "gone/away"})
+    with pytest.raises(UserError, match="cannot load the tokenizer of model 'example-org/not-cached'"):
+        export_soft_prompt(tmp_path / "prompt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

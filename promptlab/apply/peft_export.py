@@ -9,7 +9,8 @@ where promptlab puts them for a causal model whose tokenizer adds no start token
 fed the rendered text before the answer slot, it gives the label scores promptlab gives. Two cases
 are refused rather than exported wrong: masked LMs (PEFT has no masked-LM task type, and promptlab
 writes the prompt after [CLS]) and tokenizers that add a start token (promptlab puts the prompt
-after it, PEFT before it).
+after it, PEFT before it). The tokenizer is always loaded to check: a local folder, an alias, or a
+hub model (from the cache when the hub is unreachable); one that cannot be loaded is refused too.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from safetensors.torch import save_file
 
 from promptlab.methods.artefacts import load_trained
 from promptlab.backends.causal import start_tokens
+from promptlab.backends.models import hub_reachable, model_source
 from promptlab.errors import UserError
 from promptlab.runtime.outputs import write_json
 from promptlab.methods.softprompt import TENSOR_NAME
@@ -30,8 +32,8 @@ PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 METADATA_FILE = "promptlab.json"
 
 
-def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokenizer=None) -> Path:
-    """Write the PEFT prompt-tuning folder for a saved soft prompt; `tokenizer`, when given, must add no start token."""
+def export_soft_prompt(prompt_folder: str | Path, output: str | Path) -> Path:
+    """Write the PEFT prompt-tuning folder for a saved soft prompt of a model whose tokenizer adds no start token."""
     from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
     saved = load_trained(prompt_folder)
@@ -45,7 +47,7 @@ def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokeniz
         raise UserError(f"this soft prompt is for a {meta.get('model_kind')} model; PEFT's prompt tuning has no "
                         "masked-LM task type", where=saved.folder,
                         fix="export prompts trained on a causal model (e.g. smollm2-135m)")
-    if tokenizer is not None and start_tokens(tokenizer):
+    if start_tokens(model_tokenizer(meta, saved.folder)):
         raise UserError("the model's tokenizer adds a start token: promptlab puts the prompt after it, PEFT before "
                         "it, so the exported prompt would score differently", where=saved.folder,
                         fix="use the promptlab folder directly (--trained)")
@@ -67,3 +69,20 @@ def export_soft_prompt(prompt_folder: str | Path, output: str | Path, *, tokeniz
         shutil.rmtree(staging, ignore_errors=True)
     write_json(output / METADATA_FILE, {**meta, "exported_from": str(saved.folder.resolve())})
     return output
+
+
+def model_tokenizer(meta: dict, folder: Path):
+    """The tokenizer of the model a soft prompt was trained on: its folder when on this machine, else what its
+    name (an alias, a folder, a hub id) resolves to."""
+    from transformers import AutoTokenizer
+
+    source = meta.get("model_source")
+    if not (source and Path(source).is_dir()):
+        source = model_source(meta.get("model") or source or "")
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=Path(source).is_dir() or not hub_reachable())
+    except (OSError, ValueError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot load the tokenizer of model '{meta.get('model')}' to check whether it adds a start "
+                        f"token (then PEFT would score the prompt differently): {message}", where=folder,
+                        fix="export where the model is on disk or the hub is reachable") from None
