@@ -27,10 +27,10 @@ from typing import Any, Mapping, Sequence
 import numpy
 import torch
 
+from promptlab.apply.answering import entity_rows, prediction
 from promptlab.apply.entity_predictors import Predictor, plan_predictor
-from promptlab.apply.predict import prediction
 from promptlab.apply.registry import Opened, check_trained, open_classifier
-from promptlab.apply.rows import PLAIN_FIELD, InputRow, check_fields
+from promptlab.apply.rows import PLAIN_FIELD, InputRow, check_row_fields
 from promptlab.backends.models import load_model, resolve_model
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.catalog.task import Task
@@ -38,7 +38,6 @@ from promptlab.catalog.template import parse_template
 from promptlab.catalog.verbalizer import label_name_words, verbalizer_from_words
 from promptlab.data.readers import labelled_examples
 from promptlab.data.sampling import DEFAULT_SEEDS, parse_seeds
-from promptlab.data.words import entities_in_texts
 from promptlab.errors import UserError
 from promptlab.kinds import kind_of
 from promptlab.methods.artefacts import SavedTrained, claim_seed_folders, load_trained
@@ -268,19 +267,11 @@ class _Text:
                 "method": self.saved.method if self.saved else "zero-shot",
                 "trained": str(self.saved.folder) if self.saved else None}
 
-    def examples(self, inputs: list[Input]) -> list[dict]:
-        """Each input as an example: a text fills the template's only field (`text` when it reads several)."""
-        template = self.setup.template
-        plain = next(iter(template.fields)) if len(template.fields) == 1 else PLAIN_FIELD
-        examples = []
-        for position, item in enumerate(inputs):
-            fields = {plain: item} if isinstance(item, str) else dict(item)
-            check_fields(InputRow(fields, None, position), template, INPUTS)
-            examples.append(fields)
-        return examples
-
     def logprobs(self, inputs: list[Input]) -> torch.Tensor:
-        examples = self.examples(inputs)
+        template = self.setup.template
+        # a text fills the template's only field (`text` when it reads several)
+        plain = next(iter(template.fields)) if len(template.fields) == 1 else PLAIN_FIELD
+        examples = _rows(inputs, plain, template.fields, f"template '{template.name}'")
         if not examples:
             return torch.empty(0, len(self.task.labels))
         return self.opened.classifier.logprobs(examples)
@@ -317,14 +308,7 @@ class _Entities:
         return dict(self.predictor.info)
 
     def predict(self, inputs: list[Input]) -> list[list[dict]]:
-        texts = []
-        for position, item in enumerate(inputs):
-            text = item if isinstance(item, str) else item.get(PLAIN_FIELD)
-            if not isinstance(text, str):
-                raise UserError(f"row {position + 1} has no text field '{PLAIN_FIELD}'", where=INPUTS,
-                                fix='give every row a "text", e.g. {"text": "Japan beat Syria in Al Ain."}')
-            texts.append(text)
-        return entities_in_texts(self.predictor.predict, texts)
+        return [row["entities"] for row in self.rows(inputs, top_k=None, reject_below=None)]
 
     def logprobs(self, inputs: list[Input]) -> torch.Tensor:
         raise UserError(f"task '{self.task.name}' finds entity spans; it gives no label probabilities per input",
@@ -334,7 +318,9 @@ class _Entities:
         for name, value in (("top_k", top_k), ("reject_below", reject_below)):
             if value is not None:
                 raise UserError(f"{name} does not apply to entity task '{self.task.name}'", fix=f"leave out {name}")
-        return [{"entities": entities} for entities in self.predict(inputs)]
+        tagger = entity_rows(self.predictor, self.task.labels)  # the rows `predict` and `serve` write
+        rows = _rows(inputs, PLAIN_FIELD, tagger.fields, tagger.reader, text=tagger.text_fields)
+        return tagger.answer(rows, list(range(len(rows))))
 
     def evaluate(self, data, *, split: str, limit: int | None) -> dict:
         if data is not None and not isinstance(data, (str, Path)):
@@ -348,6 +334,16 @@ class _Entities:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _rows(inputs: list[Input], plain: str, fields: frozenset[str], reader: str, *, text: bool = False) -> list[dict]:
+    """The inputs as rows of fields (a text is the field `plain`), each checked as `predict` checks its rows."""
+    rows = []
+    for position, item in enumerate(inputs):
+        row = {plain: item} if isinstance(item, str) else dict(item)
+        check_row_fields(InputRow(row, None, position), fields, reader, INPUTS, text=text)
+        rows.append(row)
+    return rows
+
 
 def _listed(inputs) -> list:
     if isinstance(inputs, (str, Mapping)):

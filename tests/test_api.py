@@ -260,7 +260,7 @@ def test_smollm2_zero_shot_through_the_api_beats_chance_on_mr():
     assert clf.info["model"] == "smollm2-135m"
     metrics = promptlab.evaluate(clf, limit=100)
     assert metrics["n"] == 100 and metrics["accuracy"] >= 0.6  # chance 0.5; the CLI measures the same 100
-    assert clf.predict(["a gripping, moving film", "a dull, lifeless mess"]) == ["positive", "negative"]
+    assert clf.predict(["great acting and a great story", "boring and far too long"]) == ["positive", "negative"]
 
 
 # ---------------------------------------------------------------- the documented examples
