@@ -120,11 +120,11 @@ def assistant_options(command):
                      help="Knowledge base: a JSONL/CSV file of documents (id, title, text, link) or a folder of "
                           "Markdown files, or such a name in the catalog's answers/<task>/ (e.g. knowledge.jsonl); "
                           "indexed once into the cache."),
-        click.option("--encoder", default="minilm-l6", show_default=True,
+        click.option("--knowledge-encoder", "encoder", default="minilm-l6", show_default=True,
                      help="Sentence encoder of the knowledge base's dense index."),
-        click.option("--intent-threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+        click.option("--intent-threshold", type=click.FloatRange(0, 1), default=0.6, show_default=True,
                      metavar="P", help="Below this intent probability, search the knowledge base instead."),
-        click.option("--retrieval-threshold", type=click.FloatRange(-1, 1), default=0.35, show_default=True,
+        click.option("--retrieval-threshold", type=click.FloatRange(-1, 1), default=0.6, show_default=True,
                      metavar="S", help="Below this cosine similarity of the best passage, hand off to a person."),
         click.option("--top-passages", type=click.IntRange(min=1), default=3, show_default=True,
                      help="Passages returned with a retrieval reply."),

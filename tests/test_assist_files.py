@@ -222,3 +222,13 @@ def test_faiss_search_finds_what_exact_search_finds(tmp_path):
         [[hit.passage.id for hit in hits] for hits in expected]
     similarities = [hit.similarity for hits in expected for hit in hits]
     assert [hit.similarity for hits in found for hit in hits] == pytest.approx(similarities, abs=1e-5)
+
+
+def test_the_command_lines_defaults_are_the_assistants():
+    from promptlab.apply.assist import DEFAULT_INTENT_THRESHOLD, DEFAULT_RETRIEVAL_THRESHOLD, DEFAULT_TOP_PASSAGES
+    from promptlab.cli import main
+
+    for command in ("assist", "serve"):
+        defaults = {param.name: param.default for param in main.commands[command].params}
+        assert (defaults["intent_threshold"], defaults["retrieval_threshold"], defaults["top_passages"]) == \
+            (DEFAULT_INTENT_THRESHOLD, DEFAULT_RETRIEVAL_THRESHOLD, DEFAULT_TOP_PASSAGES)

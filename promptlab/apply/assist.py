@@ -23,8 +23,8 @@ from promptlab.apply.knowledge_index import Hit, KnowledgeIndex
 from promptlab.catalog.answers import Answers
 from promptlab.errors import UserError
 
-DEFAULT_INTENT_THRESHOLD = 0.3
-DEFAULT_RETRIEVAL_THRESHOLD = 0.35
+DEFAULT_INTENT_THRESHOLD = 0.6
+DEFAULT_RETRIEVAL_THRESHOLD = 0.6
 DEFAULT_TOP_PASSAGES = 3
 PROBABILITY_DIGITS = 4
 

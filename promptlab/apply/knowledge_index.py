@@ -10,7 +10,8 @@ rankings are fused by weighted reciprocal rank fusion (Cormack et al. 2009): a p
 first CANDIDATES of each. Dense leads: for the 1317 train and dev messages of the 26 Banking77
 intents that benchmarks/assistant.py holds out, against the shipped knowledge base, the right passage
 is in the top 5 for 0.885 with equal weights and k = 60, 0.911 for dense alone, and 0.914 with these
-constants (the best of k in {10, 60} and weights 0 to 1), which still let an exact-term match climb. `score` is the fused score (it orders the hits); `similarity` is the dense cosine, an
+constants (the best of k in {10, 60} and weights 0 to 1), which still let an exact-term match climb.
+`score` is the fused score (it orders the hits); `similarity` is the dense cosine, an
 absolute scale the assistant's retrieval threshold reads.
 
 Dense search is exact (one matrix product) by default; from FAISS_ABOVE passages it uses a FAISS
@@ -93,8 +94,14 @@ class KnowledgeIndex:
         return [[int(i) for i, s in zip(row, row_scores) if s > 0] for row, row_scores in zip(indices, scores)]
 
     def search(self, queries: list[str], k: int = 5) -> list[list[Hit]]:
+        return self.search_vectors(queries, self.embed_queries(queries), k)
+
+    def embed_queries(self, queries: list[str]) -> np.ndarray:
         vectors = self.encoder.encode(queries)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+
+    def search_vectors(self, queries: list[str], vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """The k best passages of each query, given the queries' unit-length embeddings."""
         dense_indices, _ = self.dense(vectors, CANDIDATES)
         results = []
         for query, vector, dense_row, sparse_row in zip(queries, vectors, dense_indices,
