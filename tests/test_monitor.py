@@ -26,6 +26,16 @@ RULE = "tone=negative by=topic share>0.4 z>3 min=20"
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy CPU its synchronisation costs 10x."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def invoke(*args, exit_code=0):
     result = CliRunner().invoke(main, [str(arg) for arg in args])
     assert result.exit_code == exit_code, result.output
@@ -159,6 +169,9 @@ def _command(args) -> list[str]:
     return [sys.executable, "-m", "promptlab", *map(str, args)]
 
 
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # as one_thread does in-process
+
+
 def _wait_for(condition, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -173,7 +186,7 @@ def _lines(path: Path) -> int:
 def test_a_killed_run_restarted_ends_with_the_same_files(finished, catalog, classifiers, stream_file, tmp_path):
     output, _ = finished
     resumed = tmp_path / "out"
-    process = subprocess.Popen(_command(monitor_args(catalog, classifiers, stream_file, resumed)), cwd=REPO,
+    process = subprocess.Popen(_command(monitor_args(catalog, classifiers, stream_file, resumed)), cwd=REPO, env=ONE_THREAD,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: _lines(resumed / "labelled.jsonl") >= 200 or process.poll() is not None, 300,
@@ -205,7 +218,8 @@ def test_follow_picks_up_new_files_and_stops_cleanly_on_sigterm(catalog, classif
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:  # a file, not a pipe: nothing blocks however much is printed
         process = subprocess.Popen(_command(monitor_args(catalog, classifiers, inbox, output, "--follow", "--poll",
-                                                         0.2)), cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+                                                         0.2)), cwd=REPO, env=ONE_THREAD, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
     try:
         _wait_for(lambda: _lines(output / "labelled.jsonl") == 100, 300, "the first file")
         deliver(1)
@@ -248,3 +262,33 @@ def test_report_html_renders_its_charts_in_headless_chromium(finished, tmp_path)
         return sum(count for colour, count in colours.items() if sum(map(abs, map(int.__sub__, colour, target))) < 30)
 
     assert pixels_near((31, 119, 180)) > 2000 and pixels_near((214, 39, 40)) > 20
+
+
+def test_an_entity_classifier_adds_the_entities_as_a_dimension(catalog, classifiers, tiny_gpt2_dir, tmp_path):
+    from entity_files import TWEET_FILES
+    tweets = write_catalog(tmp_path / "tweets", TWEET_FILES)
+    source, output = tmp_path / "stream.jsonl", tmp_path / "out"
+    rows = toy.stream()[:60]
+    for row in rows:  # capitalised words the entity verbalizer's tiny model knows as single tokens
+        row["text"] = row["text"].replace("tech", "Tech News").replace("business", "Business")
+    toy.write_stream(source, rows)
+    invoke("monitor", "--catalog", catalog, "--catalog", tweets, *classifiers, "--classifier",
+           f"orgs=tweetner@{tiny_gpt2_dir}", "--input", source, "--time-field", "time", "--output", output)
+    labelled = read_jsonl(output / "labelled.jsonl")
+    assert len(labelled) == 60 and all(set(row["entities"]) == {"orgs"} for row in labelled)
+    mentions = Counter()  # (day, entity text) -> documents naming it, recounted here
+    for row in labelled:
+        for entity in row["entities"]["orgs"]:
+            assert row["document"]["text"][entity["start"]:entity["end"]] == entity["text"]
+        for name in {entity["text"] for entity in row["entities"]["orgs"]}:
+            mentions[row["time"][:10], name] += 1
+    assert mentions, "the zero-shot entity classifier found nothing to count"
+    table = list(csv.DictReader((output / "windows.csv").open()))
+    counted = {(row["window_start"][:10], row["label"]): int(row["count"]) for row in table
+               if row["classifier"] == "orgs" and row["group"] == ""}
+    assert counted == dict(mentions)
+    # each entity is a group of the other classifiers too
+    day, name = next(iter(mentions))
+    group = [row for row in table if row["group"] == f"orgs={name}" and row["classifier"] == "tone"
+             and row["window_start"].startswith(day)]
+    assert sum(int(row["count"]) for row in group) == mentions[day, name]

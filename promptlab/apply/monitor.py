@@ -142,6 +142,7 @@ class MonitorRun:
     report: dict  # what the report says about the run: input, classifiers, window
     progress: Callable[[int], None] | None = None
     written: int = 0
+    alerts: list[dict] = field(default_factory=list)  # as last written
     _reported_window: datetime | None = None
 
     def run(self, *, follow: bool, poll: float, stop: threading.Event) -> None:
@@ -169,12 +170,11 @@ class MonitorRun:
                 self.write_derived(closed_before=latest)  # a window closed
             self._reported_window = latest
 
-    def write_derived(self, closed_before: datetime | None) -> list[dict]:
-        alerts = self.state.write_alerts(closed_before)
-        write_report(self.state.folder, self.state.documents, self.state.counts, alerts, self.state.rules,
+    def write_derived(self, closed_before: datetime | None) -> None:
+        self.alerts = self.state.write_alerts(closed_before)
+        write_report(self.state.folder, self.state.documents, self.state.counts, self.alerts, self.state.rules,
                      {**self.report, "skipped": dict(self.reader.errors), "duplicates": self.reader.duplicates})
-        return alerts
 
-    def finish(self) -> list[dict]:
+    def finish(self) -> None:
         self.state.write_windows()
-        return self.write_derived(closed_before=None)
+        self.write_derived(closed_before=None)

@@ -63,6 +63,7 @@ def _figures(counts: WindowCounts, focus: Focus, alerts: list[dict]):
     import matplotlib.pyplot as plt
 
     def date_axis(axis) -> None:
+        axis.set_xlim(windows[0], counts.windowing.end_of(windows[-1]))  # never empty: one window has a width
         locator = dates.AutoDateLocator(maxticks=6)
         axis.xaxis.set_major_locator(locator)
         axis.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))

@@ -44,10 +44,9 @@ def run_monitor_command(*, classifiers, input_path, time_field, id_field, text_f
         run.progress = bar.update
         run.run(follow=follow, poll=poll, stop=stop)
     seconds = time.perf_counter() - started
-    alerts_found = sum(1 for _ in (folder / "alerts.jsonl").open()) if (folder / "alerts.jsonl").exists() else 0
     skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(reader.errors.items()))
     click.echo(f"monitor: {run.written} documents in {seconds:.1f} s ({run.written / max(seconds, 1e-9):.1f} docs/s)"
-               f", {len(state.documents)} in all, {alerts_found} alerts"
+               f", {len(state.documents)} in all, {len(run.alerts)} alerts"
                + (f"; rows skipped: {skipped}" if skipped else "") + f" · {folder}/report.html", err=True)
 
 
