@@ -8,6 +8,7 @@ from promptlab.backends.calibration import CALIBRATIONS  # torch-free
 from promptlab.runtime.distributed import quiet_other_processes
 from promptlab.errors import UserError
 from promptlab.kinds import ALL_METHODS  # torch-free
+from promptlab.data.limits import DEFAULT_LIMIT_BY, LIMIT_BY  # torch-free
 from promptlab.data.sampling import DEFAULT_SEEDS  # torch-free
 from promptlab.catalog.verbalizer import AGGREGATIONS  # torch-free
 
@@ -89,7 +90,11 @@ batch_size_option = click.option(
 @aggregate_option
 @click.option("--data", type=click.Path(dir_okay=False), default=None, help="A JSONL/CSV/TSV file replacing the split.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N examples.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Use N of the examples, chosen by --limit-by; the output names which.")
+@click.option("--limit-by", type=click.Choice(LIMIT_BY), default=DEFAULT_LIMIT_BY, show_default=True,
+              help="Which N --limit takes: the first N of the file, or the eval suites' stratified sample (each "
+                   "label keeps its share); rows stay in file order.")
 @batch_size_option
 @device_option
 @dtype_option
@@ -99,7 +104,7 @@ batch_size_option = click.option(
 @trained_option
 @click.option("--prompt", type=click.Path(), default=None, hidden=True, help="Deprecated: use --trained.")
 @reject_option
-def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, batch_size, device,
+def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, split, limit, limit_by, batch_size, device,
              dtype, catalogs, output, as_json, trained, prompt, reject_below):
     """Classify (or tag: entity tasks) a task's labelled examples and report metrics; with --trained, apply a
     trained artefact."""
@@ -269,7 +274,11 @@ def assist(task, template, verbalizer, model, trained, calibrate, aggregate, ans
 @click.option("--option", "method_options", multiple=True, metavar="NAME=VALUE",
               help="Any option of the method, e.g. --option rank=16 (lora); the value is read as YAML. Repeatable.")
 @reject_option
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N test examples.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Use N of the test examples, chosen by --limit-by; the output names which.")
+@click.option("--limit-by", type=click.Choice(LIMIT_BY), default=DEFAULT_LIMIT_BY, show_default=True,
+              help="Which N --limit takes: the first N of the split, or the eval suites' stratified sample (each "
+                   "label keeps its share); rows stay in file order.")
 @device_option
 @dtype_option
 @catalog_option
@@ -280,8 +289,8 @@ def assist(task, template, verbalizer, model, trained, calibrate, aggregate, ans
               help="Clear the DIR/seed-N folders this run writes; without it, a filled one is refused.")
 @click.option("--json", "as_json", is_flag=True, help="End stdout with one JSON line of the results.")
 def fewshot(task, k, template, verbalizer, method, help_method, seeds, model, steps, lr, prompt_length, batch_size,
-            old_batch_size, encoder, method_options, reject_below, limit, device, dtype, catalogs, output, overwrite,
-            as_json):
+            old_batch_size, encoder, method_options, reject_below, limit, limit_by, device, dtype, catalogs, output,
+            overwrite, as_json):
     """Train on k examples per class over several seeds; report mean ± std next to zero-shot. A method's options
     and their defaults: --method M --help-method."""
     if help_method:

@@ -15,6 +15,7 @@ import click
 from promptlab.runtime import distributed
 from promptlab.catalog.catalog import Catalog
 from promptlab.methods.artefacts import claim_seed_folders
+from promptlab.data.limits import DEFAULT_LIMIT_BY
 from promptlab.errors import UserError
 from promptlab.kinds import KINDS, kind_of
 from promptlab.kinds.kind import OPTION_FLAGS
@@ -26,7 +27,7 @@ from promptlab.data.sampling import parse_seeds
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
                         method_options=(), limit, device, dtype=None, catalogs, output, as_json, encoder=None,
-                        reject_below=None, overwrite=False) -> None:
+                        reject_below=None, overwrite=False, limit_by=DEFAULT_LIMIT_BY) -> None:
     started = time.perf_counter()
     check_threshold(reject_below)
     catalog = Catalog.from_options(catalogs)
@@ -38,7 +39,7 @@ def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, 
     seed_list = parse_seeds(seeds)
     flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size, "encoder": encoder}
     options = kind.method_options(method, flags, parse_options(method_options))
-    pool, test = kind.check_data(loaded_task, setup, k, seed_list, limit)
+    pool, test = kind.check_data(loaded_task, setup, k, seed_list, limit, limit_by)
     folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
     if folder:
         claim_seed_folders(folder, seed_list, overwrite=overwrite)

@@ -23,6 +23,7 @@ from promptlab.methods.artefacts import SavedTrained, load_trained
 from promptlab.apply.entity_predictors import plan_predictor
 from promptlab.apply.registry import check_trained, open_classifier
 from promptlab.catalog.catalog import Catalog, Setup
+from promptlab.data.limits import DEFAULT_LIMIT_BY
 from promptlab.errors import UserError
 from promptlab.kinds import Kind, kind_of
 from promptlab.kinds.entities import write_tagged
@@ -45,7 +46,7 @@ class Scored:
 
 def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggregate, data, split, limit,
                          batch_size, device, catalogs, output, as_json, trained=None, prompt=None, dtype=None,
-                         reject_below=None) -> None:
+                         reject_below=None, limit_by=DEFAULT_LIMIT_BY) -> None:
     check_threshold(reject_below)
     if prompt:
         click.echo("note: --prompt is deprecated; it is --trained now, which takes any method's artefact", err=True)
@@ -59,7 +60,7 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
     folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
     scored = SCORERS[kind.name](kind, catalog, task=task, saved=saved, template=template, verbalizer=verbalizer,
                                 model=model, calibrate=calibrate, aggregate=aggregate, data=data, split=split,
-                                limit=limit, batch_size=batch_size, device=device, dtype=dtype,
+                                limit=limit, limit_by=limit_by, batch_size=batch_size, device=device, dtype=dtype,
                                 reject_below=reject_below)
     click.echo(scored.report)
     n, seconds = scored.summary["n"], scored.summary["seconds"]
@@ -73,10 +74,12 @@ def run_zeroshot_command(*, task, template, verbalizer, model, calibrate, aggreg
 
 
 def _classified(kind: Kind, catalog: Catalog, *, task: str | None, saved: SavedTrained | None, template, verbalizer,
-                model, calibrate, aggregate, data, split, limit, batch_size, device, dtype, reject_below) -> Scored:
+                model, calibrate, aggregate, data, split, limit, limit_by, batch_size, device, dtype, reject_below
+                ) -> Scored:
     """A classification task: a zero-shot classifier, or the --trained artefact's."""
     setup = Setup.for_run(catalog, task, template, verbalizer, saved=saved)
-    examples = kind.labelled(kind.examples(setup.task, split, data=data, limit=limit), data or setup.task.path)
+    examples = kind.labelled(kind.examples(setup.task, split, data=data, limit=limit, limit_by=limit_by),
+                             data or setup.task.path)
     render_all(setup.template, examples)  # every template/data mistake surfaces before the model loads
     check_trained(saved, setup, calibrate=calibrate, aggregate=aggregate, model=model)
     opened = open_classifier(setup, saved, model=model, device=device, dtype=dtype, calibrate=calibrate,
@@ -114,13 +117,15 @@ def _classified(kind: Kind, catalog: Catalog, *, task: str | None, saved: SavedT
 
 
 def _tagged(kind: Kind, catalog: Catalog, *, task: str | None, saved: SavedTrained | None, template, verbalizer,
-            model, calibrate, aggregate, data, split, limit, batch_size, device, dtype, reject_below) -> Scored:
+            model, calibrate, aggregate, data, split, limit, limit_by, batch_size, device, dtype, reject_below
+            ) -> Scored:
     """An entity task: the --trained artefact (token-finetune or entity-prompt), else entity-prompt zero-shot
     (every candidate span typed by the template and verbalizer)."""
     plan = plan_predictor(catalog, task=task, trained=str(saved.folder) if saved else None, template=template,
                           verbalizer=verbalizer, model=model, calibrate=calibrate, aggregate=aggregate)
     kind.refuse_flags(plan.task, {"--reject-below": reject_below})
-    test = kind.labelled(kind.examples(plan.task, split, data=data, limit=limit), data or plan.task.path)
+    test = kind.labelled(kind.examples(plan.task, split, data=data, limit=limit, limit_by=limit_by),
+                         data or plan.task.path)
     predictor = plan.load(device=device, dtype=dtype)
     info = predictor.info
     click.echo(" · ".join(str(part) for part in (info["task"], info["method"], info["trained"] or info["model"],

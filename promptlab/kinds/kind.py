@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.catalog.task import KIND_RULES, Task
+from promptlab.data.limits import DEFAULT_LIMIT_BY, limit_examples
 from promptlab.data.overlap import train_pool_without_test_texts
 from promptlab.errors import UserError
 
@@ -52,11 +53,12 @@ class Kind(ABC):
         """The examples a data spec names (a file, `source:NAME/SPLIT`, a hub data set) relative to `base_dir`."""
 
     def examples(self, task: Task, split: str = "test", *, data: str | Path | None = None,
-                 limit: int | None = None) -> list[dict]:
-        """The examples of a split (or of `data`, a file that replaces it), the first `limit` of them."""
+                 limit: int | None = None, limit_by: str = DEFAULT_LIMIT_BY) -> list[dict]:
+        """The examples of a split (or of `data`, a file that replaces it); with `limit`, that many of them,
+        chosen as `limit_by` says (promptlab.data.limits: the first, or a stratified sample)."""
         spec, base = task.data_spec(split, data=data)
         examples = self.read(spec, base_dir=base, task=task, where=task.path)
-        return examples[:limit] if limit is not None else examples
+        return limit_examples(examples, limit, limit_by, where=data or task.path)
 
     @abstractmethod
     def labelled(self, examples: list[dict], where) -> list[dict]:
@@ -134,12 +136,12 @@ class Kind(ABC):
 
     # -- a few-shot run
     def check_data(self, task: Task, setup: Setup | None, k: int, seeds: Sequence[int],
-                   limit: int | None) -> tuple[list[dict], list[dict]]:
-        """The train pool and the (first `limit`) test examples, checked and sampled for every seed: data
-        mistakes surface before any model loads."""
+                   limit: int | None, limit_by: str = DEFAULT_LIMIT_BY) -> tuple[list[dict], list[dict]]:
+        """The train pool and the test examples (`limit` of them, chosen as `limit_by` says), checked and sampled
+        for every seed: data mistakes surface before any model loads."""
         full_test = self.labelled(self.examples(task, "test"), task.path)
         pool = self.train_pool(self.examples(task, "train"), full_test, where=task.path)
-        test = full_test[:limit] if limit is not None else full_test
+        test = limit_examples(full_test, limit, limit_by, where=task.path)
         for seed in seeds:
             self.sample(pool, task.labels, k, seed)
         return pool, test

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.catalog.task import Task
+from promptlab.data.limits import DEFAULT_LIMIT_BY
 from promptlab.data.readers import load_task_examples
 from promptlab.data.sampling import sample_kshot
 from promptlab.kinds.kind import Kind
@@ -59,10 +60,10 @@ class TextKind(Kind):
         return Setup.load(catalog, task.name, template, verbalizer)
 
     def check_data(self, task: Task, setup: Setup | None, k: int, seeds: Sequence[int],
-                   limit: int | None) -> tuple[list[dict], list[dict]]:
+                   limit: int | None, limit_by: str = DEFAULT_LIMIT_BY) -> tuple[list[dict], list[dict]]:
         from promptlab.methods.pipeline import render_all
 
-        pool, test = super().check_data(task, setup, k, seeds, limit)
+        pool, test = super().check_data(task, setup, k, seeds, limit, limit_by)
         render_all(setup.template, pool + test)  # a template's mistake surfaces before the model loads
         return pool, test
 
