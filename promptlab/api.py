@@ -44,6 +44,7 @@ from promptlab.methods.artefacts import SavedTrained, claim_seed_folders, load_t
 from promptlab.methods.entity_candidates import predicted_tags
 from promptlab.methods.pipeline import Classified
 from promptlab.metrics.entities import entity_metrics
+from promptlab.metrics.rejection import check_threshold
 from promptlab.metrics.text import classification_metrics
 from promptlab.runtime.outputs import output_folder, write_json
 
@@ -203,46 +204,51 @@ def fewshot(task: str, *, method: str | None = None, k: int = 16, seeds: Sequenc
             template: str | None = None, verbalizer: str | None = None, model: str | None = None,
             options: Mapping[str, Any] | None = None, steps: int | None = None, lr: float | None = None,
             prompt_length: int | None = None, batch_size: int | None = None, encoder: str | None = None,
-            limit: int | None = None, output: str | Path | None = None, overwrite: bool = False,
-            device: str = "auto", dtype: str | None = None, catalogs: Sequence[str | Path] = ()) -> FewshotResult:
+            limit: int | None = None, reject_below: float | None = None, output: str | Path | None = None,
+            overwrite: bool = False, device: str = "auto", dtype: str | None = None,
+            catalogs: Sequence[str | Path] = ()) -> FewshotResult:
     """Train `method` on a k-shot sample of the task's train split per seed, and score each on the test split.
 
     `options` are the method's options (`fewshot --option NAME=VALUE`); `steps`, `lr`, `prompt_length`,
     `batch_size` and `encoder` are the flags that set options of those names. `k` counts training examples per
-    class (entity tasks: mentions per entity type); `limit` takes the first N test examples. With `output`,
+    class (entity tasks: mentions per entity type); `limit` takes the first N test examples; below
+    `reject_below` a text prediction is out_of_scope (counted wrong). With `output`,
     the seed-N folders and fewshot.json are written there as `fewshot --output` writes them (`overwrite`
     clears seed folders already there); without it they live in a temporary folder as long as the result.
     """
+    check_threshold(reject_below)
     catalog = Catalog.from_options(catalogs)
     loaded_task = catalog.task(task)
     kind = kind_of(loaded_task)
     method = kind.check_method(method, loaded_task)
-    flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size, "encoder": encoder}
-    kind.refuse_flags(loaded_task, {f"--{name.replace('_', '-')}": value for name, value in flags.items()})
-    chosen = kind.method_options(method, flags, dict(options or {}))
-    seed_list = parse_seeds(seeds if isinstance(seeds, str) else ",".join(map(str, seeds)))
+    kind.refuse_flags(loaded_task, {"--encoder": encoder, "--reject-below": reject_below})
     setup = kind.setup(catalog, loaded_task, template, verbalizer, method)
+    seed_list = parse_seeds(seeds if isinstance(seeds, str) else ",".join(map(str, seeds)))
+    flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size, "encoder": encoder}
+    chosen = kind.method_options(method, flags, dict(options or {}))
     pool, test = kind.check_data(loaded_task, setup, k, seed_list, limit)
     scratch = None if output is not None else tempfile.TemporaryDirectory(prefix="promptlab-fewshot-")
     folder = output_folder(output if output is not None else scratch.name)
     claim_seed_folders(folder, seed_list, overwrite=overwrite)
     started = time.perf_counter()
     model_name = kind.model_for(method, chosen, model)
+    loaded = None
     if kind.uses_language_model(method, chosen):
         resolve_model(model_name)
-    loaded = functools.cache(lambda: load_model(model_name, device=device, dtype=dtype))
+        loaded = functools.cache(lambda: load_model(model_name, device=device, dtype=dtype))
     per_seed = []
     for seed in seed_list:
-        result = kind.run_seed(method, task=loaded_task, setup=setup, model=model_name,
-                               loaded=loaded if kind.uses_language_model(method, chosen) else None, pool=pool,
+        result = kind.run_seed(method, task=loaded_task, setup=setup, model=model_name, loaded=loaded, pool=pool,
                                test=test, k=k, seed=seed, options=chosen, save_to=folder / f"seed-{seed}",
-                               device=device)
+                               device=device, reject_threshold=reject_below)
         kind.write_run(folder / f"seed-{seed}", test, result)
         per_seed.append(kind.row(result))
     summary = {"task": loaded_task.name, "kind": kind.name, **(setup.describe() if setup else {}),
-               "model": model_name, "method": method, "k": k, "k_unit": kind.k_unit, "seeds": seed_list,
-               "n": len(test), **kind.summary_metrics(per_seed), "options": per_seed[0]["options"],
-               "per_seed": per_seed, "seconds": round(time.perf_counter() - started, 1)}
+               "model": model_name, "model_fingerprint": loaded().fingerprint if loaded else None,
+               "device": str(loaded().device) if loaded else None, "dtype": loaded().dtype if loaded else None,
+               "method": method, "k": k, "k_unit": kind.k_unit, "seeds": seed_list, "n": len(test),
+               **kind.summary_metrics(per_seed), "options": per_seed[0]["options"], "per_seed": per_seed,
+               "seconds": round(time.perf_counter() - started, 1)}
     if output is not None:
         write_json(folder / "fewshot.json", summary)
     return FewshotResult(summary, folder, {"catalogs": tuple(catalogs), "device": device, "dtype": dtype}, scratch)
