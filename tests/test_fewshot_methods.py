@@ -214,3 +214,37 @@ def test_features_are_computed_once_per_model_layer_and_text(gpt2, monkeypatch):
     assert sorted(computed) == [(-1, "cached a b"), (-1, "cached c"), (-1, "cached d"), (1, "cached c")]
     assert torch.equal(first[0], first[2]) and torch.equal(first[1], again[0])
     assert not torch.equal(other_layer[0], again[0])
+
+
+def test_the_feature_cache_keeps_only_the_most_recently_used_texts(gpt2, monkeypatch):
+    computed = []
+
+    def counting(model, tokenizer, texts, device, *, layer):
+        computed.extend(texts)
+        return pooled_features(model, tokenizer, texts, device, layer=layer)
+
+    monkeypatch.setattr(features, "pooled_features", counting)
+    monkeypatch.setattr(features, "FEATURE_CACHE_TEXTS", 3)
+    monkeypatch.setattr(features, "_FEATURES", type(features._FEATURES)())
+    features_of(gpt2.model, gpt2.tokenizer, ["lru a", "lru b", "lru c"], gpt2.device)
+    features_of(gpt2.model, gpt2.tokenizer, ["lru a"], gpt2.device)  # a is now the most recent
+    features_of(gpt2.model, gpt2.tokenizer, ["lru d"], gpt2.device)  # evicts b, the least recent
+    assert len(features._FEATURES[gpt2.model]) == 3
+    computed.clear()
+    features_of(gpt2.model, gpt2.tokenizer, ["lru a", "lru c", "lru d", "lru b"], gpt2.device)
+    assert computed == ["lru b"]
+
+
+def test_icl_draws_stay_those_of_the_seeded_sequence_while_only_a_window_is_kept():
+    from itertools import islice
+
+    from promptlab.methods.demonstrations import random_draws
+    from promptlab.methods.icl import _DrawWindow
+    labels = ["a", "b"]
+    train_labels = ["a", "b", "a", "b", "a", "b"]
+    sequence = list(islice(random_draws(train_labels, labels, 2, "seed"), 40))
+    window = _DrawWindow(lambda: random_draws(train_labels, labels, 2, "seed"), keep=8)
+    asked = [range(0, 5), range(5, 20), range(20, 23), range(2, 4), range(30, 40), range(38, 40)]
+    for positions in asked:
+        assert window.at(list(positions)) == [sequence[i] for i in positions]
+        assert len(window._window) <= 8

@@ -7,6 +7,7 @@ the template's own words: these methods classify the example, not the prompt.
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
@@ -15,8 +16,12 @@ from promptlab.backends.inputs import pad
 from promptlab.catalog.template import Template
 
 FEATURE_BATCH = 32
-# model -> {(layer, text): features [hidden]}; entries go with the model
-_FEATURES: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, str], torch.Tensor]] = weakref.WeakKeyDictionary()
+# model -> {(layer, text): features [hidden]}, least recently used first; entries go with the model
+_FEATURES: weakref.WeakKeyDictionary[torch.nn.Module, OrderedDict[tuple[int, str], torch.Tensor]] = \
+    weakref.WeakKeyDictionary()
+# Texts kept per model: a suite's train pools and test sets fit (Banking77 is 12k texts), and a server that
+# runs for weeks stays flat (50k texts of a 576-wide model are about 115 MB).
+FEATURE_CACHE_TEXTS = 50_000
 _MAX_FEATURE_TOKENS = 512  # sentence features need no more; keeps memory bounded for long documents
 
 
@@ -43,21 +48,30 @@ def pooled_features(model, tokenizer, texts: Sequence[str], device: torch.device
 def features_of(model, tokenizer, texts: Sequence[str], device: torch.device, *, layer: int = -1) -> torch.Tensor:
     """pooled_features for many texts, without gradients, on the CPU: [N, hidden].
 
-    Memoised per model object, layer and text, so a run or a suite computes each text's features
-    once however many k, seeds and methods read them. The model must stay as it is while in use:
-    the shared, frozen model of a run (trained copies go through pooled_features). Texts not seen
-    yet are computed in batches of similar length, which wastes little on padding.
+    Memoised per model object, layer and text (the FEATURE_CACHE_TEXTS most recently used), so a run
+    or a suite computes each text's features once however many k, seeds and methods read them. The
+    model must stay as it is while in use: the shared, frozen model of a run (trained copies go
+    through pooled_features). Texts not seen yet are computed in batches of similar length, which
+    wastes little on padding.
     """
-    cache = _FEATURES.setdefault(model, {})
-    missing = sorted({text for text in texts if (layer, text) not in cache}, key=len)
+    cache = _FEATURES.setdefault(model, OrderedDict())
+    found = {}
+    for text in set(texts):
+        if (layer, text) in cache:
+            cache.move_to_end((layer, text))
+            found[text] = cache[(layer, text)]
+    missing = sorted(set(texts) - found.keys(), key=lambda text: (len(text), text))
     with torch.inference_mode():
         for start in range(0, len(missing), FEATURE_BATCH):
             batch = missing[start:start + FEATURE_BATCH]
             rows = pooled_features(model, tokenizer, batch, device, layer=layer).float().cpu()
-            cache.update(((layer, text), row) for text, row in zip(batch, rows))
+            for text, row in zip(batch, rows):
+                found[text] = cache[(layer, text)] = row
+    while len(cache) > FEATURE_CACHE_TEXTS:
+        cache.popitem(last=False)
     if not texts:
         return torch.empty(0, model.config.hidden_size)
-    return torch.stack([cache[(layer, text)] for text in texts])
+    return torch.stack([found[text] for text in texts])
 
 
 def _fallback_token(tokenizer) -> int:

@@ -1,8 +1,9 @@
 """In-context learning: k-shot demonstrations in front of every prompt of a causal model, no training."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -92,15 +93,12 @@ class Demonstrations:
         self.train = [{key: value for key, value in example.items() if key in keep} for example in train]
         self.texts = [render_demonstration(setup.template, setup.verbalizer, example) for example in self.train]
         self.train_labels = [example["label"] for example in self.train]
-        self._draws: list[list[int]] = []
-        self._next_draws = random_draws(self.train_labels, setup.task.labels, per_class, draw_seed)
+        self._draws = _DrawWindow(lambda: random_draws(self.train_labels, setup.task.labels, per_class, draw_seed))
         self._train_features: torch.Tensor | None = None
 
     def __call__(self, prompts: list[Prompt], examples: Sequence[dict], positions: Sequence[int]) -> list[Prompt]:
         if self.selection == "random":
-            while len(self._draws) <= max(positions, default=-1):
-                self._draws.append(next(self._next_draws))
-            chosen = [self._draws[position] for position in positions]
+            chosen = self._draws.at(positions)
         else:
             if self._train_features is None:
                 self._train_features = self._features(self.train)
@@ -116,3 +114,31 @@ class Demonstrations:
     def _features(self, examples: Sequence[dict]) -> torch.Tensor:
         texts = [example_text(self.setup.template, example) for example in examples]
         return features_of(self.loaded.model, self.loaded.tokenizer, texts, self.loaded.device)
+
+
+class _DrawWindow:
+    """Draw i of a seeded sequence for any position i, holding only the latest `keep` draws.
+
+    Positions rise as a file streams by (a request's rows are 0..n-1), so memory stays flat however long
+    the input; a position older than the window is drawn again by replaying the sequence from its seed.
+    """
+
+    def __init__(self, sequence: Callable[[], Iterator[list[int]]], keep: int = 4096):
+        self._sequence, self._keep = sequence, keep
+        self._restart()
+
+    def _restart(self) -> None:
+        self._next, self._first, self._window = self._sequence(), 0, deque()
+
+    def at(self, positions: Sequence[int]) -> list[list[int]]:
+        if not positions:
+            return []
+        if min(positions) < self._first:
+            self._restart()
+        while self._first + len(self._window) <= max(positions):
+            self._window.append(next(self._next))
+        chosen = [self._window[position - self._first] for position in positions]
+        while len(self._window) > self._keep:
+            self._window.popleft()
+            self._first += 1
+        return chosen
