@@ -14,7 +14,7 @@ from promptlab.evaluation import units
 from promptlab.catalog.catalog import Catalog
 from promptlab.cli import main
 from promptlab.errors import UserError
-from promptlab.backends.models import load_model
+from promptlab.backends.models import cpu_has_native_bfloat16, load_model
 from promptlab.evaluation.runner import (
     RESULTS_FILE,
     execution_order,
@@ -65,9 +65,11 @@ def suite(tmp_path, tiny_gpt2_dir):
 
 
 def grid_keys(suite):
+    """The grid's keys in the precision `--dtype auto` gives on this CPU."""
     configs = expand(suite)
     data = load_data(suite)
-    return [run_key(config, data[config.task]) for config in configs]
+    precision = "bfloat16" if cpu_has_native_bfloat16() else "float32"
+    return [run_key(config, data[config.task], precision) for config in configs]
 
 
 def read_rows(folder):
@@ -285,3 +287,12 @@ def test_finished_runs_made_with_other_weights_run_again(tmp_path, build_tiny_mo
     fingerprints = {row["model_fingerprint"] for row in again.rows}
     assert fingerprints == {load_model(str(folder), device="cpu").fingerprint}
     assert run_suite(suite, tmp_path / "out", device="cpu").ran == 0
+
+
+def test_a_folder_made_in_another_precision_runs_again_and_says_which(suite, tmp_path):
+    first = run_suite(suite, tmp_path / "out", device="cpu", dtype="float32")
+    again = run_suite(suite, tmp_path / "out", device="cpu", dtype="bfloat16")
+    assert (first.ran, again.ran, again.skipped) == (GRID_SIZE, GRID_SIZE, 0)
+    assert {row["dtype"] for row in again.rows} == {"bfloat16"}
+    assert sorted(row["dtype"] for row in read_rows(tmp_path / "out")) == ["bfloat16"] * GRID_SIZE + ["float32"] * GRID_SIZE
+    assert run_suite(suite, tmp_path / "out", device="cpu", dtype="float32").ran == 0

@@ -28,7 +28,7 @@ from typing import Callable, TextIO
 from promptlab.runtime import distributed
 from promptlab.catalog.task import DEFAULT_KIND
 from promptlab.kinds import KINDS, Kind, kind_of
-from promptlab.backends.models import resolve_model
+from promptlab.backends.models import dtype_name, resolve_device, resolve_dtype, resolve_model
 from promptlab.methods.pipeline import render_all
 from promptlab.runtime.progress import RunTimes, format_seconds, progress_bar
 from promptlab.evaluation.shared_results import ResultsFile, SharedResults
@@ -58,14 +58,16 @@ class SuiteRun:
 
 # ---------------------------------------------------------------- run identity
 
-def run_key(config: RunConfig, data: TaskData) -> str:
-    """A hash of the run's canonical configuration and of the exact examples it reads.
+def run_key(config: RunConfig, data: TaskData, precision: str) -> str:
+    """A hash of the run's canonical configuration, the precision its weights run in and the exact examples
+    it reads.
 
     The data's hash is in it because a data spec (`source:cr/test`, a file) can name other examples
-    tomorrow; a run on other examples is another run, never one to skip.
+    tomorrow; a run on other examples is another run, never one to skip. The precision is the resolved one
+    (`--dtype auto` is bfloat16 on one machine and float32 on another): a run in another precision is another run.
     """
-    canonical = json.dumps({**asdict(config), "data_sha256": data.hashes(config.k)}, sort_keys=True,
-                           ensure_ascii=False)
+    canonical = json.dumps({**asdict(config), "dtype": precision, "data_sha256": data.hashes(config.k)},
+                           sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -98,7 +100,8 @@ def run_suite(suite: Suite, output: Path, *, device: str = "auto", dtype: str | 
     start = time.perf_counter()
     configs = expand(suite)
     data = load_data(suite)
-    keys = [run_key(config, data[config.task]) for config in configs]
+    precision = dtype_name(resolve_dtype(dtype, resolve_device(device)))
+    keys = [run_key(config, data[config.task], precision) for config in configs]
     output.mkdir(parents=True, exist_ok=True)
     with SharedResults(output / RESULTS_FILE) as results:  # under a launcher: a file per process, merged
         finished = {row["key"]: row for row in results.rows}
