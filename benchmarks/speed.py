@@ -11,8 +11,9 @@ another, on the same model, examples, prompt text and label words (no calibratio
 - bare forward: the model, in the same dtype, on the same prompts (the text before the answer slot),
   length-sorted batches, left-padded, logits at the last position only: what scoring cannot beat,
   because it must at least read every prompt once (`python benchmarks/speed.py bare ...`);
-- lm-evaluation-harness, when `lm_eval` is installed (float32 only): a multiple_choice task whose
-  context is the same prompt text and whose choices are the same words, from the same exported JSONL.
+- lm-evaluation-harness, when `lm_eval` is installed in `--lm-eval-python` (a venv of its own; float32
+  only): a multiple_choice task whose context is the same prompt text and whose choices are the same
+  words, from the same exported JSONL. It runs in every round, after promptlab's contenders.
 
 Training (`--training-repeats`): per dtype, `benchmarks/fewshot_step.py`: one soft-prompt training
 step against a bare forward and backward of the same batch.
@@ -183,7 +184,7 @@ def run_fewshot(dtype: str, device: str) -> dict:
 CONTENDERS = {"promptlab": run_promptlab, "bare": run_bare}
 
 
-def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path) -> Measured:
+def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path, python: str) -> Measured:
     from promptlab.backends.models import resolve_model
 
     words, space = label_words(task)
@@ -192,23 +193,22 @@ def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path) -> Measure
     tasks.mkdir(exist_ok=True)
     (tasks / f"{name}.yaml").write_text(LM_EVAL_TASK.format(
         name=name, data=data, choices=json.dumps(words), delimiter=json.dumps(space)))
-    results = folder / f"lm_eval_{task}"
-    wall, _ = timed([sys.executable, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
+    results = folder / f"lm_eval_{task}_{len(_LOADS)}"  # a folder per run: each reads its own results
+    wall, _ = timed([python, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
                      f"pretrained={resolve_model(MODEL)[0]},dtype=float32", "--tasks", name, "--include_path",
                      str(tasks), "--device", "cpu", "--batch_size", str(batch_size), "--output_path", str(results)],
                     env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     report = json.loads(next(results.rglob("results_*.json")).read_text())
     n = sum(1 for _ in data.open())
-    return Measured("lm-eval 0.4.13" if _lm_eval_version() == "0.4.13" else f"lm-eval {_lm_eval_version()}", n,
-                    wall, float(report["total_evaluation_time_seconds"]), report["results"][name]["acc,none"])
+    return Measured(f"lm-eval {_lm_eval_version(python)}", n, wall, float(report["total_evaluation_time_seconds"]),
+                    report["results"][name]["acc,none"], load=_LOADS[-1])
 
 
-def _lm_eval_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("lm_eval")
-    except PackageNotFoundError:
-        return None
+def _lm_eval_version(python: str) -> str | None:
+    """lm_eval's version in the interpreter `python` (its own venv, never promptlab's), or None."""
+    done = subprocess.run([python, "-c", "from importlib.metadata import version; print(version('lm_eval'))"],
+                          capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 # ---------------------------------------------------------------- reporting
@@ -249,7 +249,9 @@ def best_of(runs: list[Measured]) -> Measured:
               help="Of the zero-shot speed axis: promptlab, bare (lm-eval: see --lm-eval).")
 @click.option("--repeats", default=1, show_default=True, help="Rounds of all contenders; the fastest of each is kept.")
 @click.option("--lm-eval/--no-lm-eval", "with_lm_eval", default=True, show_default=True,
-              help="Run lm-evaluation-harness too (float32), when installed.")
+              help="Run lm-evaluation-harness too (float32, in every round), when installed.")
+@click.option("--lm-eval-python", default=sys.executable, show_default="this interpreter",
+              help="The Python of the venv that has lm_eval (keep it out of promptlab's).")
 @click.option("--training-repeats", default=3, show_default=True, help="Training steps timed per dtype (0: none).")
 @click.option("--accuracy-limit", default=0, show_default=True,
               help="Zero-shot accuracy of every built-in task on its first N test examples per dtype (0: none).")
@@ -258,12 +260,13 @@ def best_of(runs: list[Measured]) -> Measured:
               help="Time the few-shot command per dtype.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write all measurements as JSON.")
 @click.pass_context
-def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, contenders, repeats, with_lm_eval, training_repeats, accuracy_limit,
+def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, contenders, repeats, with_lm_eval, lm_eval_python,
+         training_repeats, accuracy_limit,
          accuracy_tasks, with_fewshot, output):
     if ctx.invoked_subcommand:
         return
     dtype_list = dtypes.split(",")
-    with_lm_eval = with_lm_eval and _lm_eval_version() is not None
+    with_lm_eval = with_lm_eval and _lm_eval_version(lm_eval_python) is not None
     results = {"batch_size": batch_size, "model": MODEL, "device": device, "cpu_count": os.cpu_count(),
                "threads": os.environ.get("OMP_NUM_THREADS"), "load_at_start": os.getloadavg()[0]}
 
@@ -297,13 +300,15 @@ def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, conten
             data = export_examples(task, {"sentiment": limit_mr, "banking77": limit_banking}, Path(scratch))
             chosen = [CONTENDERS[name] for name in contenders.split(",")]
             pairs = [(contender, dtype) for dtype in dtype_list for contender in chosen]
+            if with_lm_eval:  # in every round too, so that its ratio to promptlab sees the same load
+                pairs.append((lambda task, data, batch_size, dtype, device: run_lm_eval(
+                    task, data, batch_size, Path(scratch), lm_eval_python), "float32"))
             runs = [[contender(task, data, batch_size, dtype, device) for contender, dtype in pairs]
                     for _ in range(repeats)]
             rows = [best_of([round_[i] for round_ in runs]) for i in range(len(pairs))]
-            if with_lm_eval:
-                rows.append(run_lm_eval(task, data, batch_size, Path(scratch)))
             click.echo(table(task, rows))
             results["zeroshot"][task] = [{**asdict(row), "examples_per_s": row.examples_per_s} for row in rows]
+            results.setdefault("rounds", {})[task] = [[asdict(row) for row in round_] for round_ in runs]
             save()
     if training_repeats:
         results["training"] = [run_training_step(dtype, device, training_repeats) for dtype in dtype_list]
