@@ -32,8 +32,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-INTENT_THRESHOLDS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-RETRIEVAL_THRESHOLDS = [0.0, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8]
+INTENT_THRESHOLDS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+RETRIEVAL_THRESHOLDS = [0.0, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6]
 KNOWN_FLOOR = 0.8  # the share of known-intent messages the defaults must keep on their intent's answer
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "answers" / "banking77" / "knowledge.jsonl"
 
