@@ -78,3 +78,12 @@ def fewshot_run(catalog, model, output, *arguments) -> dict:
                                        str(model), "--output", str(output), "--json", *map(str, arguments)])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def tagger_artefact(catalog, tiny_bert_dir, tmp_path_factory):
+    """A token-finetune artefact of tweetner on the tiny BERT (trained enough to find entities): its seed folder."""
+    output = tmp_path_factory.mktemp("ner-run")
+    fewshot_run(catalog, tiny_bert_dir, output, "--method", "token-finetune", "--k", 3, "--seeds", 13,
+                "--steps", 40, "--lr", 3e-3)
+    return output / "seed-13"

@@ -193,7 +193,8 @@ def test_a_second_method_into_the_same_folder_is_refused_or_replaces_it_whole(to
         sorted(path.name for path in (fresh / "seed-13").iterdir())
     assert not (shared / "seed-13" / "model").exists()
     rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(json.dumps({"text": example["text"]}) + "\n" for example in task_examples(setup.task, "test")))
+    test = task_examples(setup.task, "test")
+    rows.write_text("".join(json.dumps({"text": example["text"]}) + "\n" for example in test))
     assert predict_with(toy_catalog_dir, shared / "seed-13", rows, tmp_path / "shared.jsonl") == \
         predict_with(toy_catalog_dir, fresh / "seed-13", rows, tmp_path / "fresh.jsonl")
 
@@ -244,3 +245,19 @@ def test_a_model_copy_swapped_for_other_weights_is_refused(tmp_path, setup, load
     with pytest.raises(UserError, match="holds another run's model") as error:
         open_classifier(setup, load_trained(tmp_path / "seed-13"), model=None, device="cpu")
     assert saved.metadata["model_copy_fingerprint"] in error.value.message
+
+
+def test_a_setfit_encoder_swapped_for_other_weights_is_refused(tmp_path, setup, loaded, tiny_bert_dir):
+    import shutil
+    from promptlab.backends.sentence_encoders import ENCODER_FOLDER, load_encoder
+    options = {**METHOD_OPTIONS["setfit"], "encoder": loaded.source}
+    run_method("setfit", setup=setup, loaded=loaded, train_pool=task_examples(setup.task, "train"),
+               test_examples=task_examples(setup.task, "test"), k=4, seed=13, options=options,
+               save_to=tmp_path / "seed-13")
+    saved = load_trained(tmp_path / "seed-13")
+    assert saved.state["encoder_copy_fingerprint"] != saved.state["encoder_fingerprint"]  # it trained
+    shutil.rmtree(tmp_path / "seed-13" / ENCODER_FOLDER)
+    load_encoder(str(tiny_bert_dir), device="cpu").save(tmp_path / "seed-13" / ENCODER_FOLDER)
+    with pytest.raises(UserError, match="is not the encoder this head was trained with") as error:
+        open_classifier(setup, load_trained(tmp_path / "seed-13"), model=None, device="cpu")
+    assert saved.state["encoder_copy_fingerprint"] in error.value.message

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from entity_files import catalog, fewshot_run, one_thread  # noqa: F401 (fixtures)
+from entity_files import catalog, one_thread, tagger_artefact  # noqa: F401 (fixtures)
 
 import promptlab.commands.prediction as prediction_command
 from promptlab.apply.rows import input_rows
@@ -16,14 +16,6 @@ from promptlab.cli import main
 TEXTS = ["i love World and Tech News", "Story was about Business, not Science.", "no names here",
          "Acting in the World of Tech", "the movie was fun"]
 ROWS = 70  # more than two chunks of 32 rows
-
-
-@pytest.fixture(scope="module")
-def trained(catalog, tiny_bert_dir, tmp_path_factory):
-    output = tmp_path_factory.mktemp("ner-run")
-    fewshot_run(catalog, tiny_bert_dir, output, "--method", "token-finetune", "--k", 3, "--seeds", 13,
-                "--steps", 40, "--lr", 3e-3)
-    return output / "seed-13"
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +34,16 @@ def predict(trained, catalog, rows_file, output, *extra, exit_code=0):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(trained, catalog, rows_file, tmp_path_factory):
+def uninterrupted(tagger_artefact, catalog, rows_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("whole")
     for suffix in ("jsonl", "csv"):
-        predict(trained, catalog, rows_file, folder / f"out.{suffix}")
+        predict(tagger_artefact, catalog, rows_file, folder / f"out.{suffix}")
     return folder
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])
-def test_an_interrupted_run_resumed_gives_the_uninterrupted_file(trained, catalog, rows_file, uninterrupted, suffix,
-                                                                 tmp_path, monkeypatch):
+def test_an_interrupted_run_resumed_gives_the_uninterrupted_file(tagger_artefact, catalog, rows_file, uninterrupted,
+                                                                 suffix, tmp_path, monkeypatch):
     def interrupted_after(count):
         def rows(source):
             for row in input_rows(source):
@@ -63,21 +55,21 @@ def test_an_interrupted_run_resumed_gives_the_uninterrupted_file(trained, catalo
     output = tmp_path / f"out.{suffix}"
     with monkeypatch.context() as patch:
         patch.setattr(prediction_command, "input_rows", interrupted_after(45))
-        predict(trained, catalog, rows_file, output, exit_code=1)
+        predict(tagger_artefact, catalog, rows_file, output, exit_code=1)
     whole = (uninterrupted / f"out.{suffix}").read_bytes()
     partial = output.read_bytes()
     assert 0 < len(partial) < len(whole) and whole.startswith(partial)  # whole chunks, written as they went
     with output.open("ab") as handle:
         handle.write(whole[len(partial):len(partial) + 17])  # a write torn by the kill
-    result = predict(trained, catalog, rows_file, output, "--resume")
+    result = predict(tagger_artefact, catalog, rows_file, output, "--resume")
     assert output.read_bytes() == whole
     assert "after the 32 already there" in result.output
 
 
-def test_an_existing_output_is_refused_and_left_as_it_is(trained, catalog, rows_file, tmp_path):
+def test_an_existing_output_is_refused_and_left_as_it_is(tagger_artefact, catalog, rows_file, tmp_path):
     output = tmp_path / "out.jsonl"
     output.write_text('{"mine": 1}\n')
-    result = predict(trained, catalog, rows_file, output, exit_code=2)
+    result = predict(tagger_artefact, catalog, rows_file, output, exit_code=2)
     assert "the output file exists" in result.output and "--resume" in result.output
     assert "Traceback" not in result.output and output.read_text() == '{"mine": 1}\n'
 
@@ -93,8 +85,8 @@ def test_csv_holds_the_input_columns_and_the_spans_as_json(uninterrupted):
         assert json.loads(row["entities"]) == expected["entities"]
 
 
-def test_a_row_whose_text_is_not_a_string_names_its_line(trained, catalog, tmp_path):
+def test_a_row_whose_text_is_not_a_string_names_its_line(tagger_artefact, catalog, tmp_path):
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"text": "World"}\n{"text": 7}\n')
-    result = predict(trained, catalog, rows, tmp_path / "out.jsonl", exit_code=2)
+    result = predict(tagger_artefact, catalog, rows, tmp_path / "out.jsonl", exit_code=2)
     assert f"{rows}:2: row 2: field 'text' is int, not a string" in result.output

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from entity_files import TYPES, catalog, fewshot_run, one_thread  # noqa: F401 (fixtures)
+from entity_files import TYPES, catalog, one_thread, tagger_artefact  # noqa: F401 (fixtures)
 from serving import Server, call, post
 
 from promptlab.cli import main
@@ -19,25 +19,18 @@ TEXTS = ["i love World and Tech News", "Story was about Business, not Science.",
 
 
 @pytest.fixture(scope="module")
-def trained(catalog, tiny_bert_dir, tmp_path_factory):
-    output = tmp_path_factory.mktemp("ner-run")
-    fewshot_run(catalog, tiny_bert_dir, output, "--method", "token-finetune", "--k", 3, "--seeds", 13,
-                "--steps", 40, "--lr", 3e-3)
-    return output / "seed-13"
-
-
-@pytest.fixture(scope="module")
-def server(catalog, trained):
-    started = Server("--trained", trained, "--catalog", catalog)  # no --task: the artefact names it
+def server(catalog, tagger_artefact):
+    started = Server("--trained", tagger_artefact, "--catalog", catalog)  # no --task: the artefact names it
     yield started
     started.stop()
 
 
-def test_served_spans_are_what_predict_writes(server, catalog, trained, tmp_path):
+def test_served_spans_are_what_predict_writes(server, catalog, tagger_artefact, tmp_path):
     rows = [{"text": text, "ref": i} for i, text in enumerate(TEXTS)]
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    result = CliRunner().invoke(main, ["predict", "--trained", str(trained), "--catalog", str(catalog),
-                                       "--input", str(tmp_path / "rows.jsonl"), "--output", str(tmp_path / "out.jsonl")])
+    result = CliRunner().invoke(main, ["predict", "--trained", str(tagger_artefact), "--catalog", str(catalog),
+                                       "--input", str(tmp_path / "rows.jsonl"),
+                                       "--output", str(tmp_path / "out.jsonl")])
     assert result.exit_code == 0, result.output
     expected = [json.loads(line)["entities"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert any(expected)  # the tiny model finds entities, so the comparison compares something
@@ -53,7 +46,7 @@ def test_served_spans_are_what_predict_writes(server, catalog, trained, tmp_path
         assert all(span["type"] in TYPES for span in got)
     status, info = call(f"{server.base}/info")
     assert status == 200 and info["task"] == "tweetner" and info["method"] == "token-finetune"
-    assert info["trained"] == str(trained) and info["types"] == list(TYPES) and info["fields"] == ["text"]
+    assert info["trained"] == str(tagger_artefact) and info["types"] == list(TYPES) and info["fields"] == ["text"]
 
 
 @pytest.mark.parametrize("body, status, message", [
@@ -66,14 +59,14 @@ def test_bad_payloads_get_a_4xx_and_the_server_keeps_serving(server, body, statu
     assert call(f"{server.base}/health")[0] == 200
 
 
-def test_serve_refuses_flags_of_text_classifiers(catalog, trained):
-    result = CliRunner().invoke(main, ["serve", "--trained", str(trained), "--catalog", str(catalog),
+def test_serve_refuses_flags_of_text_classifiers(catalog, tagger_artefact):
+    result = CliRunner().invoke(main, ["serve", "--trained", str(tagger_artefact), "--catalog", str(catalog),
                                        "--reject-below", "0.5", "--port", "1"])
     assert result.exit_code == 2 and "--reject-below does not apply to entity task 'tweetner'" in result.output
 
 
-def test_trained_show_leaves_out_the_template_a_token_classifier_has_not(trained):
-    result = CliRunner().invoke(main, ["trained", "show", str(trained)])
+def test_trained_show_leaves_out_the_template_a_token_classifier_has_not(tagger_artefact):
+    result = CliRunner().invoke(main, ["trained", "show", str(tagger_artefact)])
     assert result.exit_code == 0, result.output
     assert "method      token-finetune" in result.output and "template" not in result.output
     assert "None" not in result.output

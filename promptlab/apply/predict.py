@@ -18,7 +18,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from promptlab.apply.answering import RowLayout, RowPredictor, prediction  # noqa: F401 (prediction: where callers find it)
+# prediction: callers that format a classifier's answer find it here too
+from promptlab.apply.answering import RowLayout, RowPredictor, prediction  # noqa: F401
 from promptlab.apply.rows import STDIN, InputRow, check_row_fields
 from promptlab.errors import UserError
 

@@ -215,6 +215,11 @@ def _load_encoder(saved: SavedTrained, device: str) -> LoadedModel:
     from promptlab.backends.sentence_encoders import load_encoder
     own = saved.state.get("encoder_folder")
     encoder = load_encoder(str(saved.folder / own) if own else saved.state["encoder"], device=device)
+    if own and encoder.fingerprint != saved.state.get("encoder_copy_fingerprint"):
+        raise UserError(f"the fine-tuned encoder in {own}/ has weights fingerprint {encoder.fingerprint}, trained.json "
+                        f"saved {saved.state.get('encoder_copy_fingerprint')}: it is not the encoder this head was "
+                        "trained with", where=saved.folder, fix="train again into a new folder (fewshot --output NEW, "
+                                                                "or --overwrite)")
     if not own and encoder.fingerprint != saved.metadata.get("model_fingerprint"):
         raise UserError(f"encoder '{encoder.name}' here is not the one this head was trained on (its weights "
                         "differ)", where=saved.folder, fix="install the encoder it names, or train the head again")

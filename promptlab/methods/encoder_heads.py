@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from promptlab.methods.artefacts import Trained
 from promptlab.backends.sentence_encoders import ENCODER_FOLDER, LoadedEncoder, load_encoder
 from promptlab.backends.features import example_text
+from promptlab.backends.models import weights_fingerprint
 from promptlab.methods.logistic_head import check_c_values, fit_head, head_probabilities, head_tensors
 from promptlab.methods.context import MethodContext, MethodOutcome, require_choice, require_positive
 
@@ -142,7 +143,10 @@ def _head_on(context: MethodContext, encoder: LoadedEncoder, *, method: str, tra
     tensors, state = head_tensors(fitted)
     trained = Trained(method, state={**state, "layer": -1, "encoder": encoder.name,
                                      "encoder_fingerprint": encoder.fingerprint,
-                                     "encoder_folder": ENCODER_FOLDER if method == "setfit" else None},
+                                     "encoder_folder": ENCODER_FOLDER if method == "setfit" else None,
+                                     # the fine-tuned copy's own weights, checked when it loads
+                                     "encoder_copy_fingerprint": weights_fingerprint(encoder.model)
+                                     if method == "setfit" else None},
                       tensors=tensors,
                       write_files=(lambda folder: encoder.save(folder / ENCODER_FOLDER)) if method == "setfit" else None)
     return MethodOutcome(probabilities.argmax(1).tolist(), fitted.dev_accuracy, train_steps,

@@ -138,9 +138,9 @@ class TokenTagger:
         window (of the overlapping windows a long sentence is cut into) where that sub-token is most central."""
         content = self.max_tokens - self.tokenizer.num_special_tokens_to_add()
         if content < 2:
+            least = self.tokenizer.num_special_tokens_to_add() + 16
             raise UserError(f"max_tokens {self.max_tokens} leaves no room for text beside the model's special "
-                            "tokens", fix=f"set --option max_tokens to {self.tokenizer.num_special_tokens_to_add() + 16}"
-                            " or more")
+                            "tokens", fix=f"set --option max_tokens to {least} or more")
         windows = self.tokenizer([list(tokens) for tokens in sentences], is_split_into_words=True, truncation=True,
                                  max_length=self.max_tokens, stride=content // 2, return_overflowing_tokens=True)
         owners = windows["overflow_to_sample_mapping"]
