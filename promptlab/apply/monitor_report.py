@@ -88,6 +88,7 @@ def _figures(counts: WindowCounts, focus: Focus, alerts: list[dict]):
             axis.axvspan(start, counts.windowing.end_of(start), color=ALERT_COLOUR, alpha=0.15, linewidth=0)
     axis.set_title(f"Documents per window{f' by {focus.group_by}' if focus.group_by else ''} "
                    "(red band: alert)")
+    axis.set_ylim(0, max(bottom) * 1.25)  # room for the legend above the bars
     axis.legend(fontsize=7, ncol=4, loc="upper left")
     date_axis(axis)
     figures["volume"] = figure
