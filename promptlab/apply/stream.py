@@ -80,9 +80,12 @@ class _FileLines:
 
     def new_lines(self, *, final: bool) -> Iterator[tuple[int, str]]:
         """(line number, text) of each new complete line; `final`: a last line without a newline counts too."""
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:  # moved away since the folder was listed: what it held was read
+            return
         whole = data if final else data[:data.rfind(b"\n") + 1]
         self.offset += len(whole)
         for raw in _lines(whole):
