@@ -2,7 +2,8 @@
 
 Tokenised as CoNLL-2003 is: words (with inner hyphens, apostrophes and dots: "AL-AIN", "O'Neill",
 "1996-12-06"), dotted abbreviations ("U.S."), the possessive "'s" apart, and every other non-space
-character on its own. A text
+character on its own. Chinese and Japanese characters are tokens of their own, as in MSRA: text
+without spaces has no words to find, and spans come back in character offsets either way. A text
 is tagged as one sequence; token models see up to their `max_tokens` sub-tokens of it.
 """
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Callable, Sequence
 
 from promptlab.data.tags import Span
 
-TOKEN = re.compile(r"(?:[^\W\d_]\.){2,}|['’][sS]\b|\w+(?:[-.]\w+|['’](?![sS]\b)\w+)*|[^\w\s]")
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and CJK ideographs
+_WORD = rf"[^\W{CJK}]"  # a word character that is not CJK
+TOKEN = re.compile(rf"[{CJK}]|(?:[^\W\d_]\.){{2,}}|['’][sS]\b|{_WORD}+(?:[-.]{_WORD}+|['’](?![sS]\b){_WORD}+)*|[^\w\s]")
+_JOINS_WITHOUT_SPACE = re.compile(rf"[{CJK}\u3000-\u303f\uff00-\uffef]")  # and CJK and full-width punctuation
 
 # What predicts spans for pre-tokenised sentences: per sentence, (span, score) pairs.
 SpanPredictor = Callable[[Sequence[Sequence[str]]], list[list[tuple[Span, float]]]]
@@ -28,6 +32,21 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     return [Token(match.group(), match.start(), match.end()) for match in TOKEN.finditer(text)]
+
+
+def is_cjk(token: str) -> bool:
+    """A CJK character or CJK (full-width) punctuation: a token written without spaces around it."""
+    return bool(_JOINS_WITHOUT_SPACE.fullmatch(token))
+
+
+def join_tokens(tokens: Sequence[str]) -> str:
+    """Tokens as text: a space between two tokens unless one of them is a CJK character."""
+    pieces = []
+    for index, token in enumerate(tokens):
+        if index and not (is_cjk(token) or is_cjk(tokens[index - 1])):
+            pieces.append(" ")
+        pieces.append(token)
+    return "".join(pieces)
 
 
 def entities_in_texts(predict: SpanPredictor, texts: Sequence[str]) -> list[list[dict]]:

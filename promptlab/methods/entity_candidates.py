@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from promptlab.data.tags import Span, spans_of, tags_of
+from promptlab.data.words import is_cjk, join_tokens
 from promptlab.catalog.task import NOT_AN_ENTITY
 from promptlab.methods.pipeline import score_all
 from promptlab.catalog.template import Prompt, Template
@@ -23,6 +24,10 @@ CANDIDATE_FILTERS = ("capitalised", "all")
 STOPWORDS = frozenset("""a an the this that these those it its he she they we i you his her their our my
 in on at of for to from by with as and or but if when while after before since until not no
 is are was were be been has have had will would can could may might should do does did""".split())
+# Chinese text has no capitals: a name there is a run of characters (one token each) that does not start or
+# end with one of these function characters, which begin and end names far less often than they border them.
+CJK_FUNCTION_CHARACTERS = frozenset("的了在是和与及或等也就都而被把从对为将向于这那个们我你他她它之其以所着过到上下中里说")
+MAX_CJK_CANDIDATES = 64  # per sentence: n-grams of a 50-character sentence number ~150 before the filter
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,33 @@ class Candidate:
 
 def candidate_spans(tokens: Sequence[str], *, max_span: int = 3, keep: str = "capitalised") -> list[Span]:
     """Token n-grams up to `max_span` long; `capitalised` keeps those that start and end with a capitalised
-    word (or a number) that is not a stopword and hold no punctuation-only token but inner '.', '&', '-'."""
+    word (or a number) that is not a stopword and hold no punctuation-only token but inner '.', '&', '-'.
+    In a sentence of CJK characters `capitalised` keeps character n-grams instead (cjk_candidates)."""
+    if keep == "capitalised" and tokens and sum(map(is_cjk, tokens)) * 2 > len(tokens):
+        return cjk_candidates(tokens, max_span=max_span)
     spans = []
     for start in range(len(tokens)):
         for end in range(start + 1, min(start + max_span, len(tokens)) + 1):
             if keep == "all" or _looks_like_a_name(tokens[start:end]):
                 spans.append(Span(start, end, ""))
     return spans
+
+
+def cjk_candidates(tokens: Sequence[str], *, max_span: int) -> list[Span]:
+    """Runs of 2 to `max_span` CJK characters that neither start nor end with a function character, shortest
+    first, at most MAX_CJK_CANDIDATES: scoring every n-gram of a long sentence would cost its square."""
+    spans = []
+    for length in range(2, max_span + 1):
+        for start in range(len(tokens) - length + 1):
+            run = tokens[start:start + length]
+            if all(map(_cjk_letter, run)) and run[0] not in CJK_FUNCTION_CHARACTERS \
+                    and run[-1] not in CJK_FUNCTION_CHARACTERS:
+                spans.append(Span(start, start + length, ""))
+    return sorted(spans[:MAX_CJK_CANDIDATES], key=lambda span: (span.start, span.end))
+
+
+def _cjk_letter(token: str) -> bool:
+    return is_cjk(token) and token.isalpha()  # not CJK punctuation
 
 
 def _capitalised(token: str) -> bool:
@@ -54,7 +79,7 @@ def _looks_like_a_name(words: Sequence[str]) -> bool:
 
 def span_fields(tokens: Sequence[str], span: Span) -> dict:
     """The fields a template reads: the sentence and the span, as text."""
-    return {"sentence": " ".join(tokens), "span": " ".join(tokens[span.start:span.end])}
+    return {"sentence": join_tokens(tokens), "span": join_tokens(tokens[span.start:span.end])}
 
 
 def candidate_inputs(examples: Sequence[dict], *, max_span: int = 3, keep: str = "capitalised") -> list[dict]:
