@@ -59,6 +59,9 @@ class TokenTagger:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
+        from promptlab.backends.token_heads import register_token_heads
+        register_token_heads()  # causal LMs transformers has no token-classification class for (gemma3-270m)
+
         transformers_logging.set_verbosity_error()  # "newly initialized head" is the point here, not news
         transformers_logging.disable_progress_bar()
         source = model_source(name)
