@@ -29,21 +29,22 @@ def reply_routes(assistant: Assistant, fields: frozenset[str], *, max_queue: int
                  ) -> Callable[[Callable], list[Route]]:
     """For create_app(extra_routes=...): POST /reply answered through the server's queue `submit`."""
     executor = ThreadPoolExecutor(1, "promptlab-assistant")
-    waiting = [0]  # rows between the router and their replies
+    waiting = 0  # rows between the router and their replies
 
     def routes(submit: Callable) -> list[Route]:
         async def reply_route(request: Request) -> JSONResponse:
+            nonlocal waiting
             try:
                 rows = check_payload(await request.body(), fields, max_queue)
-                if waiting[0] + len(rows) > max_queue:
+                if waiting + len(rows) > max_queue:
                     raise QueueFull
-                waiting[0] += len(rows)
+                waiting += len(rows)
                 try:
                     predictions = await submit(rows)
                     replies = await asyncio.get_running_loop().run_in_executor(
                         executor, _reply, assistant, rows, [p["probabilities"] for p in predictions])
                 finally:
-                    waiting[0] -= len(rows)
+                    waiting -= len(rows)
             except BadInput as error:
                 return JSONResponse({"error": error.message}, status_code=error.status)
             except UserError as error:
