@@ -20,20 +20,11 @@ from click.testing import CliRunner
 
 import monitor_stream as toy
 from catalog_files import write_catalog
+from entity_files import TWEET_FILES, one_thread  # noqa: F401  (one_thread: autouse, tiny models on one thread)
 from promptlab.cli import main
 
 RULE = "tone=negative by=topic share>0.4 z>3 min=20"
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy CPU its synchronisation costs 10x."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def invoke(*args, exit_code=0):
@@ -169,7 +160,7 @@ def _command(args) -> list[str]:
     return [sys.executable, "-m", "promptlab", *map(str, args)]
 
 
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # as one_thread does in-process
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # as the one_thread fixture does in-process
 
 
 def _wait_for(condition, seconds: float, what: str) -> None:
@@ -186,8 +177,8 @@ def _lines(path: Path) -> int:
 def test_a_killed_run_restarted_ends_with_the_same_files(finished, catalog, classifiers, stream_file, tmp_path):
     output, _ = finished
     resumed = tmp_path / "out"
-    process = subprocess.Popen(_command(monitor_args(catalog, classifiers, stream_file, resumed)), cwd=REPO, env=ONE_THREAD,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(_command(monitor_args(catalog, classifiers, stream_file, resumed)), cwd=REPO,
+                               env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: _lines(resumed / "labelled.jsonl") >= 200 or process.poll() is not None, 300,
                   "the first chunks")
@@ -265,7 +256,6 @@ def test_report_html_renders_its_charts_in_headless_chromium(finished, tmp_path)
 
 
 def test_an_entity_classifier_adds_the_entities_as_a_dimension(catalog, classifiers, tiny_gpt2_dir, tmp_path):
-    from entity_files import TWEET_FILES
     tweets = write_catalog(tmp_path / "tweets", TWEET_FILES)
     source, output = tmp_path / "stream.jsonl", tmp_path / "out"
     rows = toy.stream()[:60]

@@ -125,9 +125,12 @@ def _in_group(alert: dict, group: str) -> bool:
 
 
 def _rendered(figure, form: str) -> bytes:
+    import matplotlib
     import matplotlib.pyplot as plt
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=form, dpi=100, bbox_inches="tight", metadata={"Date": None} if form == "svg" else None)
+    metadata = {"Date": None} if form == "svg" else None
+    with matplotlib.rc_context({"svg.hashsalt": "promptlab"}):  # no date, fixed ids: the same charts, the same bytes
+        figure.savefig(buffer, format=form, dpi=100, bbox_inches="tight", metadata=metadata)
     if form == "png":
         plt.close(figure)
     return buffer.getvalue()

@@ -152,7 +152,8 @@ class StreamReader:
             return
         path = Path(self.source)
         if not path.exists():
-            raise UserError("the input does not exist", where=path, fix="pass a file, a folder of files, or - for stdin")
+            raise UserError("the input does not exist", where=path,
+                            fix="pass a file, a folder of files, or - for standard input")
         if path.is_file() and path.suffix.lower() not in SUFFIXES:
             raise UserError(f"the input is a '{path.suffix}' file; monitor reads {', '.join(SUFFIXES)}", where=path,
                             fix="convert it to JSONL (one JSON object per line) or CSV")
