@@ -254,3 +254,11 @@ def test_an_intent_task_of_files_runs_on_the_real_mpnet_alias(tmp_path):
                      "--steps", "2")
     # one message per intent and the intents' names: mpnet tells these four apart
     assert head["accuracy_mean"] >= 0.75 and setfit["accuracy_mean"] >= 0.75
+
+
+def test_a_frozen_alias_runs_in_the_native_precision_and_a_folder_in_float32(parts_alias, tiny_st_folder):
+    import torch
+    native = models.resolve_dtype(None, torch.device("cpu"))  # bfloat16 where the CPU computes it natively
+    assert load_encoder(ALIAS, device="cpu").model.dtype == native
+    assert load_encoder(ALIAS, device="cpu", trainable=True).model.dtype == torch.float32
+    assert load_encoder(str(tiny_st_folder), device="cpu").model.dtype == torch.float32  # maybe a setfit copy

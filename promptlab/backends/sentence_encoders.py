@@ -79,7 +79,8 @@ def load_encoder(name: str, *, device: str, trainable: bool = False) -> LoadedEn
     source = resolve_encoder(name)
     local_only = Path(source).is_dir()
     torch_device = resolve_device(device)
-    dtype = torch.float32 if trainable or local_only else resolve_dtype(None, torch_device)
+    own_folder = local_only and name not in ALIASES  # an alias resolves to a folder too, of known weights
+    dtype = torch.float32 if trainable or own_folder else resolve_dtype(None, torch_device)
     try:
         model = SentenceTransformer(source, device=str(torch_device), local_files_only=local_only,
                                     model_kwargs={"dtype": dtype})
