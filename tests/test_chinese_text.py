@@ -150,3 +150,13 @@ def test_chinese_label_words_without_a_leading_space_are_scored_as_gemma_reads_t
     for word in ("正面", "负面", "中性"):
         assert tokens.word_tokens(prompt, word) == tokenizer(word, add_special_tokens=False)["input_ids"]
         assert "▁" not in "".join(tokenizer.convert_ids_to_tokens(tokens.word_tokens(prompt, word)))
+
+
+@needs_gemma
+def test_templates_check_does_not_ask_chinese_words_for_a_leading_space():
+    from click.testing import CliRunner
+
+    from promptlab.cli import main
+    result = CliRunner().invoke(main, ["templates", "check", "--task", "news-sentiment-zh", "--model", "gemma3-270m"])
+    assert "follows the text with no space" not in result.output and "put a space" not in result.output
+    assert "'利空' (negative) and '利好' (positive) start with the same token ['利']" in result.output

@@ -12,6 +12,7 @@ from promptlab.backends.aliases import DEFAULT_MODEL
 from promptlab.catalog.lint import Problem
 from promptlab.catalog.template import Template
 from promptlab.catalog.verbalizer import Verbalizer
+from promptlab.data.words import is_cjk
 from promptlab.errors import UserError
 
 
@@ -55,11 +56,14 @@ def _token_checks(template, verbalizer, tokenizer) -> list[Problem]:
             if len(tokens) > 1:
                 problems.append(Problem("note", where, f"'{word}' ({label}) is {len(tokens)} tokens: "
                                                        f"{tokenizer.convert_ids_to_tokens(tokens)}; scored exactly"))
+            # Chinese and Japanese are written without spaces: a word right after the text is how they read
+            unspaced = is_cjk(word[:1])
             if reader.merges_at_slot(prompt, word):
+                fix = "end the text before {{ mask }} with punctuation such as '：'" if unspaced \
+                    else "put a space before {{ mask }}"
                 problems.append(Problem("warning", where, f"'{word}' merges with the text before the slot into "
-                                                          "shared tokens, so it is scored as if written alone; "
-                                                          "put a space before {{ mask }}"))
-            elif not prompt.before[-1:].isspace() and not word[:1].isspace() and prompt.before and \
+                                                          f"shared tokens, so it is scored as if written alone; {fix}"))
+            elif not unspaced and not prompt.before[-1:].isspace() and not word[:1].isspace() and prompt.before and \
                     tokens != reader.word_tokens(spaced, word):
                 problems.append(Problem("warning", where, f"'{word}' follows the text with no space, so it is "
                                                           "tokenized as a word piece; put a space before {{ mask }}"))
