@@ -36,6 +36,7 @@ from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.catalog.task import Task
 from promptlab.catalog.template import parse_template
 from promptlab.catalog.verbalizer import label_name_words, verbalizer_from_words
+from promptlab.data.limits import DEFAULT_LIMIT_BY, limit_examples
 from promptlab.data.readers import labelled_examples
 from promptlab.data.sampling import DEFAULT_SEEDS, parse_seeds
 from promptlab.errors import UserError
@@ -43,9 +44,7 @@ from promptlab.kinds import kind_of
 from promptlab.methods.artefacts import SavedTrained, claim_seed_folders, load_trained
 from promptlab.methods.entity_candidates import predicted_tags
 from promptlab.methods.pipeline import Classified
-from promptlab.metrics.entities import entity_metrics
 from promptlab.metrics.rejection import check_threshold
-from promptlab.metrics.text import classification_metrics
 from promptlab.runtime.outputs import output_folder, write_json
 
 Input = str | Mapping[str, Any]  # a text, or an example's fields
@@ -137,14 +136,15 @@ def load(path: str | Path, *, task: str | None = None, model: str | None = None,
 
 
 def evaluate(classifier: Classifier, data: str | Path | Sequence[Mapping[str, Any]] | None = None, *,
-             split: str = "test", limit: int | None = None) -> dict:
+             split: str = "test", limit: int | None = None, limit_by: str = DEFAULT_LIMIT_BY) -> dict:
     """The metrics `zeroshot` reports for `classifier` on labelled data: a file (JSONL/CSV/TSV; for entity
-    tasks CoNLL or JSONL), a list of labelled examples (text tasks), or else the task's `split`.
+    tasks CoNLL or JSONL), a list of labelled examples (text tasks), or else the task's `split`. `limit` takes
+    the first N examples (`limit_by="stratified"`: the eval suites' sample, each label keeping its share).
 
     Text tasks: n, accuracy, macro_f1, per_label and confusion. Entity tasks: f1, precision, recall and
     per_type, over exact spans.
     """
-    return classifier._engine.evaluate(data, split=split, limit=limit)
+    return classifier._engine.evaluate(data, split=split, limit=limit, limit_by=limit_by)
 
 
 # ---------------------------------------------------------------- few-shot runs
@@ -204,14 +204,15 @@ def fewshot(task: str, *, method: str | None = None, k: int = 16, seeds: Sequenc
             template: str | None = None, verbalizer: str | None = None, model: str | None = None,
             options: Mapping[str, Any] | None = None, steps: int | None = None, lr: float | None = None,
             prompt_length: int | None = None, batch_size: int | None = None, encoder: str | None = None,
-            limit: int | None = None, reject_below: float | None = None, output: str | Path | None = None,
+            limit: int | None = None, limit_by: str = DEFAULT_LIMIT_BY, reject_below: float | None = None,
+            output: str | Path | None = None,
             overwrite: bool = False, device: str = "auto", dtype: str | None = None,
             catalogs: Sequence[str | Path] = ()) -> FewshotResult:
     """Train `method` on a k-shot sample of the task's train split per seed, and score each on the test split.
 
     `options` are the method's options (`fewshot --option NAME=VALUE`); `steps`, `lr`, `prompt_length`,
     `batch_size` and `encoder` are the flags that set options of those names. `k` counts training examples per
-    class (entity tasks: mentions per entity type); `limit` takes the first N test examples; below
+    class (entity tasks: mentions per entity type); `limit` takes N test examples, chosen as `limit_by` says; below
     `reject_below` a text prediction is out_of_scope (counted wrong). With `output`,
     the seed-N folders and fewshot.json are written there as `fewshot --output` writes them (`overwrite`
     clears seed folders already there); without it they live in a temporary folder as long as the result.
@@ -226,7 +227,7 @@ def fewshot(task: str, *, method: str | None = None, k: int = 16, seeds: Sequenc
     seed_list = parse_seeds(seeds if isinstance(seeds, str) else ",".join(map(str, seeds)))
     flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size, "encoder": encoder}
     chosen = kind.method_options(method, flags, dict(options or {}))
-    pool, test = kind.check_data(loaded_task, setup, k, seed_list, limit)
+    pool, test = kind.check_data(loaded_task, setup, k, seed_list, limit, limit_by)
     scratch = None if output is not None else tempfile.TemporaryDirectory(prefix="promptlab-fewshot-")
     folder = output_folder(output if output is not None else scratch.name)
     claim_seed_folders(folder, seed_list, overwrite=overwrite)
@@ -288,19 +289,18 @@ class _Text:
     def rows(self, inputs: list[Input], *, top_k: int | None, reject_below: float | None) -> list[dict]:
         return [prediction(self.task.labels, row, top_k, reject_below) for row in self.logprobs(inputs)]
 
-    def evaluate(self, data, *, split: str, limit: int | None) -> dict:
-        task = self.task
+    def evaluate(self, data, *, split: str, limit: int | None, limit_by: str) -> dict:
+        task, kind = self.task, kind_of(self.task)
         if data is None or isinstance(data, (str, Path)):
-            examples = kind_of(task).examples(task, split, data=data, limit=limit)
+            examples = kind.examples(task, split, data=data, limit=limit, limit_by=limit_by)
         else:
             rows = [(dict(row), None) for row in _listed(data)]
-            examples = labelled_examples(rows, origin="<data>", labels=task.labels, label_field=task.label_field,
-                                         id_field=task.id_field)[:limit]
-        kind_of(task).labelled(examples, data if isinstance(data, (str, Path)) else "<data>" if data else task.path)
-        started = time.perf_counter()
-        result = Classified(task.labels, examples, self.opened.classifier.logprobs(examples),
-                            time.perf_counter() - started)
-        return classification_metrics([example["label"] for example in examples], result.predicted, task.labels)
+            examples = limit_examples(labelled_examples(rows, origin="<data>", labels=task.labels,
+                                                        label_field=task.label_field, id_field=task.id_field),
+                                      limit, limit_by, where="<data>")
+        kind.labelled(examples, data if isinstance(data, (str, Path)) else "<data>" if data else task.path)
+        result = Classified(task.labels, examples, self.opened.classifier.logprobs(examples), 0.0)
+        return kind.score(examples, result.predicted, task.labels)
 
 
 @dataclass
@@ -328,15 +328,15 @@ class _Entities:
         rows = _rows(inputs, PLAIN_FIELD, tagger.fields, tagger.reader, text=tagger.text_fields)
         return tagger.answer(rows, list(range(len(rows))))
 
-    def evaluate(self, data, *, split: str, limit: int | None) -> dict:
+    def evaluate(self, data, *, split: str, limit: int | None, limit_by: str) -> dict:
         if data is not None and not isinstance(data, (str, Path)):
             raise UserError(f"entity task '{self.task.name}' reads labelled sentences from a file",
                             fix="pass the path of a CoNLL or JSONL file (tokens and tags), or leave data out")
         kind = kind_of(self.task)
-        test = kind.labelled(kind.examples(self.task, split, data=data, limit=limit), data or self.task.path)
+        test = kind.labelled(kind.examples(self.task, split, data=data, limit=limit, limit_by=limit_by),
+                             data or self.task.path)
         sentences = [example["tokens"] for example in test]
-        tags = predicted_tags(self.predictor.predict(sentences), sentences)
-        return entity_metrics([example["tags"] for example in test], tags, self.task.labels)
+        return kind.score(test, predicted_tags(self.predictor.predict(sentences), sentences), self.task.labels)
 
 
 # ---------------------------------------------------------------- helpers
