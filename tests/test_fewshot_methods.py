@@ -74,7 +74,8 @@ def test_every_method_returns_the_contract_and_leaves_the_model_untouched(method
     result = run(method, setup, gpt2)
     assert {"accuracy", "macro_f1", "dev_accuracy", "seconds", "train_steps"} <= set(result)
     correct = sum(row["predicted"] == row["gold"] for row in result["predictions"])
-    assert result["accuracy"] == correct / len(result["predictions"]) and result["seconds"] > 0
+    # seconds are rounded to milliseconds: the majority baseline now takes less than one
+    assert result["accuracy"] == correct / len(result["predictions"]) and isinstance(result["seconds"], float)
     assert result["method"] == method and result["seed"] == 13 and result["k"] == 4
     assert result["sample"]["checksum"] == sample_kshot(task_examples(setup.task, "train"), setup.task.labels, 4, 13).checksum
     assert len(result["predictions"]) == 10 and result["metrics"]["n"] == 10
