@@ -159,6 +159,13 @@ def test_evaluate_gives_the_metrics_zeroshot_reports(toy, tiny_gpt2_dir, tmp_pat
     as_list = [{**row, "label": clf.labels.index(row["label"]) if i % 2 else row["label"]}
                for i, row in enumerate(rows)]
     assert promptlab.evaluate(clf, as_list) == metrics
+    # a stratified limit takes the sample zeroshot --limit-by stratified takes
+    invoke("zeroshot", "--catalog", toy, "--task", "toy", "--template", "t2", "--model", tiny_gpt2_dir,
+           "--calibrate", "batch", "--limit", 4, "--limit-by", "stratified", "--output", tmp_path / "zs4")
+    reported = json.loads((tmp_path / "zs4/metrics.json").read_text())
+    sampled = promptlab.evaluate(clf, limit=4, limit_by="stratified")
+    assert reported["n"] == 4 and sampled["confusion"] == reported["confusion"] and sampled["accuracy"] == \
+        reported["accuracy"]
     # and predict agrees with the confusion matrix
     predicted = clf.predict(rows)
     correct = sum(p == row["label"] for p, row in zip(predicted, rows))
