@@ -262,3 +262,25 @@ def test_a_frozen_alias_runs_in_the_native_precision_and_a_folder_in_float32(par
     assert load_encoder(ALIAS, device="cpu").model.dtype == native
     assert load_encoder(ALIAS, device="cpu", trainable=True).model.dtype == torch.float32
     assert load_encoder(str(tiny_st_folder), device="cpu").model.dtype == torch.float32  # maybe a setfit copy
+
+
+def test_head_with_label_words_fits_its_scaler_on_the_messages_and_the_words(tiny_st_folder, tmp_path):
+    from promptlab.methods.artefacts import load_trained
+    catalog = intent_catalog(tmp_path / "catalog")
+    fewshot(catalog, "--method", "head", "--encoder", str(tiny_st_folder), "--option", "label_words=true",
+            "--output", str(tmp_path / "words"))
+    saved = load_trained(tmp_path / "words" / "seed-13")
+    train_ids = set(saved.metadata["sample"]["train_ids"])
+    texts = [text for label, rows in INTENTS.items() for index, text in enumerate(rows)
+             if f"{label}-{index}" in train_ids]
+    assert len(texts) == 4  # k = 1 of four intents
+    words = ["card arrival", "play music", "book flight", "weather"]  # words_from: label_names
+    encoder = load_encoder(str(tiny_st_folder), device="cpu")
+    expected = encoder.encode(texts + words).mean(0)  # the head's scaler saw the messages and the words
+    assert saved.tensors["mean"].numpy() == pytest.approx(expected, abs=1e-5)
+
+
+def test_label_words_without_an_encoder_is_one_message():
+    from promptlab.methods import method_options
+    with pytest.raises(UserError, match="option label_words needs an encoder"):
+        method_options("head", {"label_words": True})

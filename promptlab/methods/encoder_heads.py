@@ -78,10 +78,12 @@ class SetFitOptions:
             report_to="none", logging_strategy="no", disable_tqdm=True, batch_sampler=BatchSamplers.NO_DUPLICATES)
 
 
-def run_encoder_head(context: MethodContext, encoder_name: str) -> MethodOutcome:
-    """`head --encoder`: the frozen encoder's embeddings, then the logistic-regression head."""
+def run_encoder_head(context: MethodContext, encoder_name: str, *, label_words: bool = False) -> MethodOutcome:
+    """`head --encoder`: the frozen encoder's embeddings, then the logistic-regression head (with the
+    labels' verbalizer words among its rows when `label_words`)."""
     encoder = load_encoder(encoder_name, device=context.device)
-    return _head_on(context, encoder, method="head", train_steps=0, details={}, encode=encoder.encode_frozen)
+    return _head_on(context, encoder, method="head", train_steps=0, details={}, encode=encoder.encode_frozen,
+                    extra_rows=_word_rows(_label_words(context)) if label_words else None)
 
 
 def run_setfit(context: MethodContext) -> MethodOutcome:
