@@ -186,6 +186,14 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
               help="How long the first waiting request waits for others to join its batch.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Rows allowed to wait; beyond it requests get 503 at once.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=8 * 1024 * 1024, show_default=True,
+              help="Largest request body; a larger one gets 413 before the rest of it is read.")
+@click.option("--max-rows", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Rows in one request (at most --max-queue); more get 413.")
+@click.option("--max-text-chars", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Characters in one field of one row; more get 413.")
+@click.option("--deadline-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="A request not answered within this many seconds gets 504.")
 @reject_option
 @batch_size_option
 @device_option
@@ -193,11 +201,13 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
 @catalog_option
 @assistant_options
 def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch, max_wait_ms,
-          max_queue, reject_below, batch_size, device, dtype, catalogs, answers, knowledge, encoder, intent_threshold,
-          retrieval_threshold, top_passages):
+          max_queue, max_body_bytes, max_rows, max_text_chars, deadline_s, reject_below, batch_size, device, dtype,
+          catalogs, answers, knowledge, encoder, intent_threshold, retrieval_threshold, top_passages):
     """Serve a model over HTTP: POST /classify (entity tasks: POST /entities), GET /health, GET /info, and GET /:
     a page to try it; with --answers and --knowledge, the assistant's POST /reply (needs promptlab[serve])."""
     options = dict(locals())
+    options["limits"] = {name: options.pop(name) for name in ("max_body_bytes", "max_rows", "max_text_chars",
+                                                               "deadline_s")}
     assistant = {name: options.pop(name) for name in ASSISTANT_OPTIONS}
     if assistant["answers"] or assistant["knowledge"]:
         from promptlab.commands.assisting import run_assist_serve_command

@@ -55,6 +55,9 @@ class RowPredictor:
     info: dict  # what `serve`'s GET /info tells besides fields and limits
     chunk_size: int  # rows answered together by `predict`
     summary: str  # one line: what predicts, for `predict` and `serve` to print
+    # One row's own checks beyond its fields (UserError): `serve` runs them in the request's handler, before the
+    # row can share a batch with other clients' rows.
+    check: Callable[[dict], None] = lambda row: None
 
 
 # ---------------------------------------------------------------- classification
@@ -86,7 +89,8 @@ def classifier_rows(classifier: Classifier, info: dict, *, top_k: int | None = N
         return [prediction(labels, scores, top_k, reject_threshold) for scores in logprobs]
 
     return RowPredictor(frozenset(classifier.template.fields), f"template '{classifier.template.name}'", False, answer,
-                        classifier_layout(labels), "/classify", {**info, "labels": labels}, chunk_size, summary)
+                        classifier_layout(labels), "/classify", {**info, "labels": labels}, chunk_size, summary,
+                        check=classifier.template.render)
 
 
 def classifier_layout(labels: list[str]) -> RowLayout:

@@ -9,13 +9,21 @@
 
 What answers the rows is the task's `RowPredictor` (promptlab.apply.answering), the one `predict`
 uses: its route, the fields every row needs, and one function from rows to answers.
-Requests wait in one queue; one worker takes what is waiting, up to `max_batch` rows (waiting at
+Every row of a request is checked in the request's own handler before it is queued (fields, types,
+length, and the row rendered through the task's reader: a `mask` field or the template's internal
+slot marker is refused there), so a bad row answers its request 4xx naming the row and never reaches
+a shared batch; should a batch still fail, its rows are answered one by one and only the rows that
+fail fail. Requests wait in one queue; one worker takes what is waiting, up to `max_batch` rows (waiting at
 most `max_wait_ms` for more to arrive after the first), answers it in one call on its own thread
 (the event loop keeps accepting requests meanwhile), and answers each request its own rows, in
 order. More than `max_queue` rows waiting answers 503 at once instead of queueing without bound.
 A bad payload (not JSON, no `inputs` list, an empty list, a row that is not an object, a missing
-field, a field that is not a string, a text over MAX_TEXT_CHARS, a body over MAX_BODY_BYTES)
-answers 4xx with {"error": message}; nothing a client sends stops the server.
+field, a field that is not a string, a row its reader refuses) answers 4xx with {"error": message}.
+`Limits` bound what one request may cost, each enforced as the request arrives: the body (413 as soon
+as the bytes read pass it, before the rest is read), rows per request, characters per text field,
+and a deadline (504 when a request waits or runs longer; the worker skips its rows if not begun).
+A failure of the server itself answers 500 with a request id and a generic message; the log line
+has the id and the traceback. Nothing a client sends stops the server.
 
 The rows of a request are positions 0..n-1 of an input, as the rows of a `predict` file are, so a
 request gets exactly what `predict` writes for the same rows (batch calibration aside: its running
@@ -26,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -39,13 +49,37 @@ from starlette.routing import Route
 from promptlab.apply.assist_page import page_route
 from promptlab.apply.classifier import Classifier
 from promptlab.apply.answering import RowPredictor, classifier_rows
+from promptlab.errors import UserError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_TEXT_CHARS = 20_000
+LOG = logging.getLogger("promptlab.serve")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost (serve's --max-body-bytes, --max-rows, --max-text-chars, --deadline-s)."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_rows: int = 1000  # rows in one request (never more than the queue holds)
+    max_text_chars: int = MAX_TEXT_CHARS  # characters in one field of one row
+    deadline_s: float = 60.0  # from the body read to the answer
+
+    def describe(self) -> dict:
+        return {"max_body_bytes": self.max_body_bytes, "max_rows": self.max_rows,
+                "max_text_chars": self.max_text_chars, "deadline_s": self.deadline_s}
 
 
 class QueueFull(Exception):
     pass
+
+
+class RowFailed(Exception):
+    """A row that failed inside a batch though its checks passed: its request gets a 500."""
+
+    def __init__(self, index: int, error: Exception):
+        super().__init__(f"inputs[{index}]: {type(error).__name__}: {error}")
+        self.index, self.error = index, error
 
 
 class BadInput(Exception):
@@ -128,23 +162,48 @@ class MicroBatcher:
                 continue
             try:
                 predictions = await loop.run_in_executor(self._executor, self.answer, rows, positions)
-            except Exception as error:  # noqa: BLE001 - answered as a 500; the worker keeps serving
-                for job in live:
-                    if not job.future.done():
-                        job.future.set_exception(error)
-                continue
+            except Exception:  # noqa: BLE001 - the rows are answered one by one: only those that fail fail
+                predictions = await loop.run_in_executor(self._executor, self._one_by_one, rows, positions)
             self.batches += 1
             start = 0
             for job in live:
-                if not job.future.done():
-                    job.future.set_result(predictions[start:start + len(job.rows)])
+                answers = predictions[start:start + len(job.rows)]
                 start += len(job.rows)
+                if job.future.done():
+                    continue
+                failed = next((index for index, answer in enumerate(answers) if isinstance(answer, Exception)), None)
+                if failed is None:
+                    job.future.set_result(answers)
+                else:
+                    job.future.set_exception(RowFailed(failed, answers[failed]))
+
+    def _one_by_one(self, rows: list[dict], positions: list[int]) -> list[dict | Exception]:
+        answers = []
+        for row, position in zip(rows, positions):
+            try:
+                answers += self.answer([row], [position])
+            except Exception as error:  # noqa: BLE001 - this row's request fails, no other
+                answers.append(error)
+        return answers
 
 
-def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[dict]:
+async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused (413) as soon as its declared or read length passes `max_bytes`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BadInput(f"the body has {int(declared)} bytes; the limit is {max_bytes}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadInput(f"the body has more than {max_bytes} bytes, the limit", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_payload(body: bytes, fields: frozenset[str], max_rows: int, max_text_chars: int = MAX_TEXT_CHARS
+                  ) -> list[dict]:
     """The rows of a request body, or BadInput naming what is wrong and where."""
-    if len(body) > MAX_BODY_BYTES:
-        raise BadInput(f"the body has {len(body)} bytes; the limit is {MAX_BODY_BYTES}", 413)
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -155,7 +214,7 @@ def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[di
     if not rows:
         raise BadInput('"inputs" is empty: send at least one row')
     if len(rows) > max_rows:
-        raise BadInput(f'"inputs" has {len(rows)} rows; one request takes at most {max_rows} (--max-queue)', 413)
+        raise BadInput(f'"inputs" has {len(rows)} rows; one request takes at most {max_rows} (--max-rows)', 413)
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise BadInput(f"inputs[{index}] is not a JSON object")
@@ -164,9 +223,9 @@ def check_payload(body: bytes, fields: frozenset[str], max_rows: int) -> list[di
                 raise BadInput(f"inputs[{index}] has no field '{name}' (every row needs: {', '.join(sorted(fields))})")
             if not isinstance(row[name], str):
                 raise BadInput(f"inputs[{index}].{name} must be a string, not {type(row[name]).__name__}")
-            if len(row[name]) > MAX_TEXT_CHARS:
-                raise BadInput(f"inputs[{index}].{name} has {len(row[name])} characters; the limit is {MAX_TEXT_CHARS}",
-                               413)
+            if len(row[name]) > max_text_chars:
+                raise BadInput(f"inputs[{index}].{name} has {len(row[name])} characters; the limit is {max_text_chars}"
+                               " (--max-text-chars)", 413)
     return rows
 
 
@@ -177,25 +236,48 @@ def classifier_service(classifier: Classifier, info: dict, *, reject_threshold: 
     return classifier_rows(classifier, info, reject_threshold=reject_threshold)
 
 
+def check_rows(rows: list[dict], service: RowPredictor) -> None:
+    """Each row through the service's own check (a classifier renders it), in the request's handler."""
+    for index, row in enumerate(rows):
+        try:
+            service.check(row)
+        except UserError as error:
+            raise BadInput(f"inputs[{index}]: {error.what}" + (f" ({error.fix})" if error.fix else "")) from None
+
+
+def server_error(error: BaseException) -> JSONResponse:
+    """A 500 that tells the client only an id to quote; the log has the id and the traceback."""
+    request_id = uuid.uuid4().hex[:16]
+    LOG.error("request %s failed", request_id, exc_info=error)
+    return JSONResponse({"error": "internal error: the server could not answer this request",
+                         "request_id": request_id}, status_code=500)
+
+
 def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000,
-               extra_routes: Callable[[Callable], list] | None = None) -> Starlette:
+               limits: Limits = Limits(), extra_routes: Callable[[Callable], list] | None = None) -> Starlette:
     """The ASGI app around a row predictor: its route, /health, /info and the page to try it (GET /).
 
     `extra_routes(submit)` adds routes that answer through the same queue (`await submit(rows)`): the
     assistant's POST /reply (promptlab.apply.assist_routes)."""
     batcher = MicroBatcher(service.answer, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    max_rows = min(limits.max_rows, max_queue)
 
     async def answer_route(request: Request) -> JSONResponse:
         try:
-            rows = check_payload(await request.body(), service.fields, max_queue)
-            predictions = await batcher.submit(rows)
+            rows = check_payload(await read_body(request, limits.max_body_bytes), service.fields, max_rows,
+                                 limits.max_text_chars)
+            check_rows(rows, service)
+            predictions = await asyncio.wait_for(batcher.submit(rows), limits.deadline_s)
         except BadInput as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
         except QueueFull:
             return JSONResponse({"error": f"the queue is full ({max_queue} rows waiting); retry shortly"},
                                 status_code=503, headers={"Retry-After": "1"})
-        except Exception as error:  # noqa: BLE001 - one failed batch is a 500, never a dead server
-            return JSONResponse({"error": f"prediction failed: {type(error).__name__}: {error}"}, status_code=500)
+        except (asyncio.TimeoutError, TimeoutError):
+            return JSONResponse({"error": f"no answer within the deadline of {limits.deadline_s} s; retry with "
+                                          "fewer rows or later"}, status_code=504)
+        except Exception as error:  # noqa: BLE001 - one failed request is a 500, never a dead server
+            return server_error(error)
         return JSONResponse({"predictions": predictions})
 
     async def health(request: Request) -> JSONResponse:
@@ -205,7 +287,8 @@ def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float
 
     async def info_route(request: Request) -> JSONResponse:
         return JSONResponse({**service.info, "fields": sorted(service.fields), "max_batch": max_batch,
-                             "max_wait_ms": max_wait_ms, "max_queue": max_queue, "waiting": batcher.waiting,
+                             "max_wait_ms": max_wait_ms, "max_queue": max_queue, **limits.describe(),
+                             "max_rows": max_rows, "waiting": batcher.waiting,
                              "batches": batcher.batches})
 
     @contextlib.asynccontextmanager

@@ -125,6 +125,11 @@ class Template:
                 f"example {example.get('id', '?')}{where} has no field {', '.join(map(repr, missing))} "
                 f"that the template uses; fields present: {', '.join(sorted(map(str, example)))}",
                 where=self.path, fix="rename the variable in the template or the column in the data")
+        marked = next((name for name, value in example.items() if isinstance(value, str) and _SLOT in value), None)
+        if marked is not None:
+            raise UserError(f"example {example.get('id', '?')}{where}: field {marked!r} holds the reserved sequence "
+                            "that marks the answer slot", where=self.path,
+                            fix="remove NUL characters (\\x00) from the text")
         try:
             text = _render_capped(_compile(self.body), {**example, MASK: _SLOT})
         except SecurityError as error:

@@ -100,7 +100,8 @@ def run_assist_command(*, input_path, output, **options) -> None:
                + ", ".join(f"{paths[path]} {path}" for path in PATHS), err=True)
 
 
-def run_assist_serve_command(*, host, port, max_batch, max_wait_ms, max_queue, reject_below, **options) -> None:
+def run_assist_serve_command(*, host, port, max_batch, max_wait_ms, max_queue, limits, reject_below,
+                             **options) -> None:
     require_serve_packages()
     if reject_below is not None:
         raise UserError("--reject-below does not apply with --answers: the assistant's --intent-threshold does that",
@@ -110,11 +111,12 @@ def run_assist_serve_command(*, host, port, max_batch, max_wait_ms, max_queue, r
     import uvicorn
 
     from promptlab.apply.assist_routes import ROUTE, reply_routes
-    from promptlab.apply.serve import classifier_service, create_app
+    from promptlab.apply.serve import Limits, classifier_service, create_app
 
     info = {**setup.describe(), **opened.describe(), "assistant": assistant.describe()}
     service = classifier_service(opened.classifier, info)
     app = create_app(service, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                     limits=Limits(**limits),
                      extra_routes=reply_routes(assistant, service.fields, max_queue=max_queue))
     click.echo(f"serve: the assistant on http://{host}:{port} (GET / to try it, POST {ROUTE}, POST /classify, "
                "GET /health, GET /info)", err=True)

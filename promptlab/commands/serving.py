@@ -6,6 +6,7 @@ What answers is the task's row predictor, the one `predict` uses (promptlab.appl
 from __future__ import annotations
 
 import importlib.util
+import signal
 import socket
 
 import click
@@ -18,7 +19,7 @@ SERVE_PACKAGES = ("uvicorn", "starlette")
 
 
 def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch,
-                      max_wait_ms, max_queue, reject_below, batch_size, device, dtype, catalogs) -> None:
+                      max_wait_ms, max_queue, limits, reject_below, batch_size, device, dtype, catalogs) -> None:
     require_serve_packages()
     plan = plan_rows(Catalog.from_options(catalogs), task=task, trained=trained, template=template,
                      verbalizer=verbalizer, model=model, calibrate=calibrate, aggregate=aggregate,
@@ -27,7 +28,8 @@ def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, 
     predictor = plan.load(device=device, dtype=dtype, batch_size=batch_size)
     click.echo(f"serve: {predictor.summary} on http://{host}:{port} (POST {predictor.route}, GET /health, "
                "GET /info, GET /)", err=True)
-    serve_forever(predictor, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    serve_forever(predictor, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                  limits=limits)
 
 
 def require_serve_packages() -> None:
@@ -47,10 +49,16 @@ def check_port_free(host: str, port: int) -> None:
                         fix="pass another --port, or stop what is using this one") from None
 
 
-def serve_forever(service, *, host: str, port: int, max_batch: int, max_wait_ms: float, max_queue: int) -> None:
+def serve_forever(service, *, host: str, port: int, max_batch: int, max_wait_ms: float, max_queue: int,
+                  limits: dict) -> None:
+    """`limits`: serve.Limits' fields. Until SIGTERM or Ctrl-C: uvicorn then stops accepting, lets the requests in flight finish, and returns."""
     import uvicorn
 
-    from promptlab.apply.serve import create_app
+    from promptlab.apply.serve import Limits, create_app
 
-    app = create_app(service, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    app = create_app(service, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                     limits=Limits(**limits))
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler found at start:
+    # with this one, a requested stop exits 0 instead of dying by the signal.
+    signal.signal(signal.SIGTERM, lambda number, frame: None)
     uvicorn.run(app, host=host, port=port, log_level="warning")
