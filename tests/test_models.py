@@ -342,5 +342,6 @@ def test_real_minilm_encoder_loads_offline_and_groups_paraphrases(no_network):
     encoder = load_encoder("minilm-l6", device="cpu")
     card, card_again, weather = encoder.encode(["my card has not arrived yet", "where is my new card?",
                                                 "will it rain tomorrow"])
-    assert abs(float(card @ card) - 1) < 1e-4  # the model's own Normalize module is kept
+    # the model's own Normalize module is kept (rows in bfloat16 where the CPU runs it natively: 3 digits)
+    assert abs(float(card @ card) - 1) < 1e-2
     assert card @ card_again > card @ weather + 0.2
