@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy
 import torch
@@ -45,6 +45,7 @@ from promptlab.methods.artefacts import SavedTrained, claim_seed_folders, load_t
 from promptlab.methods.entity_candidates import predicted_tags
 from promptlab.methods.pipeline import Classified
 from promptlab.metrics.rejection import check_threshold
+from promptlab.runtime import distributed
 from promptlab.runtime.outputs import output_folder, write_json
 
 Input = str | Mapping[str, Any]  # a text, or an example's fields
@@ -151,11 +152,11 @@ def evaluate(classifier: Classifier, data: str | Path | Sequence[Mapping[str, An
 
 @dataclass
 class FewshotResult:
-    """A `fewshot` run: `summary` holds what `fewshot --output` writes to fewshot.json (less the
-    zero-shot line), and every seed's artefact stays in `folder` for `trained(seed)`."""
+    """A `fewshot` run: `summary` holds what `fewshot --output` writes to fewshot.json (the zero-shot
+    score when asked for), and every seed's artefact stays in `folder` for `trained(seed)` (None: nothing saved)."""
 
     summary: dict
-    folder: Path
+    folder: Path | None
     _opening: dict = field(repr=False)  # catalogs, device, dtype: how trained() opens an artefact
     _scratch: tempfile.TemporaryDirectory | None = field(default=None, repr=False)  # output=None: removed with this
 
@@ -194,6 +195,8 @@ class FewshotResult:
         runs = {run["seed"]: run for run in self.per_seed}
         if seed not in runs:
             raise UserError(f"this run has no seed {seed}", fix="use one of: " + ", ".join(map(str, runs)))
+        if self.folder is None:
+            raise UserError("this run saved no artefacts (save=False)", fix="run fewshot with save=True, the default")
         if not runs[seed]["artifact"]:
             raise UserError(f"method '{self.summary['method']}' saves nothing to apply",
                             fix="apply a method that trains (see fewshot's --method)")
@@ -205,7 +208,8 @@ def fewshot(task: str, *, method: str | None = None, k: int = 16, seeds: Sequenc
             options: Mapping[str, Any] | None = None, steps: int | None = None, lr: float | None = None,
             prompt_length: int | None = None, batch_size: int | None = None, encoder: str | None = None,
             limit: int | None = None, limit_by: str = DEFAULT_LIMIT_BY, reject_below: float | None = None,
-            output: str | Path | None = None,
+            output: str | Path | None = None, save: bool = True, zero_shot: bool = False,
+            progress: Callable[[str], None] | None = None,
             overwrite: bool = False, device: str = "auto", dtype: str | None = None,
             catalogs: Sequence[str | Path] = ()) -> FewshotResult:
     """Train `method` on a k-shot sample of the task's train split per seed, and score each on the test split.
@@ -215,8 +219,12 @@ def fewshot(task: str, *, method: str | None = None, k: int = 16, seeds: Sequenc
     class (entity tasks: mentions per entity type); `limit` takes N test examples, chosen as `limit_by` says; below
     `reject_below` a text prediction is out_of_scope (counted wrong). With `output`,
     the seed-N folders and fewshot.json are written there as `fewshot --output` writes them (`overwrite`
-    clears seed folders already there); without it they live in a temporary folder as long as the result.
+    clears seed folders already there); without it they live in a temporary folder as long as the result;
+    `save=False` writes nothing (and `trained()` has nothing to open). `zero_shot` also scores the untrained
+    prompt (text tasks) into the summary's `zero_shot_accuracy`; `progress` receives the lines `fewshot` prints
+    as the run goes (the run, the zero-shot score, one line per seed).
     """
+    started = time.perf_counter()
     check_threshold(reject_below)
     catalog = Catalog.from_options(catalogs)
     loaded_task = catalog.task(task)
@@ -228,29 +236,45 @@ def fewshot(task: str, *, method: str | None = None, k: int = 16, seeds: Sequenc
     flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size, "encoder": encoder}
     chosen = kind.method_options(method, flags, dict(options or {}))
     pool, test = kind.check_data(loaded_task, setup, k, seed_list, limit, limit_by)
-    scratch = None if output is not None else tempfile.TemporaryDirectory(prefix="promptlab-fewshot-")
-    folder = output_folder(output if output is not None else scratch.name)
-    claim_seed_folders(folder, seed_list, overwrite=overwrite)
-    started = time.perf_counter()
+    saving = save and distributed.is_main()  # one process writes
+    scratch = tempfile.TemporaryDirectory(prefix="promptlab-fewshot-") if saving and output is None else None
+    folder = output_folder(output if output is not None else scratch.name) if saving else None
+    if folder:
+        claim_seed_folders(folder, seed_list, overwrite=overwrite)
+    tell = progress or (lambda line: None)
     model_name = kind.model_for(method, chosen, model)
     loaded = None
     if kind.uses_language_model(method, chosen):
         resolve_model(model_name)
         loaded = functools.cache(lambda: load_model(model_name, device=device, dtype=dtype))
+    if progress:
+        described = (f"{loaded().name} ({loaded().kind}, {loaded().device}, {loaded().dtype})" if loaded
+                     else kind.describe_model(model_name))  # a method that loads its own model does so as it runs
+        files = f" · template {setup.template.name} · verbalizer {setup.verbalizer.name}" if setup else ""
+        tell(f"{loaded_task.name}{files} · {described} · {method} · k={k}{kind.k_per} · {len(test)} test "
+             f"{kind.unit}")
+    baseline = kind.baseline(setup, loaded() if loaded else None, test) if zero_shot else None
+    if baseline is not None:
+        tell(f"zero-shot ({kind.baseline_calibration} calibration): accuracy {baseline:.4f}")
     per_seed = []
     for seed in seed_list:
         result = kind.run_seed(method, task=loaded_task, setup=setup, model=model_name, loaded=loaded, pool=pool,
-                               test=test, k=k, seed=seed, options=chosen, save_to=folder / f"seed-{seed}",
-                               device=device, reject_threshold=reject_below)
-        kind.write_run(folder / f"seed-{seed}", test, result)
+                               test=test, k=k, seed=seed, options=chosen,
+                               save_to=folder / f"seed-{seed}" if folder else None, device=device,
+                               reject_threshold=reject_below)
+        tell(kind.seed_line(result))
+        if folder:
+            kind.write_run(folder / f"seed-{seed}", test, result)
         per_seed.append(kind.row(result))
     summary = {"task": loaded_task.name, "kind": kind.name, **(setup.describe() if setup else {}),
                "model": model_name, "model_fingerprint": loaded().fingerprint if loaded else None,
                "device": str(loaded().device) if loaded else None, "dtype": loaded().dtype if loaded else None,
                "method": method, "k": k, "k_unit": kind.k_unit, "seeds": seed_list, "n": len(test),
-               **kind.summary_metrics(per_seed), "options": per_seed[0]["options"], "per_seed": per_seed,
-               "seconds": round(time.perf_counter() - started, 1)}
-    if output is not None:
+               **kind.summary_metrics(per_seed), "options": per_seed[0]["options"], "per_seed": per_seed}
+    if zero_shot and kind.baseline_calibration:
+        summary.update(zero_shot_accuracy=baseline, zero_shot_calibration=kind.baseline_calibration)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    if folder and output is not None:
         write_json(folder / "fewshot.json", summary)
     return FewshotResult(summary, folder, {"catalogs": tuple(catalogs), "device": device, "dtype": dtype}, scratch)
 

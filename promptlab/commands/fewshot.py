@@ -2,84 +2,41 @@
 
 One path for every task kind: the task's kind (promptlab.kinds) checks the method and its options,
 reads, checks and samples the data, runs a seed, and writes its predictions (text: predictions.jsonl;
-entities: predictions.conll and spans.jsonl) beside the trained artefact in DIR/seed-N.
+entities: predictions.conll and spans.jsonl) beside the trained artefact in DIR/seed-N. The run is
+promptlab.api.fewshot's; this command parses the options and prints.
 """
 from __future__ import annotations
 
-import functools
 import json
-import time
 
 import click
 
-from promptlab.runtime import distributed
-from promptlab.catalog.catalog import Catalog
-from promptlab.methods.artefacts import claim_seed_folders
+from promptlab import api
 from promptlab.data.limits import DEFAULT_LIMIT_BY
 from promptlab.errors import UserError
-from promptlab.kinds import KINDS, kind_of
+from promptlab.kinds import KINDS
 from promptlab.kinds.kind import OPTION_FLAGS
-from promptlab.backends.models import load_model, resolve_model
-from promptlab.runtime.outputs import output_folder, write_json
-from promptlab.metrics.rejection import check_threshold
-from promptlab.data.sampling import parse_seeds
 
 
 def run_fewshot_command(*, task, k, template, verbalizer, method, seeds, model, steps, lr, prompt_length, batch_size,
                         method_options=(), limit, device, dtype=None, catalogs, output, as_json, encoder=None,
                         reject_below=None, overwrite=False, limit_by=DEFAULT_LIMIT_BY) -> None:
-    started = time.perf_counter()
-    check_threshold(reject_below)
-    catalog = Catalog.from_options(catalogs)
-    loaded_task = catalog.task(task)
-    kind = kind_of(loaded_task)
-    method = kind.check_method(method, loaded_task)
-    kind.refuse_flags(loaded_task, {"--encoder": encoder, "--reject-below": reject_below})
-    setup = kind.setup(catalog, loaded_task, template, verbalizer, method)
-    seed_list = parse_seeds(seeds)
-    flags = {"steps": steps, "lr": lr, "prompt_length": prompt_length, "batch_size": batch_size, "encoder": encoder}
-    options = kind.method_options(method, flags, parse_options(method_options))
-    pool, test = kind.check_data(loaded_task, setup, k, seed_list, limit, limit_by)
-    folder = output_folder(output) if output and distributed.is_main() else None  # one process writes
-    if folder:
-        claim_seed_folders(folder, seed_list, overwrite=overwrite)
-    model_name = kind.model_for(method, options, model)
-    loaded = None
-    if kind.uses_language_model(method, options):
-        resolve_model(model_name)
-        loaded = functools.cache(lambda: load_model(model_name, device=device, dtype=dtype))
-        described = f"{loaded().name} ({loaded().kind}, {loaded().device}, {loaded().dtype})"
-    else:  # a method that loads its own model (an encoder, a token classifier): loaded as it runs
-        described = kind.describe_model(model_name)
-    files = f" · template {setup.template.name} · verbalizer {setup.verbalizer.name}" if setup else ""
-    click.echo(f"{loaded_task.name}{files} · {described} · {method} · k={k}{kind.k_per} · {len(test)} test "
-               f"{kind.unit}")
-    zero_shot = kind.baseline(setup, loaded() if loaded else None, test)
-    if zero_shot is not None:
-        click.echo(f"zero-shot ({kind.baseline_calibration} calibration): accuracy {zero_shot:.4f}")
-    per_seed = []
-    for seed in seed_list:
-        result = kind.run_seed(method, task=loaded_task, setup=setup, model=model_name, loaded=loaded, pool=pool,
-                               test=test, k=k, seed=seed, options=options,
-                               save_to=folder / f"seed-{seed}" if folder else None, device=device,
-                               reject_threshold=reject_below)
-        click.echo(kind.seed_line(result))
-        if folder:
-            kind.write_run(folder / f"seed-{seed}", test, result)
-        per_seed.append(kind.row(result))
-    summary = {"task": loaded_task.name, "kind": kind.name, **(setup.describe() if setup else {}),
-               "model": model_name, "model_fingerprint": loaded().fingerprint if loaded else None,
-               "device": str(loaded().device) if loaded else None, "dtype": loaded().dtype if loaded else None,
-               "method": method, "k": k, "k_unit": kind.k_unit, "seeds": seed_list, "n": len(test),
-               **kind.summary_metrics(per_seed), "options": per_seed[0]["options"], "per_seed": per_seed}
-    score = kind.metrics[0]
-    if kind.baseline_calibration:
-        summary.update(zero_shot_accuracy=zero_shot, zero_shot_calibration=kind.baseline_calibration)
-    summary["seconds"] = round(time.perf_counter() - started, 1)
+    run = api.fewshot(task, method=method, k=k, seeds=seeds, template=template, verbalizer=verbalizer, model=model,
+                      options=parse_options(method_options), steps=steps, lr=lr, prompt_length=prompt_length,
+                      batch_size=batch_size, encoder=encoder, limit=limit, limit_by=limit_by,
+                      reject_below=reject_below, output=output, save=output is not None, zero_shot=True,
+                      progress=click.echo, overwrite=overwrite, device=device, dtype=dtype, catalogs=catalogs)
+    summary = run.summary
+    kind, score = KINDS[summary["kind"]], KINDS[summary["kind"]].metrics[0]
+    zero_shot = summary.get("zero_shot_accuracy")
     versus = "" if zero_shot is None else f"   zero-shot {zero_shot:.4f}"
-    click.echo(f"\n{method} k={k}: {kind.score_name} {summary[f'{score}_mean']:.4f} ± {summary[f'{score}_std']:.4f} "
-               f"over {len(seed_list)} seed(s){versus}   ({summary['seconds']:.0f} s)")
-    emit_summary(summary, folder, as_json)
+    click.echo(f"\n{summary['method']} k={k}: {kind.score_name} {summary[f'{score}_mean']:.4f} ± "
+               f"{summary[f'{score}_std']:.4f} over {len(summary['seeds'])} seed(s){versus}   "
+               f"({summary['seconds']:.0f} s)")
+    if run.folder:  # api.fewshot wrote fewshot.json there
+        click.echo(f"wrote {run.folder / 'fewshot.json'}")
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
 
 
 def method_help(method: str | None) -> str:
@@ -126,12 +83,3 @@ def _number(text: str):
         return float(text)
     except ValueError:
         return text
-
-
-def emit_summary(summary: dict, folder, as_json: bool) -> None:
-    """The run's summary as `fewshot.json` in the output folder and, with --json, as stdout's last line."""
-    if folder:
-        write_json(folder / "fewshot.json", summary)
-        click.echo(f"wrote {folder / 'fewshot.json'}")
-    if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
