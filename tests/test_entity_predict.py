@@ -90,3 +90,11 @@ def test_a_row_whose_text_is_not_a_string_names_its_line(tagger_artefact, catalo
     rows.write_text('{"text": "World"}\n{"text": 7}\n')
     result = predict(tagger_artefact, catalog, rows, tmp_path / "out.jsonl", exit_code=2)
     assert f"{rows}:2: row 2: field 'text' is int, not a string" in result.output
+
+
+def test_batch_calibration_is_refused_on_an_entity_task_before_any_model_loads(catalog, rows_file, tmp_path):
+    result = CliRunner().invoke(main, ["predict", "--task", "tweetner", "--catalog", str(catalog), "--calibrate",
+                                       "batch", "--model", str(tmp_path / "never-loaded"), "--input", str(rows_file),
+                                       "--output", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 2 and "batch calibration does not apply to predict or serve" in result.output
+    assert not (tmp_path / "out.jsonl").exists()

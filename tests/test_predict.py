@@ -118,8 +118,9 @@ def test_resume_refuses_the_output_of_another_input(catalog, model, unlabelled, 
     assert "is not this input's output" in result.output
 
 
-def test_batch_calibration_of_a_stream_divides_out_the_running_mean(catalog, model, tmp_path):
-    words = ["great", "terrible", "fun", "awful", "good"] * 8  # 40 rows: chunks of 16, 16 and 8 at batch size 2
+def test_batch_calibration_of_a_file_divides_out_the_mean_of_the_whole_file_however_it_is_cut(catalog, model,
+                                                                                              tmp_path):
+    words = ["great", "terrible", "fun", "awful", "good", "great fun", "boring"] * 6  # 42 rows: chunks of 16
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps({"text": word}) + "\n" for word in words))
     common = ["predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model,
@@ -127,7 +128,47 @@ def test_batch_calibration_of_a_stream_divides_out_the_running_mean(catalog, mod
     invoke(*common, "--calibrate", "none", "--output", tmp_path / "none.jsonl")
     invoke(*common, "--calibrate", "batch", "--output", tmp_path / "batch.jsonl")
     raw = [[row["probabilities"][label] for label in ("negative", "positive")] for row in read_jsonl(tmp_path / "none.jsonl")]
-    calibrated = [row["probabilities"] for row in read_jsonl(tmp_path / "batch.jsonl")]
+    prior = [sum(row[0] for row in raw) / len(raw), sum(row[1] for row in raw) / len(raw)]  # by hand: the file's mean
+    for row, got in zip(raw, read_jsonl(tmp_path / "batch.jsonl")):
+        divided = [row[0] / prior[0], row[1] / prior[1]]
+        assert got["probabilities"]["positive"] == pytest.approx(divided[1] / sum(divided), abs=2e-5)
+        assert got["label"] == ("positive" if divided[1] > divided[0] else "negative")
+    full = (tmp_path / "batch.jsonl").read_text()
+    invoke(*common[:-1], 5, "--calibrate", "batch", "--output", tmp_path / "cut.jsonl")  # other chunks: 40 rows
+    assert [row["label"] for row in read_jsonl(tmp_path / "cut.jsonl")] == [row["label"] for row in read_jsonl(
+        tmp_path / "batch.jsonl")]
+    lines = full.splitlines(keepends=True)
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(lines[:21]) + lines[21][:15])  # killed half-way, in the middle of a row
+    invoke(*common, "--calibrate", "batch", "--output", partial, "--resume")
+    assert partial.read_text() == full
+
+
+def test_batch_calibration_equals_zeroshot_on_the_same_rows(catalog, model, unlabelled, tmp_path):
+    path, rows = unlabelled
+    invoke("zeroshot", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--calibrate",
+           "batch", "--output", tmp_path / "zeroshot")
+    zeroshot = {row["id"]: row for row in read_jsonl(tmp_path / "zeroshot" / "predictions.jsonl")}
+    invoke("predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input", path,
+           "--calibrate", "batch", "--batch-size", 2, "--output", tmp_path / "predicted.jsonl")
+    predicted = read_jsonl(tmp_path / "predicted.jsonl")
+    assert len(predicted) == len(zeroshot) == len(rows)
+    assert [row["label"] for row in predicted] == [zeroshot[row["ref"]]["predicted"] for row in predicted]
+    for row in predicted:
+        assert row["probabilities"] == pytest.approx(zeroshot[row["ref"]]["probabilities"], abs=2e-5)
+
+
+def test_batch_calibration_of_standard_input_divides_out_the_running_mean(catalog, model, tmp_path):
+    words = ["great", "terrible", "fun", "awful", "good"] * 8  # 40 rows: chunks of 16, 16 and 8 at batch size 2
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": word}) + "\n" for word in words))
+    common = ["predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--batch-size", 2]
+    invoke(*common, "--input", source, "--calibrate", "none", "--output", tmp_path / "none.jsonl")
+    calibrated_output = invoke(*common, "--input", "-", "--calibrate", "batch", "--output", "-",
+                               stdin=source.read_text()).stdout
+    raw = [[row["probabilities"][label] for label in ("negative", "positive")] for row in read_jsonl(tmp_path / "none.jsonl")]
+    calibrated = [json.loads(line)["probabilities"] for line in calibrated_output.splitlines() if line.startswith("{")]
+    assert len(calibrated) == 40
     seen, total = 0, [0.0, 0.0]
     for start, end in ((0, 16), (16, 32), (32, 40)):  # a reference running prior: the mean of every row so far
         for row in raw[start:end]:
@@ -137,3 +178,25 @@ def test_batch_calibration_of_a_stream_divides_out_the_running_mean(catalog, mod
         for row, got in zip(raw[start:end], calibrated[start:end]):
             divided = [row[0] / prior[0], row[1] / prior[1]]
             assert got["positive"] == pytest.approx(divided[1] / sum(divided), abs=2e-5)
+
+
+def test_resume_refuses_a_file_written_with_another_precision_or_other_weights(catalog, model, tiny_gpt2_dir,
+                                                                                unlabelled, tmp_path):
+    path, _ = unlabelled
+    arguments = ["predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--input", path,
+                 "--batch-size", 2]
+    output = tmp_path / "out.jsonl"
+    invoke(*arguments, "--model", model, "--dtype", "float32", "--output", output)
+    recorded = json.loads((tmp_path / "out.jsonl.weights.json").read_text())
+    assert recorded["dtype"] == "float32" and len(recorded["model_fingerprint"]) > 8
+    lines = output.read_text().splitlines(keepends=True)
+    output.write_text("".join(lines[:3]))
+    other_dtype = invoke(*arguments, "--model", model, "--dtype", "bfloat16", "--output", output, "--resume",
+                         exit_code=2)
+    assert "dtype float32 then, bfloat16 now" in other_dtype.output
+    other_weights = invoke(*arguments, "--model", tiny_gpt2_dir, "--dtype", "float32", "--output", output,
+                           "--resume", exit_code=2)
+    assert "model_fingerprint" in other_weights.output
+    assert output.read_text() == "".join(lines[:3])  # nothing mixed in
+    invoke(*arguments, "--model", model, "--dtype", "float32", "--output", output, "--resume")
+    assert output.read_text() == "".join(lines)

@@ -119,3 +119,25 @@ def test_reject_below_answers_out_of_scope_as_predict_does(server_arguments, tmp
     assert labels.count("out_of_scope") == 5
     for prediction in body["predictions"]:
         assert (prediction["label"] == "out_of_scope") == (max(prediction["probabilities"].values()) < threshold)
+
+
+def test_batch_calibration_divides_out_a_prior_fixed_at_start_up_never_the_traffic(server_arguments, tmp_path):
+    rows = [{"text": f"{WORDS[i]} {WORDS[(i * 3 + 1) % 10]}"} for i in range(10)]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    refused = CliRunner().invoke(main, ["serve", *map(str, server_arguments), "--calibrate", "batch"])
+    assert refused.exit_code == 2 and "needs --calibrate-on FILE" in refused.output
+    result = CliRunner().invoke(main, ["predict", *map(str, server_arguments), "--calibrate", "batch", "--input",
+                                       str(source), "--output", str(tmp_path / "predicted.jsonl")])
+    assert result.exit_code == 0, result.output
+    expected = [json.loads(line) for line in (tmp_path / "predicted.jsonl").read_text().splitlines()]
+    calibrated = Server(*server_arguments, "--calibrate", "batch", "--calibrate-on", source)
+    try:
+        skewed = classify(calibrated.base, [{"text": "terrible awful"}] * 30)  # traffic that would move a running prior
+        one_by_one = [classify(calibrated.base, [row]) for row in rows]
+    finally:
+        calibrated.stop()
+    assert skewed[0] == 200
+    for (status, body), want in zip(one_by_one, expected):
+        assert status == 200 and body["predictions"][0]["label"] == want["label"]
+        assert body["predictions"][0]["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)

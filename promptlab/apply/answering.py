@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
 from promptlab.apply.registry import check_trained, open_classifier  # first: it loads the methods apply builds on
-from promptlab.apply.classifier import Classifier
+from promptlab.apply.classifier import Classifier, PromptClassifier
 from promptlab.apply.entity_predictors import Predictor, describe, plan_predictor
 from promptlab.apply.rows import PLAIN_FIELD
 from promptlab.catalog.catalog import Catalog, Setup
@@ -58,6 +58,9 @@ class RowPredictor:
     # One row's own checks beyond its fields (UserError): `serve` runs them in the request's handler, before the
     # row can share a batch with other clients' rows.
     check: Callable[[dict], None] = lambda row: None
+    # Batch calibration's first pass over a whole input ((rows, positions) chunks), fixing the prior every answer
+    # divides out; None where answers need none (see promptlab.apply.classifier).
+    fix_prior: Callable[[Iterable[tuple[list[dict], list[int]]]], None] | None = None
 
 
 # ---------------------------------------------------------------- classification
@@ -90,7 +93,8 @@ def classifier_rows(classifier: Classifier, info: dict, *, top_k: int | None = N
 
     return RowPredictor(frozenset(classifier.template.fields), f"template '{classifier.template.name}'", False, answer,
                         classifier_layout(labels), "/classify", {**info, "labels": labels}, chunk_size, summary,
-                        check=classifier.template.render)
+                        check=classifier.template.render, fix_prior=classifier.fix_prior if isinstance(
+                            classifier, PromptClassifier) and classifier.running_prior is not None else None)
 
 
 def classifier_layout(labels: list[str]) -> RowLayout:
@@ -113,7 +117,8 @@ def plan_classifier(catalog: Catalog, task: str | None, *, trained, template, ve
     def load(*, device: str = "auto", dtype: str | None = None, batch_size: int | str = "auto") -> RowPredictor:
         opened = open_classifier(setup, saved, model=model, device=device, dtype=dtype, calibrate=calibrate,
                                  aggregate=aggregate, batch_size=batch_size, stream=True)
-        info = {**setup.describe(), **opened.describe(), "method": saved.method if saved else "zero-shot",
+        info = {**setup.describe(), **opened.describe(), "model_fingerprint": opened.loaded.fingerprint,
+                "method": saved.method if saved else "zero-shot",
                 "trained": str(saved.folder) if saved else None, "reject_below": reject_below}
         summary = (f"{setup.task.name} · template {setup.template.name} · verbalizer {setup.verbalizer.name} · "
                    f"{opened.loaded.name} ({opened.loaded.kind}, {opened.loaded.device}) · calibrate "
@@ -148,6 +153,10 @@ def plan_entities(catalog: Catalog, task: str | None, *, trained, template, verb
     for flag, value in (("--top-k", top_k), ("--reject-below", reject_below)):
         if value is not None:
             raise UserError(f"{flag} does not apply to entity task '{plan.task.name}'", fix=f"leave out {flag}")
+    if plan.options is not None and plan.options.calibrate == "batch":
+        raise UserError(f"batch calibration does not apply to predict or serve on entity task '{plan.task.name}': "
+                        "it divides out the mean over the candidate spans scored together, which here would be "
+                        "whichever rows shared a chunk or a batch", fix="pass --calibrate contextual (or none)")
 
     def load(*, device: str = "auto", dtype: str | None = None, batch_size: int | str = "auto") -> RowPredictor:
         return entity_rows(plan.load(device=device, dtype=dtype), plan.task.labels)

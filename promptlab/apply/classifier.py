@@ -2,9 +2,12 @@
 
     Classifier.logprobs(examples, positions=None, progress=None) -> Tensor[N, labels] (CPU, float32)
 
-Built for a stream (`predict`, `serve`), batch calibration divides out a running prior, the mean
-label distribution of every row classified so far (promptlab.backends.calibration.RunningPrior); otherwise
-it uses the mean over the examples of one call.
+Built for a stream (`predict`, `serve`), batch calibration divides out a prior over the whole input:
+`fix_prior` first scores every row of it (a file's, or serve's --calibrate-on rows) and fixes their mean
+label distribution, so each row's answer is what `zeroshot --calibrate batch` gives it, however the
+rows are cut into chunks or requests. Without that first pass (standard input) it divides out a
+running prior, the mean label distribution of every row classified so far
+(promptlab.backends.calibration.RunningPrior). Otherwise it uses the mean over the examples of one call.
 
 `positions` are the examples' positions in their input (a file, or one request: 0..n-1 when left
 out); only methods whose choices depend on an example's position (random in-context
@@ -15,11 +18,11 @@ scored through the template (`PromptClassifier`), a linear head on sentence feat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import torch
 
-from promptlab.backends.calibration import RunningPrior
+from promptlab.backends.calibration import RunningPrior, divide_out
 from promptlab.backends.features import example_text
 from promptlab.methods.pipeline import render_all, score_all
 from promptlab.backends.scoring import LabelScorer
@@ -46,17 +49,38 @@ class PromptClassifier:
     template: Template
     scorer: LabelScorer
     arrange: Arrange | None = None
-    # Batch calibration of a stream (predict, serve): the prior is the mean over all rows seen so far.
+    # Batch calibration of a stream (predict, serve): the prior is the mean over all rows seen so far,
+    # until `fix_prior` fixes it from a whole input.
     running_prior: RunningPrior | None = None
+    fixed_prior: torch.Tensor | None = None  # log prior [labels]
 
     def logprobs(self, examples, *, positions=None, progress=None):
+        if self.running_prior is None:  # batch calibration (if any) over the examples of this call
+            prompts = self._prompts(examples, positions)
+            with torch.inference_mode():
+                return score_all(self.scorer, prompts, len(self.labels), progress=progress)
+        scores = self._uncalibrated(examples, positions, progress)
+        if self.fixed_prior is not None:
+            return divide_out(scores, self.fixed_prior)
+        return self.running_prior.calibrate(scores)
+
+    def fix_prior(self, chunks: Iterable[tuple[Sequence[dict], Sequence[int]]]) -> None:
+        """Batch calibration's first pass: the prior becomes the mean label distribution of every row of
+        `chunks` ((examples, positions) pairs), fixed for every answer after."""
+        prior = RunningPrior(warmup=0)
+        for examples, positions in chunks:
+            prior.observe(self._uncalibrated(examples, positions, None))
+        self.fixed_prior = prior.log_prior().float()
+
+    def _prompts(self, examples, positions) -> list[Prompt]:
         prompts = render_all(self.template, examples)
         if self.arrange is not None:
             prompts = self.arrange(prompts, examples, range(len(examples)) if positions is None else positions)
+        return prompts
+
+    def _uncalibrated(self, examples, positions, progress) -> torch.Tensor:
         with torch.inference_mode():
-            if self.running_prior is None:  # batch calibration (if any) over the examples of this call
-                return score_all(self.scorer, prompts, len(self.labels), progress=progress)
-            return self.running_prior.calibrate(self.scorer.example_logprobs(prompts, progress=progress).float().cpu())
+            return self.scorer.example_logprobs(self._prompts(examples, positions), progress=progress).float().cpu()
 
 
 @dataclass

@@ -5,7 +5,9 @@ Every output row is its input row's fields, then the prediction (promptlab.apply
 key that an input field also uses replaces it. Output goes to JSONL or CSV (nested values as JSON
 text; a classifier's probabilities as one `p_<label>` column per label). Each chunk is written with
 one write and flushed, so an interrupted run leaves whole rows; `resume` cuts a torn last line,
-checks that the file continues this input, and skips the rows already written.
+checks that the file continues this input, and skips the rows already written. Beside an output file,
+`<file>.weights.json` records the weights that wrote it (model, fingerprint, dtype, trained artefact): a
+resume that would load other weights or another precision is refused, so no file mixes them.
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ from typing import Iterable, Iterator, TextIO
 from promptlab.apply.answering import RowLayout, RowPredictor, prediction  # noqa: F401
 from promptlab.apply.rows import STDIN, InputRow, check_row_fields
 from promptlab.errors import UserError
+from promptlab.runtime.outputs import write_json
 
 FORMATS = ("jsonl", "csv")
+WEIGHTS_KEYS = ("model", "model_fingerprint", "dtype", "trained")  # of a row predictor's info
 
 
 def output_row(fields: dict, predicted: dict, keys: tuple[str, ...]) -> dict:
@@ -80,6 +84,23 @@ class OutputFile:
             rows = records
         self.done = len(rows)
         self._last_written = rows[-1] if rows else None
+
+    def record_weights(self, info: dict) -> None:
+        """Beside an output file, which weights write it; a resumed file must have been written by the same."""
+        if self.target == STDIN:
+            return
+        weights = {key: info.get(key) for key in WEIGHTS_KEYS}
+        record = Path(f"{self.target}.weights.json")
+        if self.done:
+            before = json.loads(record.read_text(encoding="utf-8")) if record.exists() else None
+            if before != weights:
+                differ = (", ".join(f"{key} {before.get(key)} then, {weights[key]} now" for key in WEIGHTS_KEYS
+                                    if before.get(key) != weights[key]) if before else f"{record.name} is missing")
+                raise UserError(f"the output was not written by the weights this run loads ({differ}); resuming "
+                                "would mix their answers in one file", where=self.target,
+                                fix="resume with the same model, --dtype and --trained, or remove the file")
+            return
+        write_json(record, weights)
 
     def check_continues(self, row: InputRow) -> None:
         """The last row written must hold the input fields of input row `done - 1`."""
@@ -143,6 +164,19 @@ def chunks(rows: Iterable[InputRow], size: int) -> Iterator[list[InputRow]]:
     iterator = iter(rows)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def fix_prior(predictor: RowPredictor, rows: Iterable[InputRow], *, source: str) -> None:
+    """Batch calibration's first pass over a whole file: every row scored once to fix the prior (then `run_predict`
+    answers them all, those a resumed file already holds included in the prior), so the labels equal
+    `zeroshot --calibrate batch`'s and do not depend on chunks or on where a run was resumed."""
+    def checked():
+        for chunk in chunks(rows, predictor.chunk_size):
+            for row in chunk:
+                check_row_fields(row, predictor.fields, predictor.reader, source, text=predictor.text_fields)
+            yield [row.fields for row in chunk], [row.position for row in chunk]
+
+    predictor.fix_prior(checked())
 
 
 def run_predict(predictor: RowPredictor, rows: Iterable[InputRow], output: OutputFile, *, source: str,

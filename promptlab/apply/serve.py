@@ -26,8 +26,8 @@ A failure of the server itself answers 500 with a request id and a generic messa
 has the id and the traceback. Nothing a client sends stops the server.
 
 The rows of a request are positions 0..n-1 of an input, as the rows of a `predict` file are, so a
-request gets exactly what `predict` writes for the same rows (batch calibration aside: its running
-prior covers everything the server has classified, as predict's covers the file so far).
+request gets exactly what `predict` writes for the same rows; batch calibration divides out a prior
+fixed at start-up (serve --calibrate-on), never one that other clients' traffic moves.
 """
 from __future__ import annotations
 

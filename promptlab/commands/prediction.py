@@ -7,7 +7,7 @@ import time
 import click
 
 from promptlab.apply.answering import plan_rows
-from promptlab.apply.predict import OutputFile, output_format, run_predict
+from promptlab.apply.predict import OutputFile, fix_prior, output_format, run_predict
 from promptlab.apply.rows import STDIN, count_rows, input_rows
 from promptlab.catalog.catalog import Catalog
 from promptlab.metrics.rejection import check_threshold
@@ -26,7 +26,11 @@ def run_predict_command(*, task, template, verbalizer, model, trained, calibrate
     try:
         predictor = plan.load(device=device, dtype=dtype, batch_size=batch_size)
         click.echo(f"predict: {predictor.summary}", err=True)
+        writer.record_weights(predictor.info)
         started = time.perf_counter()
+        if predictor.fix_prior is not None and input_path != STDIN:
+            click.echo("predict: batch calibration: a first pass over the file fixes the prior", err=True)
+            fix_prior(predictor, input_rows(input_path), source=input_path)
         with progress_bar(total, "predict", unit="row") as bar:
             written = run_predict(predictor, input_rows(input_path), writer, source=input_path, progress=bar.update)
     finally:

@@ -12,6 +12,8 @@ import socket
 import click
 
 from promptlab.apply.answering import plan_rows
+from promptlab.apply.predict import fix_prior
+from promptlab.apply.rows import count_rows, input_rows
 from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
 
@@ -19,17 +21,38 @@ SERVE_PACKAGES = ("uvicorn", "starlette")
 
 
 def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch,
-                      max_wait_ms, max_queue, limits, reject_below, batch_size, device, dtype, catalogs) -> None:
+                      max_wait_ms, max_queue, limits, reject_below, batch_size, device, dtype, catalogs,
+                      calibrate_on=None) -> None:
     require_serve_packages()
     plan = plan_rows(Catalog.from_options(catalogs), task=task, trained=trained, template=template,
                      verbalizer=verbalizer, model=model, calibrate=calibrate, aggregate=aggregate,
                      reject_below=reject_below)
     check_port_free(host, port)  # before the model loads, not after
+    if calibrate_on is not None:
+        count_rows(calibrate_on)  # read and checked before the model loads
     predictor = plan.load(device=device, dtype=dtype, batch_size=batch_size)
+    fix_served_prior(predictor, calibrate_on)
     click.echo(f"serve: {predictor.summary} on http://{host}:{port} (POST {predictor.route}, GET /health, "
                "GET /info, GET /)", err=True)
     serve_forever(predictor, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
                   limits=limits)
+
+
+def fix_served_prior(predictor, calibrate_on: str | None) -> None:
+    """Batch calibration in serve divides out a prior fixed at start-up from the rows of --calibrate-on: a running
+    prior over the traffic would let one client's requests move every other client's answers."""
+    if predictor.fix_prior is None:
+        if calibrate_on is not None:
+            raise UserError("--calibrate-on applies only with --calibrate batch", fix="leave out --calibrate-on")
+        return
+    if calibrate_on is None:
+        raise UserError("serve --calibrate batch needs --calibrate-on FILE: the prior it divides out is fixed at "
+                        "start-up from those rows, since a prior over the traffic would let one client's requests "
+                        "move every other client's answers",
+                        fix="pass --calibrate-on with rows like the traffic's (e.g. the input of a predict run), "
+                            "or another --calibrate")
+    click.echo(f"serve: batch calibration: the prior is fixed from the rows of {calibrate_on}", err=True)
+    fix_prior(predictor, input_rows(calibrate_on), source=calibrate_on)
 
 
 def require_serve_packages() -> None:
