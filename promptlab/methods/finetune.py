@@ -123,9 +123,19 @@ def run_finetune_head(context: MethodContext) -> MethodOutcome:
 
 
 def as_loaded_dtype(model: torch.nn.Module, loaded: LoadedModel) -> torch.nn.Module:
-    """The trained float32 weights in the loaded model's dtype, as the saved artefact loads with the same
-    --dtype: test predictions are then those the artefact reproduces."""
-    return model if model.dtype == loaded.model.dtype else copy.deepcopy(model).to(loaded.model.dtype)
+    """The trained float32 weights as the saved artefact loads with the same --dtype: the body in the loaded
+    dtype and, where the loaded model scores through a float32 head (a half-precision body on the CPU:
+    promptlab.backends.models.load_model), the trained head in float32. Test predictions are then exactly
+    those the artefact reproduces."""
+    if model.dtype == loaded.model.dtype:
+        return model
+    scoring = copy.deepcopy(model).to(loaded.model.dtype)
+    loaded_head = loaded.model.get_output_embeddings()
+    if isinstance(loaded_head, torch.nn.Linear) and loaded_head.weight.dtype == torch.float32:
+        head = copy.deepcopy(model.get_output_embeddings()).float().requires_grad_(False)
+        head.register_forward_pre_hook(lambda _module, inputs: tuple(tensor.float() for tensor in inputs))
+        scoring.set_output_embeddings(head)
+    return scoring
 
 
 def trainable_copy(loaded: LoadedModel) -> torch.nn.Module:
