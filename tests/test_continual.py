@@ -150,3 +150,20 @@ def test_builtin_suites_load():
     assert len(quick.tasks) == 3 and len(full.tasks) == 4
     assert set(quick.strategies) == set(STRATEGIES)
     assert set(full.strategies) == set(STRATEGIES)
+
+
+def test_a_unit_made_with_other_weights_runs_again(finished, catalog_root, tmp_path):
+    output, summary = finished
+    copied = tmp_path / "out"
+    copied.mkdir()
+    rows = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()]
+    assert len({row["dtype"] for row in rows}) == 1 and len({row["model_fingerprint"] for row in rows}) == 1
+    rows[0]["model_fingerprint"] = "0" * 16  # as if the model's folder had held other weights then
+    (copied / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(main, ["continual", "seq", "--output", str(copied), "--catalog", str(catalog_root),
+                                       "--json"], catch_exceptions=False)
+    assert result.exit_code == 0
+    rewritten = [json.loads(line) for line in (copied / "results.jsonl").read_text().splitlines()]
+    assert len(rewritten) == len(rows) + 1 and rewritten[-1]["key"] == rows[0]["key"]
+    assert rewritten[-1]["model_fingerprint"] == rows[1]["model_fingerprint"]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == summary

@@ -29,7 +29,15 @@ from promptlab.backends import make_backend
 from promptlab.continual.router import route
 from promptlab.continual.strategies import learning_context, make_strategy, strategy_options
 from promptlab.continual.sequence_suite import ContinualSuite
-from promptlab.backends.models import LoadedModel, load_model, resolve_model
+from promptlab.backends.models import (
+    LoadedModel,
+    dtype_name,
+    load_model,
+    resolve_device,
+    resolve_dtype,
+    resolve_model,
+)
+from promptlab.runtime.distributed import process_device
 from promptlab.backends.sentence_encoders import load_encoder
 from promptlab.methods.pipeline import render_all, score_all
 from promptlab.evaluation.runner import RESULTS_FILE, ResultsFile, package_versions
@@ -71,8 +79,12 @@ def units(suite: ContinualSuite) -> list[tuple[str, str | None, int | None]]:
             + [(STRATEGY, name, seed) for name in suite.strategies for seed in suite.seeds])
 
 
-def unit_key(suite: ContinualSuite, data: SequenceData, kind: str, strategy: str | None, seed: int | None) -> str:
+def unit_key(suite: ContinualSuite, data: SequenceData, kind: str, strategy: str | None, seed: int | None,
+             precision: str) -> str:
+    """A hash of what the unit runs, on which examples, in which precision (the resolved one: `--dtype auto` is
+    bfloat16 on one machine and float32 on another), so a unit in another precision is another unit."""
     canonical = {"kind": kind, "strategy": strategy, "options": suite.strategies.get(strategy), "seed": seed,
+                 "dtype": precision,
                  **({"router_encoder": suite.router_encoder} if kind == ROUTER and suite.router_encoder else {}),
                  "model": suite.model, "k": suite.k, "tasks": [task.describe() for task in suite.tasks],
                  "data_sha256": [task_data.hashes(suite.k) for task_data in data.tasks]}
@@ -81,16 +93,32 @@ def unit_key(suite: ContinualSuite, data: SequenceData, kind: str, strategy: str
 
 def run_continual(suite: ContinualSuite, output: Path, *, device: str = "auto", dtype: str | None = None,
                   run: bool = True, log: TextIO = sys.stderr) -> list[dict]:
-    """Run the units not yet in output/results.jsonl; return every finished row of the suite, in unit order."""
+    """Run the units not yet in output/results.jsonl; return every finished row of the suite, in unit order.
+
+    A finished unit counts only if it was made in this run's precision (its key holds it) and, when this call
+    runs units, with the weights the model name loads now (its fingerprint): else it runs again."""
     data = load_sequence_data(suite)
-    keyed = [(unit_key(suite, data, *unit), unit) for unit in units(suite)]
+    precision = dtype_name(resolve_dtype(dtype, resolve_device(process_device(device))))
+    keyed = [(unit_key(suite, data, *unit, precision), unit) for unit in units(suite)]
     output.mkdir(parents=True, exist_ok=True)
     with ResultsFile(output / RESULTS_FILE) as results:
         finished = {row["key"]: row for row in results.rows}
-        pending = [(key, unit) for key, unit in keyed if key not in finished]
-        if pending and run:
+        loaded = None
+        if run and any(key in finished for key, _ in keyed):
             resolve_model(suite.model)
             loaded = load_model(suite.model, device=device, dtype=dtype)
+            stale = [key for key, _ in keyed if key in finished and
+                     finished[key].get("model_fingerprint") != loaded.fingerprint]
+            if stale:
+                print(f"{len(stale)} finished unit(s) were made with other weights than '{suite.model}' loads now "
+                      f"(fingerprint {loaded.fingerprint}); they run again", file=log)
+            for key in stale:
+                del finished[key]
+        pending = [(key, unit) for key, unit in keyed if key not in finished]
+        if pending and run:
+            if loaded is None:
+                resolve_model(suite.model)
+                loaded = load_model(suite.model, device=device, dtype=dtype)
             for number, (key, (kind, strategy, seed)) in enumerate(pending, start=1):
                 started = time.perf_counter()
                 row = _run_unit(kind, strategy, seed, suite, data, loaded, log)
