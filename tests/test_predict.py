@@ -101,6 +101,7 @@ def test_resume_cuts_a_torn_line_and_continues_to_the_same_file(catalog, model, 
     lines = full.splitlines(keepends=True)
     partial = tmp_path / "partial.jsonl"
     partial.write_text("".join(lines[:4]) + lines[4][:20])  # interrupted in the middle of row 5
+    (tmp_path / "partial.jsonl.weights.json").write_text((tmp_path / "full.jsonl.weights.json").read_text())
     refused = invoke(*arguments, "--output", partial, exit_code=2)
     assert "the output file exists" in refused.output and "--resume" in refused.output
     invoke(*arguments, "--output", partial, "--resume")
@@ -140,6 +141,7 @@ def test_batch_calibration_of_a_file_divides_out_the_mean_of_the_whole_file_howe
     lines = full.splitlines(keepends=True)
     partial = tmp_path / "partial.jsonl"
     partial.write_text("".join(lines[:21]) + lines[21][:15])  # killed half-way, in the middle of a row
+    (tmp_path / "partial.jsonl.weights.json").write_text((tmp_path / "batch.jsonl.weights.json").read_text())
     invoke(*common, "--calibrate", "batch", "--output", partial, "--resume")
     assert partial.read_text() == full
 
