@@ -44,7 +44,7 @@ from promptlab.kinds import kind_of
 from promptlab.methods.artefacts import SavedTrained, claim_seed_folders, load_trained
 from promptlab.methods.entity_candidates import predicted_tags
 from promptlab.methods.pipeline import Classified
-from promptlab.metrics.rejection import check_threshold
+from promptlab.metrics.rejection import check_threshold, rejection_metrics
 from promptlab.runtime import distributed
 from promptlab.runtime.outputs import output_folder, write_json
 
@@ -106,6 +106,12 @@ class Classifier:
         """What classifies: task, files, method, artefact, model and its scoring (as `serve`'s /info tells)."""
         return self._engine.info()
 
+    @property
+    def scoring(self) -> dict:
+        """How it scores: the model, its kind (causal or masked), device, dtype, batch size, calibration and
+        aggregation (text tasks); an entity task's predictor tells its `info`."""
+        return self._engine.scoring()
+
     def predict(self, inputs: Sequence[Input]) -> list:
         """The top label of each input; for an entity task, each text's entities (dicts with character
         offsets `start`, `end` (exclusive), `type`, `text`, `score`)."""
@@ -146,6 +152,25 @@ def evaluate(classifier: Classifier, data: str | Path | Sequence[Mapping[str, An
     per_type, over exact spans.
     """
     return classifier._engine.evaluate(data, split=split, limit=limit, limit_by=limit_by)
+
+
+@dataclass
+class Evaluation:
+    """What a classifier made of labelled examples: `metrics` (as `evaluate` returns them), `predictions`
+    (what the task's kind writes: `kind_of(task).write_run(folder, examples, predictions)`) and the
+    `seconds` predicting took."""
+
+    metrics: dict
+    predictions: dict
+    seconds: float
+
+
+def evaluate_examples(classifier: Classifier, examples: list[dict], *, reject_below: float | None = None,
+                      progress: Callable[[int], None] | None = None) -> Evaluation:
+    """`evaluate` on examples already read and checked (the kind's `examples` and `labelled`), keeping the
+    predictions: what `zeroshot` reports and writes. Below `reject_below` a text answer is out_of_scope (counted
+    wrong, with the rejection metrics added); `progress` gets the number of examples done as they are scored."""
+    return classifier._engine.evaluation(examples, reject_below=reject_below, progress=progress)
 
 
 # ---------------------------------------------------------------- few-shot runs
@@ -323,8 +348,21 @@ class _Text:
                                                         label_field=task.label_field, id_field=task.id_field),
                                       limit, limit_by, where="<data>")
         kind.labelled(examples, data if isinstance(data, (str, Path)) else "<data>" if data else task.path)
-        result = Classified(task.labels, examples, self.opened.classifier.logprobs(examples), 0.0)
-        return kind.score(examples, result.predicted, task.labels)
+        return self.evaluation(examples, reject_below=None, progress=None).metrics
+
+    def evaluation(self, examples: list[dict], *, reject_below: float | None, progress) -> Evaluation:
+        started = time.perf_counter()
+        logprobs = self.opened.classifier.logprobs(examples, progress=progress)
+        result = Classified(self.task.labels, examples, logprobs, time.perf_counter() - started,
+                            reject_threshold=reject_below)
+        metrics = kind_of(self.task).score(examples, result.predicted, self.task.labels)
+        if reject_below is not None:  # a rejection counts as a wrong answer
+            gold = [example["label"] for example in examples]
+            metrics.update(reject_below=reject_below, **rejection_metrics(gold, result.predicted))
+        return Evaluation(metrics, {"predictions": result.rows()}, result.seconds)
+
+    def scoring(self) -> dict:
+        return self.opened.describe()
 
 
 @dataclass
@@ -359,8 +397,21 @@ class _Entities:
         kind = kind_of(self.task)
         test = kind.labelled(kind.examples(self.task, split, data=data, limit=limit, limit_by=limit_by),
                              data or self.task.path)
-        sentences = [example["tokens"] for example in test]
-        return kind.score(test, predicted_tags(self.predictor.predict(sentences), sentences), self.task.labels)
+        return self.evaluation(test, reject_below=None, progress=None).metrics
+
+    def evaluation(self, examples: list[dict], *, reject_below: float | None, progress) -> Evaluation:
+        kind = kind_of(self.task)
+        kind.refuse_flags(self.task, {"--reject-below": reject_below})
+        started = time.perf_counter()
+        sentences = [example["tokens"] for example in examples]
+        spans = self.predictor.predict(sentences)
+        seconds = time.perf_counter() - started
+        tags = predicted_tags(spans, sentences)
+        return Evaluation(kind.score(examples, tags, self.task.labels), {"predicted_tags": tags, "spans": spans},
+                          seconds)
+
+    def scoring(self) -> dict:
+        return dict(self.predictor.info)
 
 
 # ---------------------------------------------------------------- helpers

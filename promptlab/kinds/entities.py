@@ -113,6 +113,10 @@ class EntityKind(Kind):
     def write_run(self, folder: Path, test: list[dict], result: dict) -> None:
         write_tagged(folder, test, result["predicted_tags"], result["spans"])
 
+    def metrics_record(self, metrics: dict) -> dict:
+        """Entity metrics (per type, nested) sit under one key of metrics.json."""
+        return {"metrics": metrics}
+
 
 def write_tagged(folder: Path, examples: list[dict], tags: list[list[str]], spans: list) -> None:
     """predictions.conll (token, gold tag, predicted tag; a blank line between sentences) and spans.jsonl (one
@@ -140,5 +144,6 @@ ENTITIES = EntityKind(name="entities", methods=("token-finetune", "entity-prompt
                       metrics=("f1", "precision", "recall"), k_unit="mentions per entity type", k_per=" per type",
                       unit="sentences",
                       adjective="entity", score_name="F1", predictions=("predicted_tags", "spans"),
+                      prediction_files=("predictions.conll", "spans.jsonl"),
                       refused_flags=("--encoder", "--reject-below"),
                       own_models={"token-finetune": _token_finetune_fingerprint})

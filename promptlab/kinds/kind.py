@@ -42,6 +42,7 @@ class Kind(ABC):
     # method -> (model name, device) -> the fingerprint of the weights the name loads now
     own_models: dict[str, Callable[[str, str], str]] = field(default_factory=dict)
     predictions: tuple[str, ...] = ()  # the fields of a run's result that hold its predictions (too long to keep)
+    prediction_files: tuple[str, ...] = ()  # what write_run writes into a folder
 
     @property
     def description(self) -> str:
@@ -168,6 +169,10 @@ class Kind(ABC):
     @abstractmethod
     def write_run(self, folder: Path, test: list[dict], result: dict) -> None:
         """A run's predictions, next to its trained artefact."""
+
+    def metrics_record(self, metrics: dict) -> dict:
+        """How `zeroshot`'s metrics.json holds the metrics beside its summary: text tasks inline them."""
+        return metrics
 
     def row(self, result: dict) -> dict:
         """What fewshot.json keeps of a seed's run: all but its predictions."""

@@ -119,4 +119,5 @@ TEXT = TextKind(name="classification",
                 default_method="softprompt", metrics=("accuracy", "macro_f1"), k_unit="training examples per class",
                 k_per="",
                 unit="examples", adjective="text", score_name="accuracy", predictions=("predictions",),
+                prediction_files=("predictions.jsonl",),
                 baseline_calibration="contextual")
