@@ -248,8 +248,6 @@ def assist(task, template, verbalizer, model, trained, calibrate, aggregate, ans
     run_assist_command(**options)
 
 
-
-
 # -- fewshot ----------------------------------------------------------------------------------
 
 
