@@ -232,3 +232,12 @@ def sensitive_gpt2_dir(tiny_gpt2_dir, tmp_path_factory) -> Path:
     """The tiny GPT-2 with larger weights, so a prompt or head can learn the toy task."""
     from fewshot_toys import sensitive_model
     return sensitive_model(tiny_gpt2_dir, tmp_path_factory.mktemp("sensitive-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT saved as a sentence-transformers folder (mean pooling), so every load is the same model."""
+    from promptlab.backends.sentence_encoders import load_encoder
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    load_encoder(str(tiny_bert_dir), device="cpu").save(folder)
+    return folder

@@ -66,12 +66,6 @@ def catalog(tmp_path_factory):
     return write_catalog(tmp_path_factory.mktemp("tweets-catalog"), TWEET_FILES)
 
 
-def invoke(*args, exit_code=0):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == exit_code, result.output
-    return result
-
-
 def fewshot_run(catalog, model, output, *arguments) -> dict:
     """`promptlab fewshot` on tweetner with `--output`: its summary (each seed's F1 and artefact in output/seed-N)."""
     result = CliRunner().invoke(main, ["fewshot", "--task", "tweetner", "--catalog", str(catalog), "--model",

@@ -18,27 +18,16 @@ from pathlib import Path
 import numpy
 import pytest
 from catalog_files import write_catalog
-from click.testing import CliRunner
 from entity_files import TWEET_FILES, one_thread  # noqa: F401 (fixture)
 from fewshot_toys import NEGATIVE, POSITIVE, TOY_FILES
 
 import promptlab
-from promptlab.cli import main
+from cli_run import invoke, last_json
 
 # The toy task with test texts that are not train texts (fewshot drops train texts that are test texts).
 TEST_ROWS = "".join(f'{{"id": "t{i}", "text": "it was {word}", "label": "{label}"}}\n' for i, (word, label) in
                     enumerate([(word, "positive") for word in POSITIVE] + [(word, "negative") for word in NEGATIVE]))
 TEXTS = ["it was great", "it was awful", "great fun", "boring and bad", "i love the movie"]
-
-
-def invoke(*args, exit_code=0):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == exit_code, result.output
-    return result
-
-
-def last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def read_jsonl(path):
@@ -54,13 +43,6 @@ def toy(tmp_path_factory):
 def tweets(tmp_path_factory):
     return write_catalog(tmp_path_factory.mktemp("tweets-catalog"), TWEET_FILES)
 
-
-@pytest.fixture(scope="module")
-def tiny_encoder(tiny_bert_dir, tmp_path_factory):
-    from promptlab.backends.sentence_encoders import load_encoder
-    folder = tmp_path_factory.mktemp("tiny-encoder")
-    load_encoder(str(tiny_bert_dir), device="cpu").save(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,12 @@ import json
 import re
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from promptlab.cli import main
 from browser import needs_browser, rendered_dom
 from serving import Server, post
+from cli_run import invoke
 
 pytestmark = pytest.mark.offline_models
 
@@ -62,12 +60,6 @@ ROWS = [{"text": "I forgot my password and cannot log in", "name": "Ada"},
         {"text": "when does the office open?"}]
 REPLY = ("path", "intent", "probability", "answer", "passages", "reason")
 THRESHOLDS = ["--intent-threshold", "0.0", "--retrieval-threshold", "0.2"]
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
 
 
 @pytest.fixture(scope="module")

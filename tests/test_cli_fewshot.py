@@ -5,10 +5,9 @@ import json
 
 import pytest
 from catalog_files import write_catalog
-from click.testing import CliRunner
 from fewshot_toys import TOY_FILES, sensitive_model
 
-from promptlab.cli import main
+from cli_run import invoke, last_json
 
 REQUIRED = {"task", "k", "method", "model", "seeds", "per_seed", "accuracy_mean", "accuracy_std",
             "zero_shot_accuracy", "seconds"}
@@ -22,16 +21,6 @@ def catalog(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(tiny_gpt2_dir, tmp_path_factory):
     return sensitive_model(tiny_gpt2_dir, tmp_path_factory.mktemp("sensitive-gpt2"))
-
-
-def invoke(*args, exit_code=0):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == exit_code, result.output
-    return result
-
-
-def last_json(result) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")

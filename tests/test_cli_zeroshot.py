@@ -8,15 +8,10 @@ from catalog_files import NLI_FILES, SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
 
 from promptlab.cli import main
+from cli_run import invoke
 
 REQUIRED = {"task", "template", "verbalizer", "model", "calibrate", "n", "accuracy", "macro_f1", "seconds",
             "examples_per_second"}
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.mark.parametrize("model", ["tiny_gpt2_dir", "tiny_bert_dir"])

@@ -31,13 +31,6 @@ def toy_catalog(tmp_path_factory):
     return write_catalog(tmp_path_factory.mktemp("toy-catalog"), {**TOY_FILES, "tasks/data/test.jsonl": TEST_ROWS})
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder(tiny_bert_dir, tmp_path_factory):
-    """The tiny BERT saved as a sentence-transformers folder (mean pooling), so every load is the same model."""
-    folder = tmp_path_factory.mktemp("tiny-encoder")
-    load_encoder(str(tiny_bert_dir), device="cpu").save(folder)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def setup(toy_catalog) -> Setup:

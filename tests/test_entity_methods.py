@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 import torch
 from click.testing import CliRunner
-from entity_files import TYPES, catalog, invoke, one_thread, tweets  # noqa: F401 (fixtures)
+from cli_run import invoke
+from entity_files import TYPES, catalog, one_thread, tweets  # noqa: F401 (fixtures)
 from span_counts import conll_f1
 
 from promptlab.cli import main

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from entity_files import catalog, fewshot_run, invoke, one_thread  # noqa: F401 (fixtures)
+from cli_run import invoke
+from entity_files import catalog, fewshot_run, one_thread  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("method, model, options", [

@@ -5,14 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from promptlab.cli import main
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == 0, result.output
+from cli_run import invoke
 
 
 def predictions(path):

@@ -3,28 +3,21 @@ from __future__ import annotations
 
 import pytest
 from catalog_files import write_catalog
-from click.testing import CliRunner
 from entity_files import TWEET_FILES
 from fewshot_toys import TOY_FILES
 
 from promptlab.catalog.catalog import Catalog
-from promptlab.cli import main
 from promptlab.errors import UserError
 from promptlab.kinds import KINDS, kind_of
 from promptlab.kinds.entities import ENTITIES
 from promptlab.kinds.text import TEXT
 from promptlab.methods import method_options
+from cli_run import invoke
 
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     return write_catalog(tmp_path_factory.mktemp("kinds-catalog"), {**TOY_FILES, **TWEET_FILES})
-
-
-def invoke(*args, exit_code=0):
-    result = CliRunner().invoke(main, list(map(str, args)))
-    assert result.exit_code == exit_code, result.output
-    return result
 
 
 def test_a_task_file_names_its_kind_object(catalog):

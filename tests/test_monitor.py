@@ -16,21 +16,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import monitor_stream as toy
 from catalog_files import write_catalog
 from entity_files import TWEET_FILES, one_thread  # noqa: F401  (one_thread: autouse, tiny models on one thread)
-from promptlab.cli import main
+from cli_run import invoke
 
 RULE = "tone=negative by=topic share>0.4 z>3 min=20"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args, exit_code=0):
-    result = CliRunner().invoke(main, [str(arg) for arg in args])
-    assert result.exit_code == exit_code, result.output
-    return result
 
 
 @pytest.fixture(scope="module")

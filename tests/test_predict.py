@@ -5,9 +5,8 @@ import csv
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from promptlab.cli import main
+from cli_run import invoke
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +27,6 @@ def trained(catalog, model, tmp_path_factory):
            "--model", model, "--steps", 3, "--lr", 0.3, "--prompt-length", 4, "--output", out)
     rows = [json.loads(line) for line in (out / "seed-13" / "predictions.jsonl").read_text().splitlines()]
     return out / "seed-13", rows
-
-
-def invoke(*args, exit_code=0, stdin=None):
-    result = CliRunner().invoke(main, list(map(str, args)), input=stdin)
-    assert result.exit_code == exit_code, result.output
-    return result
 
 
 @pytest.fixture
