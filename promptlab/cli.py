@@ -117,6 +117,14 @@ def zeroshot(task, template, verbalizer, model, calibrate, aggregate, data, spli
 ASSISTANT_OPTIONS = ("answers", "knowledge", "encoder", "intent_threshold", "retrieval_threshold", "top_passages")
 
 
+def classifier_options(command):
+    """The options that choose the classifier a command applies: a task's files, or a trained artefact."""
+    for option in reversed((task_option, template_option, verbalizer_option, model_option, trained_option,
+                            calibrate_option, aggregate_option)):
+        command = option(command)
+    return command
+
+
 def assistant_options(command):
     for option in reversed((
         click.option("--answers", default=None, metavar="NAME",
@@ -140,13 +148,7 @@ def assistant_options(command):
 
 # -- predict ----------------------------------------------------------------------------------
 @main.command()
-@task_option
-@template_option
-@verbalizer_option
-@model_option
-@trained_option
-@calibrate_option
-@aggregate_option
+@classifier_options
 @click.option("--input", "input_path", required=True, metavar="FILE|-",
               help="JSONL, JSON, CSV or TSV rows with the fields the template reads; '-': standard input (JSONL, or "
                    "one plain text per line, which becomes the field 'text').")
@@ -171,13 +173,7 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
 
 # -- serve ------------------------------------------------------------------------------------
 @main.command()
-@task_option
-@template_option
-@verbalizer_option
-@model_option
-@trained_option
-@calibrate_option
-@aggregate_option
+@classifier_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
@@ -223,13 +219,7 @@ def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host
 
 # -- assist -----------------------------------------------------------------------------------
 @main.command()
-@task_option
-@template_option
-@verbalizer_option
-@model_option
-@trained_option
-@calibrate_option
-@aggregate_option
+@classifier_options
 @assistant_options
 @click.option("--input", "input_path", required=True, metavar="FILE|-",
               help="JSONL, JSON, CSV or TSV rows with the message as `text` and any variables the answers read; "
