@@ -267,7 +267,7 @@ def fewshot(task: str, *, method: str | None = None, k: int = 16, seeds: Sequenc
     if folder:
         claim_seed_folders(folder, seed_list, overwrite=overwrite)
     tell = progress or (lambda line: None)
-    model_name = kind.model_for(method, chosen, model)
+    model_name = kind.model_for(method, chosen, model or loaded_task.model)
     loaded = None
     if kind.uses_language_model(method, chosen):
         resolve_model(model_name)

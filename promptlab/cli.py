@@ -27,7 +27,8 @@ class _Group(click.Group):
 catalog_option = click.option("--catalog", "catalogs", multiple=True, type=click.Path(file_okay=False),
                               help="Extra catalog folder (repeatable); later ones override earlier ones.")
 model_option = click.option("--model", default=None, help="Model alias, local folder or hub id [default: a --trained "
-                                                          "artefact's, else smollm2-135m (text and entity tasks)].")
+                                                          "artefact's, else the task's model:, else smollm2-135m "
+                                                          "(text and entity tasks)].")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
@@ -258,8 +259,8 @@ def assist(task, template, verbalizer, model, trained, calibrate, aggregate, ans
 @click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
               help="Comma-separated sampling/training seeds (LM-BFF's five by default).")
 @click.option("--model", default=None,
-              help="Model alias, local folder or hub id [default: smollm2-135m; token-finetune: minilm-l6; setfit and "
-                   "head --encoder train --encoder instead].")
+              help="Model alias, local folder or hub id [default: the task's model:, else smollm2-135m; "
+                   "token-finetune: minilm-l6; setfit and head --encoder train --encoder instead].")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Optimizer steps [default: the method's, see --help-method].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,

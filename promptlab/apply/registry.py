@@ -202,7 +202,7 @@ def _load(saved: SavedTrained | None, model: str | None, device: str, dtype: str
         loaded = load_model(str(saved.model_folder), device=device, dtype=dtype)
         check_model_copy(saved, loaded.fingerprint)
         return loaded
-    name = model or (saved.metadata.get("model") if saved else None) or DEFAULT_MODEL
+    name = model or (saved.metadata.get("model") if saved else None) or setup.task.model or DEFAULT_MODEL
     resolve_model(name)
     loaded = load_model(name, device=device, dtype=dtype)
     if saved is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from promptlab.errors import UserError, did_you_mean
 from promptlab.catalog.yamlfile import Mapping, check_keys, load_yaml
 
-TASK_KEYS = ("labels", "data", "description", "label_field", "id_field", "template", "kind", "scheme")
+TASK_KEYS = ("labels", "data", "description", "label_field", "id_field", "template", "kind", "scheme", "model")
 TAG_SCHEMES = ("IOB2", "IOB1", "BIOES", "BMES")  # promptlab.data.tags reads each into IOB2
 SPLITS = ("train", "dev", "test")
 NOT_AN_ENTITY = "O"  # the verbalizer label of a candidate span that is no entity (the tag of outside tokens)
@@ -52,6 +52,7 @@ class Task:
     template: str | None = None  # the template used when --template is left out
     kind: str = DEFAULT_KIND
     scheme: str = "IOB2"  # the tag scheme of an entity task's data files
+    model: str | None = None  # the model used when --model is left out (one that reads the task's language)
 
     @property
     def answer_labels(self) -> list[str]:
@@ -108,12 +109,14 @@ def load_task(path: Path) -> Task:
     return Task(name=path.stem, path=path, labels=labels, data=dict(splits),
                 description=str(data.get("description", "")),
                 label_field=str(data.get("label_field", "label")), id_field=str(data.get("id_field", "id")),
-                template=_template_name(data, path), kind=kind, scheme=scheme)
+                template=_named(data, "template", path, "write e.g.  template: t1  (templates/<task>/t1.jinja)"),
+                kind=kind, scheme=scheme,
+                model=_named(data, "model", path, "write e.g.  model: gemma3-270m  (an alias, folder or hub id)"))
 
 
-def _template_name(data, path: Path) -> str | None:
-    name = data.get("template")
+def _named(data, key: str, path: Path, example: str) -> str | None:
+    """The text of an optional key that names a file or model."""
+    name = data.get(key)
     if name is not None and not isinstance(name, str):
-        raise UserError(f"'template' must be a template name, not {name!r}", where=path, line=data.line_of("template"),
-                        fix="write e.g.  template: t1  (templates/<task>/t1.jinja)")
+        raise UserError(f"'{key}' must be a name, not {name!r}", where=path, line=data.line_of(key), fix=example)
     return name

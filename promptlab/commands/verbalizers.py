@@ -47,7 +47,7 @@ def run_search_command(*, task, template, k, seed, model, candidates, words_per_
     default = _comparison_verbalizer(catalog, loaded_task)
     split = _sample(loaded_task, template_obj, k, seed)
     folder = output_folder(output)
-    model_name = model or DEFAULT_MODEL
+    model_name = model or loaded_task.model or DEFAULT_MODEL
     resolve_model(model_name)
     loaded = load_model(model_name, device=device, dtype=dtype)
     backend = make_backend(loaded.model, loaded.tokenizer, loaded.kind, loaded.device)

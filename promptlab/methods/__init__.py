@@ -124,7 +124,8 @@ def run_method(method: str, *, setup: Setup, loaded: LoadedModel | None, train_p
     chosen = method_options(method, options)
     require_labels(test_examples, "the test examples")
     split = sample_kshot(train_pool, setup.task.labels, k, seed)
-    context = MethodContext(setup, loaded, split, test_examples, seed, chosen, device=device)
+    context = MethodContext(setup, loaded, split, test_examples, seed, chosen, device=device,
+                            unlabelled=unlabelled_rest(train_pool, split, setup.task.label_field))
     outcome = REGISTRY[method].run(context)
     labels = setup.task.labels
     gold = [example["label"] for example in test_examples]
@@ -152,6 +153,13 @@ def run_method(method: str, *, setup: Setup, loaded: LoadedModel | None, train_p
             "options": asdict(chosen), "sample": split.describe(), "metrics": metrics,
             "predictions": [{"id": example["id"], "gold": example["label"], "predicted": label}
                             for example, label in zip(test_examples, predicted)]}
+
+
+def unlabelled_rest(train_pool: list[dict], split, label_field: str) -> list[dict]:
+    """The pool's examples outside the k-shot sample, their labels removed: no method can read them."""
+    sampled = set(split.ids["train"]) | set(split.ids["dev"])
+    return [{name: value for name, value in example.items() if name not in ("label", label_field)}
+            for example in train_pool if str(example["id"]) not in sampled]
 
 
 def encoder_identity(setup: Setup, trained) -> dict:

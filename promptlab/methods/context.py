@@ -66,6 +66,8 @@ class MethodContext:
     seed: int
     options: Any  # the method's options dataclass
     device: str = "auto"  # where encoder methods load their encoder (LM methods use loaded.device)
+    # the train pool's examples outside the k-shot sample, without their labels (self-training reads them)
+    unlabelled: list[dict] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:

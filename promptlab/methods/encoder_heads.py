@@ -22,7 +22,7 @@ from promptlab.methods.artefacts import Trained
 from promptlab.backends.sentence_encoders import ENCODER_FOLDER, LoadedEncoder, load_encoder
 from promptlab.backends.features import example_text
 from promptlab.backends.models import weights_fingerprint
-from promptlab.methods.logistic_head import check_c_values, fit_head, head_probabilities, head_tensors
+from promptlab.methods.logistic_head import FittedHead, check_c_values, fit_head, head_probabilities, head_tensors
 from promptlab.methods.context import MethodContext, MethodOutcome, require_choice, require_positive
 
 DEFAULT_ENCODER = "minilm-l6"
@@ -78,12 +78,13 @@ class SetFitOptions:
             report_to="none", logging_strategy="no", disable_tqdm=True, batch_sampler=BatchSamplers.NO_DUPLICATES)
 
 
-def run_encoder_head(context: MethodContext, encoder_name: str, *, label_words: bool = False) -> MethodOutcome:
+def run_encoder_head(context: MethodContext, encoder_name: str, *, label_words: bool = False,
+                     fit: Callable[..., FittedHead] | None = None) -> MethodOutcome:
     """`head --encoder`: the frozen encoder's embeddings, then the logistic-regression head (with the
-    labels' verbalizer words among its rows when `label_words`)."""
+    labels' verbalizer words among its rows when `label_words`; fitted by `fit`, as `_head_on` says)."""
     encoder = load_encoder(encoder_name, device=context.device)
     return _head_on(context, encoder, method="head", train_steps=0, details={}, encode=encoder.encode_frozen,
-                    extra_rows=_word_rows(_label_words(context)) if label_words else None)
+                    extra_rows=_word_rows(_label_words(context)) if label_words else None, fit=fit)
 
 
 def run_setfit(context: MethodContext) -> MethodOutcome:
@@ -136,17 +137,21 @@ def _train_on_label_words(encoder: LoadedEncoder, texts: list[str], gold: list[i
 
 
 def _head_on(context: MethodContext, encoder: LoadedEncoder, *, method: str, train_steps: int, details: dict,
-             encode: Callable[[list[str]], np.ndarray], extra_rows: tuple[list[str], list[int]] | None = None
-             ) -> MethodOutcome:
+             encode: Callable[[list[str]], np.ndarray], extra_rows: tuple[list[str], list[int]] | None = None,
+             fit: Callable[..., FittedHead] | None = None) -> MethodOutcome:
     """The logistic-regression head on the embeddings `encode` gives (the cache's for a frozen encoder);
-    `extra_rows` (texts, labels) join its training set."""
+    `extra_rows` (texts, labels) join its training set. `fit(train_x, train_y, dev_x, dev_y, unlabelled=)` fits
+    it, `unlabelled()` giving the rows of the context's unlabelled texts (None: the C that does best on dev)."""
+    fit = fit or (lambda train_x, train_y, dev_x, dev_y, unlabelled: fit_head(train_x, train_y, dev_x, dev_y,
+                                                                              context.options.c_values))
     split = context.split
     train_texts, train_gold = _texts(context, split.train), context.gold(split.train)
     if extra_rows:
         train_texts, train_gold = train_texts + extra_rows[0], train_gold + extra_rows[1]
     train_x, dev_x, test_x = (encode(texts) for texts in
                               (train_texts, _texts(context, split.dev), _texts(context, context.test_examples)))
-    fitted = fit_head(train_x, train_gold, dev_x, context.gold(split.dev), context.options.c_values)
+    fitted = fit(train_x, train_gold, dev_x, context.gold(split.dev),
+                 unlabelled=lambda: encode(_texts(context, context.unlabelled)))
     probabilities = head_probabilities(fitted, test_x, len(context.labels))
     tensors, state = head_tensors(fitted)
     trained = Trained(method, state={**state, "layer": -1, "encoder": encoder.name,

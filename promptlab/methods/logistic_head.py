@@ -11,6 +11,8 @@ import torch
 
 from promptlab.errors import UserError
 
+CV_FOLDS = 4  # select=cv: folds over the k-shot train and dev rows together
+
 
 def check_c_values(c_values) -> None:
     if not c_values or any(isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0 for c in c_values):
@@ -27,18 +29,64 @@ class FittedHead:
 def fit_head(train_x: np.ndarray, train_y: Sequence[int], dev_x: np.ndarray, dev_y: Sequence[int],
              c_values: Sequence[float]) -> FittedHead:
     """Standardised features, logistic regression; the C that does best on dev (the first on a tie)."""
-    # Imported here: scikit-learn (scipy with it) would add a second to the start of every command.
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     best: FittedHead | None = None
     for c in c_values:
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(train_x, train_y)
+        classifier = _classifier(c).fit(train_x, train_y)
         accuracy = float((classifier.predict(dev_x) == np.asarray(dev_y)).mean())
         if best is None or accuracy > best.dev_accuracy:
             best = FittedHead(classifier, c, accuracy)
     return best
+
+
+def fit_head_cv(x: np.ndarray, y: Sequence[int], c_values: Sequence[float], *, seed: int,
+                folds: int = CV_FOLDS) -> FittedHead:
+    """The C whose stratified `folds`-fold cross-validated macro-F1 over all of (x, y) is best (the first on a
+    tie), then refitted on all of them. Its `dev_accuracy` is that C's cross-validated accuracy."""
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    y = np.asarray(y)
+    smallest_class = np.bincount(y).min(initial=len(y)) if len(y) else 0
+    if smallest_class < 2:
+        raise UserError("cross-validating the head needs at least 2 labelled examples of every label",
+                        fix="pass a larger --k, or leave out the option select=cv")
+    splitter = StratifiedKFold(min(folds, int(smallest_class)), shuffle=True, random_state=seed)
+    best: tuple[float, float, float] | None = None  # (macro-F1, accuracy, C)
+    for c in c_values:
+        predicted = cross_val_predict(_classifier(c), x, y, cv=splitter)
+        macro_f1 = f1_score(y, predicted, average="macro")
+        if best is None or macro_f1 > best[0]:
+            best = (macro_f1, float((predicted == y).mean()), c)
+    _, accuracy, c = best
+    return FittedHead(_classifier(c).fit(x, y), c, accuracy)
+
+
+def self_trained(fitted: FittedHead, x: np.ndarray, y: Sequence[int], unlabelled_x: np.ndarray,
+                 per_label: int) -> FittedHead:
+    """One round of self-training: for each label, the `per_label` unlabelled rows the head predicts as that
+    label with the highest probability join (x, y) under that label, and the head is refitted with its C."""
+    if len(unlabelled_x) == 0:
+        return fitted
+    probabilities = fitted.classifier.predict_proba(unlabelled_x)
+    predicted = probabilities.argmax(1)
+    picked, labels = [], []
+    for column, label in enumerate(fitted.classifier.classes_):
+        rows = np.flatnonzero(predicted == column)
+        rows = rows[np.argsort(-probabilities[rows, column], kind="stable")[:per_label]]
+        picked.append(rows)
+        labels += [int(label)] * len(rows)
+    classifier = _classifier(fitted.c).fit(np.concatenate([x, unlabelled_x[np.concatenate(picked)]]),
+                                           np.concatenate([np.asarray(y), np.asarray(labels, dtype=int)]))
+    return FittedHead(classifier, fitted.c, fitted.dev_accuracy)
+
+
+def _classifier(c: float):
+    """Standardised features into a logistic regression of inverse regularisation strength `c`."""
+    # Imported here: scikit-learn (scipy with it) would add a second to the start of every command.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
 
 
 def head_probabilities(fitted: FittedHead, x: np.ndarray, n_labels: int) -> np.ndarray:
