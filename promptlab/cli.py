@@ -191,6 +191,9 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
               help="Characters in one field of one row; more get 413.")
 @click.option("--deadline-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="A request not answered within this many seconds gets 504.")
+@click.option("--max-spans", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Entity-prompt tasks: candidate spans one request may render and score (~3 per word); more get "
+                   "413.")
 @click.option("--calibrate-on", "calibrate_on", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With --calibrate batch: rows (JSONL/JSON/CSV/TSV) whose mean label distribution is the prior, "
                    "fixed at start-up.")
@@ -201,13 +204,14 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
 @catalog_option
 @assistant_options
 def serve(task, template, verbalizer, model, trained, calibrate, aggregate, host, port, max_batch, max_wait_ms,
-          max_queue, max_body_bytes, max_rows, max_text_chars, deadline_s, calibrate_on, reject_below, batch_size,
-          device, dtype, catalogs, answers, knowledge, encoder, intent_threshold, retrieval_threshold, top_passages):
+          max_queue, max_body_bytes, max_rows, max_text_chars, deadline_s, max_spans, calibrate_on, reject_below,
+          batch_size, device, dtype, catalogs, answers, knowledge, encoder, intent_threshold, retrieval_threshold,
+          top_passages):
     """Serve a model over HTTP: POST /classify (entity tasks: POST /entities), GET /health, GET /info, and GET /:
     a page to try it; with --answers and --knowledge, the assistant's POST /reply (needs promptlab[serve])."""
     options = dict(locals())
     options["limits"] = {name: options.pop(name) for name in ("max_body_bytes", "max_rows", "max_text_chars",
-                                                               "deadline_s")}
+                                                               "deadline_s", "max_spans")}
     assistant = {name: options.pop(name) for name in ASSISTANT_OPTIONS}
     if assistant["answers"] or assistant["knowledge"]:
         from promptlab.commands.assisting import run_assist_serve_command

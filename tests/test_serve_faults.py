@@ -3,17 +3,25 @@ deadline, 500s that tell only an id, and SIGTERM that lets the requests in fligh
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import http.client
 import json
 import logging
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from serving import Server, call, free_port, post
+from entity_files import catalog  # noqa: F401 (a fixture: the tweetner catalog)
+from serving import REPOSITORY, Server, call, free_port, post
 
 from promptlab.apply.answering import plan_rows
 from promptlab.catalog.catalog import Catalog
@@ -152,3 +160,75 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(arguments):
     assert server.process.wait(timeout=30) == 0
     with pytest.raises(OSError):
         call(f"{server.base}/health", timeout=2)
+
+
+def _urllib_post(url: str, body: bytes) -> tuple[int, dict]:
+    """POST as most clients do: the whole body is sent before the answer is read."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_client_that_sends_a_whole_huge_body_reads_the_413(limited):
+    # 16 MiB: far more than the socket buffers hold, so a server that answered and closed while the body was still
+    # arriving would reset the connection under the client instead
+    body = b'{"inputs": [{"text": "' + b"x" * (16 * 1024 * 1024) + b'"}]}'
+    status, answer = _urllib_post(f"{limited.base}/classify", body)
+    assert status == 413 and f"the body has {len(body)} bytes; the limit is 2000" in answer["error"]
+    connection = http.client.HTTPConnection("127.0.0.1", limited.port, timeout=60)
+    connection.request("POST", "/classify", body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                       encode_chunked=True, headers={"Content-Type": "application/json",
+                                                     "Transfer-Encoding": "chunked"})
+    response = connection.getresponse()  # no length announced: counted while read, then dropped
+    assert response.status == 413 and "more than 2000 bytes" in json.loads(response.read())["error"]
+    connection.close()
+    assert call(f"{limited.base}/health")[0] == 200
+
+
+def test_an_entity_prompt_request_is_bounded_in_candidate_spans(catalog, tiny_bert_dir):
+    # "Alice met Bob in Paris" has 5 candidate spans by hand (capitalised n-grams of at most 3 words that start
+    # and end with a capitalised word): Alice, Alice met Bob, Bob, Bob in Paris, Paris
+    server = Server("--catalog", catalog, "--task", "tweetner", "--model", tiny_bert_dir, "--max-spans", 5)
+    try:
+        assert call(f"{server.base}/info")[1]["max_spans"] == 5
+        status, body = post(f"{server.base}/entities", [{"text": "Alice met Bob in Paris"}])
+        assert status == 200 and len(body["predictions"]) == 1
+        status, body = post(f"{server.base}/entities", [{"text": "no names"}, {"text": "Alice met Bob in Paris"},
+                                                         {"text": "Carol"}])
+        assert status == 413 and body["error"].startswith(
+            "inputs[2]: the request has 6 candidate spans up to this row; one request takes at most 5 (--max-spans)")
+    finally:
+        server.stop()
+
+
+MAPPED_AFTER_A_LARGE_FREE = """
+import ctypes, ctypes.util, sys
+from promptlab.runtime.memory import map_large_blocks
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes, libc.mallinfo2.restype = [ctypes.c_void_p], MallInfo2
+if sys.argv[1] == "fixed":
+    assert map_large_blocks()
+libc.free(libc.malloc(16 << 20))  # unfixed, glibc now serves blocks below 16 MiB from the heap, and keeps them
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(8 << 20)
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(ctypes.CDLL(ctypes.util.find_library("c")),
+                                                                         "mallinfo2"), reason="glibc only")
+@pytest.mark.parametrize("threshold, mapped", [("glibc's own", 0), ("fixed", (8 << 20) + 4096)])
+def test_with_the_threshold_fixed_a_large_block_is_mapped_on_its_own_after_a_larger_one_was_freed(threshold, mapped):
+    """What keeps serve's memory flat (promptlab.runtime.memory): in a fresh process, so the heap is small."""
+    done = subprocess.run([sys.executable, "-c", MAPPED_AFTER_A_LARGE_FREE, threshold], capture_output=True,
+                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    assert int(done.stdout) == mapped

@@ -25,9 +25,10 @@ from promptlab.apply.entity_predictors import Predictor, describe, plan_predicto
 from promptlab.apply.rows import PLAIN_FIELD
 from promptlab.catalog.catalog import Catalog, Setup
 from promptlab.catalog.task import Task
-from promptlab.data.words import entities_in_texts
+from promptlab.data.words import entities_in_texts, tokenize
 from promptlab.errors import UserError
 from promptlab.methods.artefacts import load_trained
+from promptlab.methods.entity_candidates import candidate_spans
 from promptlab.metrics.rejection import reject_below
 
 PROBABILITY_DIGITS = 6
@@ -61,6 +62,9 @@ class RowPredictor:
     # Batch calibration's first pass over a whole input ((rows, positions) chunks), fixing the prior every answer
     # divides out; None where answers need none (see promptlab.apply.classifier).
     fix_prior: Callable[[Iterable[tuple[list[dict], list[int]]]], None] | None = None
+    # What one row costs beyond its length, where that can be large: the candidate spans an entity-prompt row
+    # renders and scores (`serve --max-spans` bounds their sum per request); None where a row costs one forward.
+    cost: Callable[[dict], int] | None = None
 
 
 # ---------------------------------------------------------------- classification
@@ -139,7 +143,21 @@ def entity_rows(predictor: Predictor, types: list[str]) -> RowPredictor:
                 for entities in entities_in_texts(predictor.predict, [row[PLAIN_FIELD] for row in rows])]
 
     return RowPredictor(frozenset({PLAIN_FIELD}), "entity tagging", True, answer, ENTITY_LAYOUT, "/entities",
-                        {**predictor.info, "types": types}, ENTITY_CHUNK, describe(predictor))
+                        {**predictor.info, "types": types}, ENTITY_CHUNK, describe(predictor),
+                        cost=candidate_count(predictor.info))
+
+
+def candidate_count(info: dict) -> Callable[[dict], int] | None:
+    """An entity-prompt row's candidate spans, counted as its tagging enumerates them (one prompt each); None for
+    a token tagger, whose cost is one forward over the text's tokens."""
+    if "max_span" not in info:
+        return None
+
+    def count(row: dict) -> int:
+        tokens = [token.text for token in tokenize(row[PLAIN_FIELD])]
+        return len(candidate_spans(tokens, max_span=info["max_span"], keep=info["candidates"])) if tokens else 0
+
+    return count
 
 
 ENTITY_LAYOUT = RowLayout(("entities",), lambda predicted: {

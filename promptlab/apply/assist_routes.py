@@ -6,7 +6,8 @@
 The router's probabilities come through the server's micro-batching queue (the same batches as
 POST /classify); the answers are then rendered and the knowledge base searched on one worker
 thread of its own, at most `max_queue` rows at a time (503 beyond). A row lacking a field its
-answer reads is a 422 naming the field; nothing is half answered.
+answer reads is a 422 naming the field; nothing is half answered. Its body and rows are read under
+the server's limits and its failures answered as POST /classify's are (promptlab.apply.serve.Gateway).
 """
 from __future__ import annotations
 
@@ -15,49 +16,38 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from promptlab.apply.assist import Assistant
-from promptlab.apply.serve import BadInput, QueueFull, check_payload
-from promptlab.errors import UserError
+from promptlab.apply.serve import Gateway, QueueFull
 
 ROUTE = "/reply"
 
 
-def reply_routes(assistant: Assistant, fields: frozenset[str], *, max_queue: int
-                 ) -> Callable[[Callable], list[Route]]:
-    """For create_app(extra_routes=...): POST /reply answered through the server's queue `submit`."""
+def reply_routes(assistant: Assistant, fields: frozenset[str], *, max_queue: int) -> Callable[[Gateway], list[Route]]:
+    """For create_app(extra_routes=...): POST /reply, its rows read under the server's limits and answered through
+    its queue, failures answered as the server's own (a 500 tells only a request id)."""
     executor = ThreadPoolExecutor(1, "promptlab-assistant")
     waiting = 0  # rows between the router and their replies
 
-    def routes(submit: Callable) -> list[Route]:
-        async def reply_route(request: Request) -> JSONResponse:
+    def routes(gateway: Gateway) -> list[Route]:
+        async def reply(request: Request) -> dict:
             nonlocal waiting
+            rows = await gateway.read_rows(request, fields)
+            if waiting + len(rows) > max_queue:
+                raise QueueFull
+            waiting += len(rows)
             try:
-                rows = check_payload(await request.body(), fields, max_queue)
-                if waiting + len(rows) > max_queue:
-                    raise QueueFull
-                waiting += len(rows)
-                try:
-                    predictions = await submit(rows)
-                    replies = await asyncio.get_running_loop().run_in_executor(
-                        executor, _reply, assistant, rows, [p["probabilities"] for p in predictions])
-                finally:
-                    waiting -= len(rows)
-            except BadInput as error:
-                return JSONResponse({"error": error.message}, status_code=error.status)
-            except UserError as error:
-                return JSONResponse({"error": error.what + (f" ({error.fix})" if error.fix else "")},
-                                    status_code=422)
-            except QueueFull:
-                return JSONResponse({"error": f"the queue is full ({max_queue} rows waiting); retry shortly"},
-                                    status_code=503, headers={"Retry-After": "1"})
-            except Exception as error:  # noqa: BLE001 - one failed request is a 500, never a dead server
-                return JSONResponse({"error": f"reply failed: {type(error).__name__}: {error}"}, status_code=500)
-            return JSONResponse({"replies": replies})
+                return {"replies": await asyncio.wait_for(_replies(gateway, rows), gateway.limits.deadline_s)}
+            finally:
+                waiting -= len(rows)
 
-        return [Route(ROUTE, reply_route, methods=["POST"])]
+        async def _replies(gateway: Gateway, rows: list[dict]) -> list[dict]:
+            predictions = await gateway.submit(rows)
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, _reply, assistant, rows, [p["probabilities"] for p in predictions])
+
+        return [Route(ROUTE, gateway.endpoint(reply), methods=["POST"])]
 
     return routes
 

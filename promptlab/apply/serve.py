@@ -39,10 +39,10 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -53,6 +53,9 @@ from promptlab.errors import UserError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_TEXT_CHARS = 20_000
+MAX_SPANS = 1000
+DISCARD_BYTES = 64 * 1024 * 1024  # a refused body is read and dropped up to this size ...
+DISCARD_SECONDS = 10.0  # ... and for this long at most
 LOG = logging.getLogger("promptlab.serve")
 
 
@@ -64,10 +67,11 @@ class Limits:
     max_rows: int = 1000  # rows in one request (never more than the queue holds)
     max_text_chars: int = MAX_TEXT_CHARS  # characters in one field of one row
     deadline_s: float = 60.0  # from the body read to the answer
+    max_spans: int = MAX_SPANS  # candidate spans one entity-prompt request renders and scores
 
     def describe(self) -> dict:
         return {"max_body_bytes": self.max_body_bytes, "max_rows": self.max_rows,
-                "max_text_chars": self.max_text_chars, "deadline_s": self.deadline_s}
+                "max_text_chars": self.max_text_chars, "deadline_s": self.deadline_s, "max_spans": self.max_spans}
 
 
 class QueueFull(Exception):
@@ -188,17 +192,42 @@ class MicroBatcher:
 
 
 async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, refused (413) as soon as its declared or read length passes `max_bytes`."""
+    """The request body, refused (413) as soon as its declared or read length passes `max_bytes`.
+
+    A refused body is not stored: the rest of it is read and dropped (see `_discard`) before the 413 goes out.
+    """
     declared = request.headers.get("content-length", "")
+    stream = request.stream()
     if declared.isdigit() and int(declared) > max_bytes:
+        await _discard(stream, int(declared))
         raise BadInput(f"the body has {int(declared)} bytes; the limit is {max_bytes}", 413)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > max_bytes:
+            await _discard(stream, size)
             raise BadInput(f"the body has more than {max_bytes} bytes, the limit", 413)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _discard(stream, size: int) -> None:
+    """Reads and drops what is left of a refused body, `DISCARD_BYTES` in all and for `DISCARD_SECONDS` at most.
+
+    A client sends the whole body before it reads the answer (urllib, http.client, httpx do): a server that
+    answers and closes with the body still arriving makes the kernel reset the connection, and the client sees
+    the reset, never the 413. A body announced larger than the bound, or one that keeps coming past it, is not
+    waited for: that client gets the 413 only if it reads before it has sent everything.
+    """
+    async def drop(read: int) -> None:
+        async for chunk in stream:
+            read += len(chunk)
+            if read > DISCARD_BYTES:
+                return
+
+    if size <= DISCARD_BYTES:
+        with contextlib.suppress(asyncio.TimeoutError, TimeoutError, ClientDisconnect):
+            await asyncio.wait_for(drop(size), DISCARD_SECONDS)
 
 
 def check_payload(body: bytes, fields: frozenset[str], max_rows: int, max_text_chars: int = MAX_TEXT_CHARS
@@ -236,13 +265,22 @@ def classifier_service(classifier: Classifier, info: dict, *, reject_threshold: 
     return classifier_rows(classifier, info, reject_threshold=reject_threshold)
 
 
-def check_rows(rows: list[dict], service: RowPredictor) -> None:
-    """Each row through the service's own check (a classifier renders it), in the request's handler."""
+def check_rows(rows: list[dict], service: RowPredictor, max_spans: int = MAX_SPANS) -> None:
+    """Each row through the service's own check (a classifier renders it), in the request's handler; then what
+    the rows cost (an entity-prompt request: its candidate spans, one prompt each) against `max_spans`."""
     for index, row in enumerate(rows):
         try:
             service.check(row)
         except UserError as error:
             raise BadInput(f"inputs[{index}]: {error.what}" + (f" ({error.fix})" if error.fix else "")) from None
+    if service.cost is None:
+        return
+    spans = 0
+    for index, row in enumerate(rows):
+        spans += service.cost(row)
+        if spans > max_spans:
+            raise BadInput(f"inputs[{index}]: the request has {spans} candidate spans up to this row; one request "
+                           f"takes at most {max_spans} (--max-spans): send shorter texts or fewer rows", 413)
 
 
 def server_error(error: BaseException) -> JSONResponse:
@@ -253,23 +291,28 @@ def server_error(error: BaseException) -> JSONResponse:
                          "request_id": request_id}, status_code=500)
 
 
-def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000,
-               limits: Limits = Limits(), extra_routes: Callable[[Callable], list] | None = None) -> Starlette:
-    """The ASGI app around a row predictor: its route, /health, /info and the page to try it (GET /).
+@dataclass(frozen=True)
+class Gateway:
+    """What a route of the app answers through (create_app's `extra_routes` get one): the request's rows read and
+    checked under the server's limits, the micro-batching queue, and the endpoint that turns every failure into a
+    JSON error."""
 
-    `extra_routes(submit)` adds routes that answer through the same queue (`await submit(rows)`): the
-    assistant's POST /reply (promptlab.apply.assist_routes)."""
-    batcher = MicroBatcher(service.answer, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
-    max_rows = min(limits.max_rows, max_queue)
+    read_rows: Callable[..., Awaitable[list[dict]]]  # (request, fields=the service's) -> rows, else BadInput
+    submit: Callable[[list[dict]], Awaitable[list[dict]]]  # rows -> one answer each, through the queue
+    endpoint: Callable[[Callable[[Request], Awaitable[dict]]], Callable]  # handler -> endpoint answering JSON
+    limits: Limits
 
-    async def answer_route(request: Request) -> JSONResponse:
+
+def json_endpoint(handle: Callable[[Request], Awaitable[dict]], *, max_queue: int, limits: Limits) -> Callable:
+    """An endpoint answering `await handle(request)` within the deadline, and each failure as a JSON error: the
+    client's own mistakes 4xx, a full queue 503, the deadline 504, anything else a 500 with only a request id."""
+    async def endpoint(request: Request) -> JSONResponse:
         try:
-            rows = check_payload(await read_body(request, limits.max_body_bytes), service.fields, max_rows,
-                                 limits.max_text_chars)
-            check_rows(rows, service)
-            predictions = await asyncio.wait_for(batcher.submit(rows), limits.deadline_s)
+            return JSONResponse(await handle(request))
         except BadInput as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
+        except UserError as error:
+            return JSONResponse({"error": error.what + (f" ({error.fix})" if error.fix else "")}, status_code=422)
         except QueueFull:
             return JSONResponse({"error": f"the queue is full ({max_queue} rows waiting); retry shortly"},
                                 status_code=503, headers={"Retry-After": "1"})
@@ -278,7 +321,27 @@ def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float
                                           "fewer rows or later"}, status_code=504)
         except Exception as error:  # noqa: BLE001 - one failed request is a 500, never a dead server
             return server_error(error)
-        return JSONResponse({"predictions": predictions})
+
+    return endpoint
+
+
+def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 1000,
+               limits: Limits = Limits(), extra_routes: Callable[[Gateway], list] | None = None) -> Starlette:
+    """The ASGI app around a row predictor: its route, /health, /info and the page to try it (GET /).
+
+    `extra_routes(gateway)` adds routes that read rows and answer through the same limits and queue: the
+    assistant's POST /reply (promptlab.apply.assist_routes)."""
+    batcher = MicroBatcher(service.answer, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    max_rows = min(limits.max_rows, max_queue)
+
+    async def read_rows(request: Request, fields: frozenset[str] = service.fields) -> list[dict]:
+        rows = check_payload(await read_body(request, limits.max_body_bytes), fields, max_rows, limits.max_text_chars)
+        check_rows(rows, service, limits.max_spans)
+        return rows
+
+    async def answer(request: Request) -> dict:
+        rows = await read_rows(request)
+        return {"predictions": await asyncio.wait_for(batcher.submit(rows), limits.deadline_s)}
 
     async def health(request: Request) -> JSONResponse:
         if not batcher.running:
@@ -297,6 +360,9 @@ def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float
         yield
         await batcher.stop()
 
-    extra = extra_routes(batcher.submit) if extra_routes else []
-    return Starlette(routes=[Route(service.route, answer_route, methods=["POST"]), Route("/health", health),
+    def endpoint(handle: Callable[[Request], Awaitable[dict]]) -> Callable:
+        return json_endpoint(handle, max_queue=max_queue, limits=limits)
+
+    extra = extra_routes(Gateway(read_rows, batcher.submit, endpoint, limits)) if extra_routes else []
+    return Starlette(routes=[Route(service.route, endpoint(answer), methods=["POST"]), Route("/health", health),
                              Route("/info", info_route), page_route(), *extra], lifespan=lifespan)

@@ -18,7 +18,7 @@ from promptlab.apply.registry import check_trained, open_classifier
 from promptlab.apply.rows import STDIN, input_rows
 from promptlab.catalog.answers import PATHS
 from promptlab.catalog.catalog import Catalog, Setup
-from promptlab.commands.serving import check_port_free, require_serve_packages
+from promptlab.commands.serving import check_port_free, require_serve_packages, serve_forever
 from promptlab.data.knowledge import read_knowledge
 from promptlab.errors import UserError
 from promptlab.methods.artefacts import load_trained
@@ -108,16 +108,12 @@ def run_assist_serve_command(*, host, port, max_batch, max_wait_ms, max_queue, l
                         fix="leave out --reject-below")
     check_port_free(host, port)
     setup, opened, assistant = open_assistant(**options)
-    import uvicorn
-
     from promptlab.apply.assist_routes import ROUTE, reply_routes
-    from promptlab.apply.serve import Limits, classifier_service, create_app
+    from promptlab.apply.serve import classifier_service
 
     info = {**setup.describe(), **opened.describe(), "assistant": assistant.describe()}
     service = classifier_service(opened.classifier, info)
-    app = create_app(service, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
-                     limits=Limits(**limits),
-                     extra_routes=reply_routes(assistant, service.fields, max_queue=max_queue))
     click.echo(f"serve: the assistant on http://{host}:{port} (GET / to try it, POST {ROUTE}, POST /classify, "
                "GET /health, GET /info)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serve_forever(service, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                  limits=limits, extra_routes=reply_routes(assistant, service.fields, max_queue=max_queue))

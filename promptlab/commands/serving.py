@@ -16,6 +16,7 @@ from promptlab.apply.predict import fix_prior
 from promptlab.apply.rows import count_rows, input_rows
 from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
+from promptlab.runtime.memory import map_large_blocks
 
 SERVE_PACKAGES = ("uvicorn", "starlette")
 
@@ -73,14 +74,16 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def serve_forever(service, *, host: str, port: int, max_batch: int, max_wait_ms: float, max_queue: int,
-                  limits: dict) -> None:
-    """`limits`: serve.Limits' fields. Until SIGTERM or Ctrl-C: uvicorn then stops accepting, lets the requests in flight finish, and returns."""
+                  limits: dict, extra_routes=None) -> None:
+    """`limits`: serve.Limits' fields; `extra_routes`: create_app's. Until SIGTERM or Ctrl-C: uvicorn then stops
+    accepting, lets the requests in flight finish, and returns."""
     import uvicorn
 
     from promptlab.apply.serve import Limits, create_app
 
     app = create_app(service, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
-                     limits=Limits(**limits))
+                     limits=Limits(**limits), extra_routes=extra_routes)
+    map_large_blocks()  # a week of batches of every shape must not grow the heap (promptlab.runtime.memory)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler found at start:
     # with this one, a requested stop exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda number, frame: None)
