@@ -151,8 +151,8 @@ def assistant_options(command):
 @main.command()
 @classifier_options
 @click.option("--input", "input_path", required=True, metavar="FILE|-",
-              help="JSONL, JSON, CSV or TSV rows with the fields the template reads; '-': standard input (JSONL, or "
-                   "one plain text per line, which becomes the field 'text').")
+              help="JSONL, JSON, CSV or TSV rows with the fields the template reads, or .txt: one plain text per "
+                   "line, which becomes the field 'text'; '-': standard input (JSONL, or plain text lines).")
 @click.option("--output", required=True, metavar="FILE|-", help="Where the rows go; '-': standard output.")
 @click.option("--format", "output_format_name", type=click.Choice(["jsonl", "csv"]), default=None,
               help="Output format [default: csv for a .csv file, else jsonl].")

@@ -108,7 +108,9 @@ def _tagger(plan: PredictorPlan, device: str, dtype: str | None) -> tuple[SpanPr
         raise UserError(f"this model tags the types {saved.state['types']}, task '{plan.task.name}' now lists "
                         f"{plan.task.labels}", where=saved.folder, fix="train it again on the task as it is now")
     tagger = TokenTagger.load(str(saved.model_folder), saved.state["types"], device=device,
-                              max_tokens=saved.state.get("max_tokens", TokenFinetuneOptions.max_tokens))
+                              max_tokens=saved.state.get("max_tokens", TokenFinetuneOptions.max_tokens),
+                              precision=saved.state.get("precision", "float32"),  # as its test split was scored
+                              echo=saved.state.get("echo", False))
     check_model_copy(saved, weights_fingerprint(tagger.model))
 
     def predict(sentences):

@@ -1,4 +1,5 @@
-"""Rows to classify: a JSONL/JSON/CSV/TSV file, or standard input (JSONL, or one plain text per line).
+"""Rows to classify: a JSONL/JSON/CSV/TSV file, a .txt file (one plain text per line), or standard input
+(JSONL, or one plain text per line).
 
 Rows are yielded with their line numbers, so a row missing a field the template reads is named
 by file and line. Labels are not read: a column named like the task's label field is kept as an
@@ -17,6 +18,7 @@ from promptlab.errors import UserError
 from promptlab.catalog.template import Template
 
 STDIN = "-"
+PLAIN_SUFFIX = ".txt"  # a file of plain texts, one per line, as standard input may be
 PLAIN_FIELD = "text"  # the field a plain-text line becomes
 
 
@@ -32,18 +34,26 @@ def input_rows(source: str, *, stream: TextIO | None = None) -> Iterator[InputRo
     if source == STDIN:
         yield from _stream_rows(stream or sys.stdin)
         return
+    if Path(source).suffix == PLAIN_SUFFIX:
+        with Path(source).open(encoding="utf-8", newline="") as lines:
+            yield from _stream_rows(lines, as_json=False)
+        return
     for position, (fields, line) in enumerate(read_rows(Path(source))):
         yield InputRow(fields, line, position)
 
 
 def count_rows(source: str) -> int | None:
     """How many rows a file holds (for progress); None for standard input."""
-    return None if source == STDIN else len(read_rows(Path(source)))
+    if source == STDIN:
+        return None
+    if Path(source).suffix == PLAIN_SUFFIX:
+        return sum(1 for _ in input_rows(source))
+    return len(read_rows(Path(source)))
 
 
-def _stream_rows(stream: TextIO) -> Iterator[InputRow]:
-    """JSONL when the first non-blank line is a JSON object, else every line is one plain text."""
-    as_json: bool | None = None
+def _stream_rows(stream: TextIO, as_json: bool | None = None) -> Iterator[InputRow]:
+    """JSONL when the first non-blank line is a JSON object (unless `as_json` says), else every line is one plain
+    text."""
     position = 0
     for number, text in enumerate(stream, start=1):
         text = text.rstrip("\r\n")

@@ -101,7 +101,7 @@ class EntityOutcome:
 def run_token_finetune(context: EntityContext) -> EntityOutcome:
     options: TokenFinetuneOptions = context.options
     tagger = TokenTagger.load(context.model, context.types, device=context.device, seed=context.seed,
-                              max_tokens=options.max_tokens)
+                              max_tokens=options.max_tokens, precision=options.precision, echo=options.echo)
     training = train_tagger(tagger, context.split.train, context.split.dev, options, context.seed)
     predicted = tagger.predict(context.sentences(context.test_examples))
     outcome = EntityOutcome([spans_with_scores(tags, scores) for tags, scores in predicted], training.best_dev_f1,
@@ -109,7 +109,9 @@ def run_token_finetune(context: EntityContext) -> EntityOutcome:
                                              "seconds_per_step": training.seconds_per_step,
                                              "losses": training.losses}, weights=tagger.provenance())
     if context.save_to:
-        trained = Trained("token-finetune", state={"types": context.types, "max_tokens": options.max_tokens},
+        trained = Trained("token-finetune", state={"types": context.types, "max_tokens": options.max_tokens,
+                                                   "precision": tagger.provenance()["precision"],
+                                                   "echo": options.echo},
                           model=tagger.model, tokenizer=tagger.tokenizer)
         outcome.save = lambda metrics: _save(context, trained, {"model": context.model}, metrics)
     return outcome

@@ -10,6 +10,18 @@ A sentence longer than `max_tokens` sub-tokens is tagged in overlapping windows 
 last one's): every word takes its tags from the window where it has the most context on both
 sides, so no word goes untagged. Training truncates instead (a long training sentence loses its
 tail, which only leaves those words out of the loss).
+
+A large backbone (gemma3-270m: 268M weights, 170M of them its embeddings) does not fit full
+fine-tuning with AdamW in a few GB: `train_layers` N trains only the top N transformer layers and
+the head, the embeddings and the layers below staying frozen (no gradient, no optimizer state, and
+the backward pass stops at the lowest trained layer). The head reads the backbone's hidden states,
+never a language-model head's vocabulary logits. `precision` auto runs the forwards in bfloat16
+(autocast) where the hardware computes it natively; the trained weights stay float32.
+
+A causal model's word sees only the words before it, so it cannot tell where an entity starts from
+what follows. `echo` reads each sentence (window) twice and tags the words of the second reading,
+which have seen the whole sentence (Springer et al., 2024, "Repetition Improves Language Model
+Embeddings"): twice the tokens, so a window holds half the words.
 """
 from __future__ import annotations
 
@@ -23,8 +35,9 @@ import torch
 from promptlab.metrics.entities import entity_metrics
 from promptlab.data.tags import OUTSIDE, spans_of, to_iob2
 from promptlab.errors import UserError
-from promptlab.methods.context import TrainingOptions
-from promptlab.backends.models import dtype_name, model_source, resolve_device, weights_fingerprint
+from promptlab.backends.models import dtype_name, model_source, resolve_device, resolve_dtype, weights_fingerprint
+from promptlab.methods.context import TrainingOptions, require_choice
+from promptlab.methods.training import autocast
 
 IGNORED = -100  # the label cross-entropy skips
 
@@ -38,6 +51,21 @@ class TokenFinetuneOptions(TrainingOptions):
     patience: int = 4
     weight_decay: float = 0.01
     max_tokens: int = 256  # sub-tokens per window; longer sentences are tagged in overlapping windows
+    train_layers: int = 0  # 0: every weight; N: the top N transformer layers and the head, the rest frozen
+    precision: str = "auto"  # of the forwards: auto (bfloat16 where native), bfloat16 or float32
+    echo: bool = False  # read each sentence twice, tag the second reading (causal models: context on both sides)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.train_layers, int) or isinstance(self.train_layers, bool) or self.train_layers < 0:
+            raise UserError(f"option train_layers must be a whole number of layers, 0 for all, got "
+                            f"{self.train_layers!r}", fix="pass --option train_layers=4, for instance")
+        require_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.echo, bool):
+            raise UserError(f"option echo must be true or false, got {self.echo!r}", fix="pass --option echo=true")
+
+
+PRECISIONS = ("auto", "bfloat16", "float32")
 
 
 def tag_names(types: Sequence[str]) -> list[str]:
@@ -47,15 +75,19 @@ def tag_names(types: Sequence[str]) -> list[str]:
 class TokenTagger:
     """A token-classification model with its tokenizer: IOB2 tags (and a score) for pre-tokenised sentences."""
 
-    def __init__(self, model, tokenizer, types: Sequence[str], device: torch.device, max_tokens: int = 256):
+    def __init__(self, model, tokenizer, types: Sequence[str], device: torch.device, max_tokens: int = 256,
+                 precision: torch.dtype = torch.float32, echo: bool = False):
         self.model, self.tokenizer, self.types, self.device = model, tokenizer, list(types), device
         self.tags = tag_names(types)
         self.max_tokens = max_tokens
+        self.precision = precision  # of the forwards (autocast); the weights stay as loaded
+        self.echo = echo
 
     @classmethod
     def load(cls, name: str, types: Sequence[str], *, device: str = "auto", seed: int = 0,
-             max_tokens: int = 256) -> "TokenTagger":
-        """A fresh head (seeded) on the named model: an alias, a folder, or a hub id."""
+             max_tokens: int = 256, precision: str = "float32", echo: bool = False) -> "TokenTagger":
+        """A fresh head (seeded) on the named model: an alias, a folder, or a hub id; forwards in `precision`
+        (auto: bfloat16 where the hardware runs it natively)."""
         from transformers import AutoModelForTokenClassification, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
@@ -87,24 +119,29 @@ class TokenTagger:
                                 "supports for token classification") from None
         model.config.pad_token_id = tokenizer.pad_token_id
         chosen = resolve_device(device)
-        return cls(model.to(chosen).eval(), tokenizer, types, chosen, max_tokens)
+        return cls(model.to(chosen).eval(), tokenizer, types, chosen, max_tokens, resolve_dtype(precision, chosen),
+                   echo)
 
     def provenance(self) -> dict:
         """Which weights, where and in what precision (the fingerprint: `model_fingerprint`, of the backbone)."""
         return {"model_source": self.model.name_or_path, "model_kind": "token-classification",
-                "device": str(self.device), "dtype": dtype_name(self.model.dtype)}
+                "device": str(self.device), "dtype": dtype_name(self.model.dtype),
+                "precision": dtype_name(self.precision)}
 
     def encode(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]] | None = None):
         """Model inputs; the first sub-token of each word (its position, or -1 when truncated away);
         with `tags`, the labels (-100 off first sub-tokens)."""
-        batch = self.tokenizer([list(tokens) for tokens in sentences], is_split_into_words=True, truncation=True,
-                               max_length=self.max_tokens, padding=True, return_tensors="pt")
+        encoded = self.tokenizer([list(tokens) for tokens in sentences], is_split_into_words=True, truncation=True,
+                                 max_length=self._window_tokens())
+        rows = [self._read(encoded["input_ids"][row], encoded.word_ids(row)) for row in range(len(sentences))]
+        batch = self.tokenizer.pad({"input_ids": [ids for ids, _ in rows]}, return_tensors="pt")
         firsts = torch.full((len(sentences), max(map(len, sentences))), -1, dtype=torch.long)
-        for row in range(len(sentences)):
+        for row, (ids, word_ids) in enumerate(rows):
+            shift = batch["input_ids"].shape[1] - len(ids) if self.tokenizer.padding_side == "left" else 0
             previous = None
-            for position, word in enumerate(batch.word_ids(row)):
+            for position, word in enumerate(word_ids):
                 if word is not None and word != previous:
-                    firsts[row, word] = position
+                    firsts[row, word] = position + shift
                 previous = word
         labels = None
         if tags is not None:
@@ -113,51 +150,68 @@ class TokenTagger:
                 for word, tag in enumerate(row_tags):
                     if firsts[row, word] >= 0:
                         labels[row, firsts[row, word]] = self.tags.index(tag)
-        inputs = {name: tensor.to(self.device) for name, tensor in batch.items() if name != "token_type_ids"
-                  or "token_type_ids" in self.tokenizer.model_input_names}
+        inputs = {name: tensor.to(self.device) for name, tensor in batch.items()}
         return inputs, firsts, labels
+
+    def _window_tokens(self) -> int:
+        """Sub-tokens of a sentence (window) as tokenised: max_tokens, or with `echo` the special tokens and half
+        the rest, as the words are read twice."""
+        specials = self.tokenizer.num_special_tokens_to_add()
+        return specials + (self.max_tokens - specials) // 2 if self.echo else self.max_tokens
+
+    def _read(self, ids: list[int], word_ids: list[int | None]) -> tuple[list[int], list[int | None]]:
+        """A tokenised window as the model reads it: as it is, or with `echo` its words again after it, the words
+        placed (word ids) in that second reading only."""
+        if not self.echo:
+            return list(ids), list(word_ids)
+        words = [position for position, word in enumerate(word_ids) if word is not None]
+        return list(ids) + [ids[position] for position in words], \
+            [None] * len(word_ids) + [word_ids[position] for position in words]
 
     def loss(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]) -> torch.Tensor:
         inputs, _, labels = self.encode(sentences, tags)
-        logits = self.model(**inputs).logits.float()
+        with autocast(self.device.type, self.precision):
+            logits = self.model(**inputs).logits.float()
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.to(self.device).flatten(),
                                                  ignore_index=IGNORED)
 
     def predict(self, sentences: Sequence[Sequence[str]], batch_size: int = 32) -> list[tuple[list[str], list[float]]]:
         """Per sentence: IOB2 tags (an I- that starts an entity read as B-) and each word's tag probability."""
-        results = []
-        with torch.inference_mode():
+        results: list = [None] * len(sentences)
+        by_length = sorted(range(len(sentences)), key=lambda index: len(sentences[index]))  # less padding
+        with torch.inference_mode(), autocast(self.device.type, self.precision):
             for start in range(0, len(sentences), batch_size):
-                chunk = sentences[start:start + batch_size]
-                for tokens, probabilities in zip(chunk, self._word_probabilities(chunk, batch_size)):
+                chunk = by_length[start:start + batch_size]
+                words = [sentences[index] for index in chunk]
+                for index, probabilities in zip(chunk, self._word_probabilities(words, batch_size)):
                     best = probabilities.argmax(-1)
-                    tags = [self.tags[int(index)] for index in best]
+                    tags = [self.tags[int(position)] for position in best]
                     scores = probabilities.gather(-1, best[:, None])[:, 0].tolist()
-                    results.append((to_iob2(tags, "IOB2", self.types)[0], scores))
+                    results[index] = (to_iob2(tags, "IOB2", self.types)[0], scores)
         return results
 
     def _word_probabilities(self, sentences: Sequence[Sequence[str]], batch_size: int) -> list[torch.Tensor]:
         """Per sentence, [words, tags]: each word's tag probabilities at its first sub-token, taken from the
         window (of the overlapping windows a long sentence is cut into) where that sub-token is most central."""
-        content = self.max_tokens - self.tokenizer.num_special_tokens_to_add()
+        content = self._window_tokens() - self.tokenizer.num_special_tokens_to_add()
         if content < 2:
             least = self.tokenizer.num_special_tokens_to_add() + 16
             raise UserError(f"max_tokens {self.max_tokens} leaves no room for text beside the model's special "
                             "tokens", fix=f"set --option max_tokens to {least} or more")
         windows = self.tokenizer([list(tokens) for tokens in sentences], is_split_into_words=True, truncation=True,
-                                 max_length=self.max_tokens, stride=content // 2, return_overflowing_tokens=True)
+                                 max_length=self._window_tokens(), stride=content // 2,
+                                 return_overflowing_tokens=True)
         owners = windows["overflow_to_sample_mapping"]
         best = [torch.zeros(len(tokens), len(self.tags)) for tokens in sentences]
         margin = [[-1] * len(tokens) for tokens in sentences]  # the chosen window's context on the nearer side
         for first in range(0, len(owners), batch_size):
             rows = range(first, min(first + batch_size, len(owners)))
-            batch = self.tokenizer.pad({"input_ids": [windows["input_ids"][row] for row in rows],
-                                        "attention_mask": [windows["attention_mask"][row] for row in rows]},
-                                       return_tensors="pt")
+            read = {row: self._read(windows["input_ids"][row], windows.word_ids(row)) for row in rows}
+            batch = self.tokenizer.pad({"input_ids": [read[row][0] for row in rows]}, return_tensors="pt")
             inputs = {name: tensor.to(self.device) for name, tensor in batch.items()}
             probabilities = self.model(**inputs).logits.float().softmax(-1).cpu()
             for offset, row in enumerate(rows):
-                sentence, word_ids = owners[row], windows.word_ids(row)
+                sentence, word_ids = owners[row], read[row][1]
                 shift = probabilities.shape[1] - len(word_ids) if self.tokenizer.padding_side == "left" else 0
                 placed = [position for position, word in enumerate(word_ids) if word is not None]
                 if not placed:
@@ -192,11 +246,12 @@ class TaggerTraining:
 
 def train_tagger(tagger: TokenTagger, train: Sequence[dict], dev: Sequence[dict], options: TokenFinetuneOptions,
                  seed: int) -> TaggerTraining:
-    """Fine-tune every weight; keep the step with the best dev F1 (step 0, the untrained head, included)."""
+    """Fine-tune every weight (or, with `train_layers`, the top layers and the head); keep the step with the best
+    dev F1 (step 0, the untrained head, included)."""
     torch.manual_seed(seed)
     model = tagger.model.train(False)  # eval mode: no dropout, so the same seed gives the same numbers
-    model.requires_grad_(True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    trained = trainable(model, options.train_layers)
+    optimizer = torch.optim.AdamW(trained.values(), lr=options.lr, weight_decay=options.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     order: list[int] = []
     history, losses, best, stale, seconds = [], [], None, 0, 0.0
@@ -210,7 +265,7 @@ def train_tagger(tagger: TokenTagger, train: Sequence[dict], dev: Sequence[dict]
         history.append((step, round(f1, 4)))
         if best is not None and f1 <= best[1]:
             return False
-        best = (step, f1, {name: tensor.detach().clone() for name, tensor in model.state_dict().items()})
+        best = (step, f1, {name: tensor.detach().clone() for name, tensor in trained.items()})
         return True
 
     evaluate(0)
@@ -223,7 +278,7 @@ def train_tagger(tagger: TokenTagger, train: Sequence[dict], dev: Sequence[dict]
         optimizer.zero_grad(set_to_none=True)
         loss = tagger.loss([train[i]["tokens"] for i in rows], [train[i]["tags"] for i in rows])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained.values(), 1.0)
         optimizer.step()
         seconds += time.perf_counter() - started
         losses.append(round(loss.item(), 4))
@@ -233,9 +288,30 @@ def train_tagger(tagger: TokenTagger, train: Sequence[dict], dev: Sequence[dict]
                 break
     model.requires_grad_(False)
     if best is not None:
-        model.load_state_dict(best[2])
+        with torch.no_grad():
+            for name, tensor in best[2].items():
+                trained[name].copy_(tensor)
     return TaggerTraining(steps=step, best_step=best[0] if best else step, best_dev_f1=best[1] if best else None,
                           losses=losses, dev_history=history, seconds_per_step=round(seconds / max(step, 1), 4))
+
+
+def trainable(model: torch.nn.Module, train_layers: int) -> dict[str, torch.nn.Parameter]:
+    """The parameters training updates, by name (the others get no gradient): every one, or the top `train_layers`
+    transformer layers of the backbone and everything outside the backbone (the head)."""
+    if not train_layers:
+        model.requires_grad_(True)
+        return dict(model.named_parameters())
+    backbone = model.base_model
+    layers = max((module for module in backbone.modules() if isinstance(module, torch.nn.ModuleList)), key=len,
+                 default=[])
+    if train_layers > len(layers):
+        raise UserError(f"option train_layers={train_layers}, but the model has {len(layers)} transformer layers",
+                        fix=f"pass --option train_layers={len(layers)} or fewer (0 trains every weight)")
+    model.requires_grad_(False)
+    head = [child for child in model.children() if child is not backbone]
+    for module in [*layers[len(layers) - train_layers:], *head]:
+        module.requires_grad_(True)
+    return {name: parameter for name, parameter in model.named_parameters() if parameter.requires_grad}
 
 
 def spans_with_scores(tags: Sequence[str], scores: Sequence[float]) -> list[tuple]:
