@@ -1,6 +1,11 @@
-"""Batch calibration and its streaming form against hand-computed priors."""
+"""Batch calibration and its streaming form against hand-computed priors; contextual calibration against the
+content-free prior computed by a plain loop over the model (tests/reference_lm.py)."""
+import json
+
 import pytest
+import reference_lm
 import torch
+from cli_run import invoke
 
 from promptlab.backends.calibration import (
     RunningPrior,
@@ -60,3 +65,18 @@ def test_divide_out_renormalises_over_the_labels():
 def test_content_free_fillers_spell_the_mask_as_the_tokenizer_does():
     assert content_free_fillers("<mask>") == ("N/A", "", "<mask>")
     assert content_free_fillers(None) == ("N/A", "", "[MASK]")  # a causal model reads it as text
+
+
+def test_zeroshot_contextual_calibration_is_the_content_free_prior_divided_out_by_hand(toy_catalog_dir,
+                                                                                      sensitive_gpt2_dir, tmp_path):
+    invoke("zeroshot", "--catalog", toy_catalog_dir, "--task", "toy", "--template", "t1", "--model", sensitive_gpt2_dir,
+           "--dtype", "float32", "--calibrate", "contextual", "--output", tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    texts = {json.loads(line)["id"]: json.loads(line)["text"]
+             for line in (toy_catalog_dir / "tasks/data/test.jsonl").read_text().splitlines()}
+    expected, uncalibrated = reference_lm.toy_answers(sensitive_gpt2_dir, [texts[row["id"]] for row in rows])
+    assert [row["predicted"] for row in rows] == [reference_lm.top(want) for want in expected]
+    for row, want in zip(rows, expected):
+        assert row["probabilities"] == pytest.approx(want, abs=1e-5)
+    # the prior moves every row (by far more than the tolerance): a run that skipped it or got it wrong would differ
+    assert min(abs(row["probabilities"]["positive"] - plain["positive"]) for row, plain in zip(rows, uncalibrated)) > 0.01

@@ -9,7 +9,9 @@ import json
 import pytest
 from catalog_files import SENTIMENT_FILES, write_catalog
 from click.testing import CliRunner
-from entity_files import TWEET_FILES, TYPES, fewshot_run, one_thread  # noqa: F401 (an autouse fixture)
+import span_counts
+from entity_files import TWEET_FILES, TYPES, fewshot_run, one_thread, tweets  # noqa: F401 (an autouse fixture)
+from span_counts import conll_columns
 
 from promptlab.catalog.catalog import Catalog
 from promptlab.cli import main
@@ -62,8 +64,9 @@ def test_units_record_f1_and_per_type_scores(evaluated, tiny_gpt2_dir, tiny_bert
     zero, prompted, tagged = rows[0], rows[1], rows[3]
     assert zero["model"] == str(tiny_gpt2_dir) and zero["method_options"]["calibrate"] == "contextual"
     alone = CliRunner().invoke(main, ["zeroshot", "--task", "tweetner", "--catalog", str(root / "catalog"), "--model",
-                                      str(tiny_gpt2_dir), "--calibrate", "contextual", "--json"])
-    assert zero["metrics"]["f1"] == json.loads(alone.stdout.strip().splitlines()[-1])["f1"]  # as zeroshot scores it
+                                      str(tiny_gpt2_dir), "--calibrate", "contextual", "--output", str(root / "zero")])
+    assert alone.exit_code == 0, alone.output
+    assert_counted_by_hand(zero, root / "zero" / "predictions.conll")
     assert prompted["train_steps"] == 2 and "dev_candidate_accuracy" in prompted["metrics"] and prompted["sample"]
     assert tagged["model"] == str(tiny_bert_dir) and tagged["model_kind"] == "token-classification"
     assert tagged["method_options"]["lr"] == 0.003 and "dev_f1" in tagged["metrics"]
@@ -74,8 +77,24 @@ def test_a_unit_scores_what_fewshot_scores(evaluated, tiny_bert_dir, tmp_path):
     fewshot = fewshot_run(catalog, tiny_bert_dir, tmp_path, "--method", "token-finetune", "--k", 2, "--seeds", 13,
                           "--steps", 30, "--lr", 0.003)
     (unit,) = [row for row in rows_of(root / "out") if row["method"] == "token-finetune" and row["seed"] == 13]
-    assert unit["metrics"]["f1"] == fewshot["per_seed"][0]["f1"]
     assert unit["sample"] == fewshot["per_seed"][0]["sample"]
+    assert_counted_by_hand(unit, tmp_path / "seed-13" / "predictions.conll")
+
+
+def assert_counted_by_hand(unit: dict, predictions) -> None:
+    """The unit's F1, precision and recall, overall and per type, are those of exact-span matches counted here
+    between the test file's gold tags and the tags in `predictions` (the same run's predictions.conll)."""
+    gold_rows = tweets(12, seed=2)  # TWEET_FILES' test split, read from its source rather than promptlab's copy
+    tokens, _, predicted = conll_columns(predictions)
+    assert tokens == [[token for token, _ in row] for row in gold_rows]
+    gold = [[tag for _, tag in row] for row in gold_rows]
+    counted = span_counts.scores(gold, predicted)
+    assert counted["f1"] > 0  # spans were found, so the comparison below says something
+    assert unit["metrics"]["f1"] == pytest.approx(counted["f1"])
+    assert (unit["metrics"]["precision"], unit["metrics"]["recall"]) == pytest.approx((counted["precision"],
+                                                                                       counted["recall"]))
+    for kind in TYPES:
+        assert unit["per_type"][kind]["f1"] == pytest.approx(span_counts.scores(gold, predicted, kind)["f1"])
 
 
 def test_reports_show_f1(evaluated, tiny_bert_dir):

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import reference_lm
 import torch
 from catalog_files import write_catalog
+from cli_run import invoke
 from click.testing import CliRunner
 from fewshot_toys import TOY_FILES, sensitive_model
 
@@ -24,14 +26,20 @@ peft = pytest.importorskip("peft")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> Setup:
-    catalog = Catalog.from_options([write_catalog(tmp_path_factory.mktemp("toy-catalog"), TOY_FILES)])
-    return Setup.load(catalog, "toy", "t1")
+def catalog(tmp_path_factory):
+    return write_catalog(tmp_path_factory.mktemp("toy-catalog"), TOY_FILES)
+
+
+@pytest.fixture(scope="module")
+def setup(catalog) -> Setup:
+    return Setup.load(Catalog.from_options([catalog]), "toy", "t1")
 
 
 @pytest.fixture(scope="module")
 def llama(tiny_llama_dir, tmp_path_factory):
-    return load_model(str(sensitive_model(tiny_llama_dir, tmp_path_factory.mktemp("sensitive-llama"))), device="cpu")
+    # float32: the PEFT reference below runs in float32 and is compared to 1e-5
+    return load_model(str(sensitive_model(tiny_llama_dir, tmp_path_factory.mktemp("sensitive-llama"))), device="cpu",
+                      dtype="float32")
 
 
 def _lora(setup, loaded, folder, **options):
@@ -40,7 +48,7 @@ def _lora(setup, loaded, folder, **options):
                       options={"steps": 6, "eval_every": 2, "lr": 0.003, **options}, save_to=folder)
 
 
-def test_lora_adapter_is_a_peft_folder_that_reproduces_the_test_predictions(setup, llama, tmp_path):
+def test_lora_adapter_is_a_peft_folder_that_reproduces_the_test_probabilities(setup, catalog, llama, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -56,17 +64,24 @@ def test_lora_adapter_is_a_peft_folder_that_reproduces_the_test_predictions(setu
     adapted = [module for name, module in llama.model.named_modules() if name.endswith(("q_proj", "v_proj"))]
     assert len(adapted) == 4  # two layers
     assert meta["state"]["trainable_parameters"] == sum(8 * (m.in_features + m.out_features) for m in adapted)
-    # A fresh base model with the adapter, loaded by peft alone, predicts what the run predicted.
-    base = AutoModelForCausalLM.from_pretrained(llama.source).eval()
-    merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
-    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight,
-                           llama.model.model.layers[0].self_attn.q_proj.weight)  # trained: B moved from zero
-    scorer = LabelScorer(make_backend(merged, llama.tokenizer, "causal", llama.device), setup.template,
-                         setup.verbalizer)
+    # A fresh float32 base model with the adapter, loaded by peft alone and scored by a plain loop (reference_lm),
+    # gives the run's labels, and the probabilities `zeroshot --trained` reads from the artefact (also float32).
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(llama.source, dtype=torch.float32),
+                                           folder).eval()
+    base = AutoModelForCausalLM.from_pretrained(llama.source, dtype=torch.float32).eval()
     test = task_examples(setup.task, "test")
-    with torch.inference_mode():
-        predicted = scorer.label_logprobs([setup.template.render(example) for example in test]).argmax(-1)
-    assert [setup.task.labels[i] for i in predicted] == [row["predicted"] for row in result["predictions"]]
+    expected = [reference_lm.label_probabilities(peft_model, llama.tokenizer, f"{example['text']} it was",
+                                                 reference_lm.TOY_WORDS) for example in test]  # calibrate: none
+    untrained = [reference_lm.label_probabilities(base, llama.tokenizer, f"{example['text']} it was",
+                                                  reference_lm.TOY_WORDS) for example in test]
+    assert [reference_lm.top(want) for want in expected] == [row["predicted"] for row in result["predictions"]]
+    invoke("zeroshot", "--trained", folder, "--catalog", catalog, "--dtype", "float32", "--output", tmp_path / "again")
+    again = [json.loads(line) for line in (tmp_path / "again" / "predictions.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in again] == [example["id"] for example in test]
+    for row, want in zip(again, expected):
+        assert row["probabilities"] == pytest.approx(want, abs=1e-5)
+    # the adapter moves the answers by far more than the tolerance, so the match says it was applied, and right
+    assert max(abs(want["positive"] - plain["positive"]) for want, plain in zip(expected, untrained)) > 0.01
 
 
 def test_lora_options_reach_peft_and_dropout_keeps_runs_repeatable(setup, llama, tmp_path):

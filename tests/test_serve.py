@@ -1,4 +1,5 @@
-"""`promptlab serve`: a real server on 127.0.0.1, real HTTP clients, answers equal to predict's."""
+"""`promptlab serve`: a real server on 127.0.0.1, real HTTP clients, answers equal to a plain loop over the model's
+(tests/reference_lm.py) and to predict's."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import reference_lm
 from click.testing import CliRunner
 from serving import Server, call, post
 
@@ -23,7 +25,9 @@ def classify(base: str, rows: list[dict], timeout: float = 60) -> tuple[int, dic
 
 @pytest.fixture(scope="module")
 def server_arguments(toy_catalog_dir, sensitive_gpt2_dir):
-    return ["--catalog", toy_catalog_dir, "--task", "toy", "--template", "t1", "--model", sensitive_gpt2_dir]
+    # float32, as the reference loop runs
+    return ["--catalog", toy_catalog_dir, "--task", "toy", "--template", "t1", "--model", sensitive_gpt2_dir,
+            "--dtype", "float32"]
 
 
 QUEUE = 100  # rows allowed to wait
@@ -37,28 +41,25 @@ def server(server_arguments):
     started.stop()
 
 
-def test_forty_concurrent_clients_get_what_predict_writes(server, server_arguments, tmp_path):
+def test_forty_concurrent_clients_get_what_a_plain_loop_over_the_model_computes(server, sensitive_gpt2_dir):
     requests = [[{"text": f"{WORDS[i % 10]} {WORDS[(i * 3 + 1) % 10]}", "ref": f"{i}-{j}"} for j in range(1 + i % 3)]
                 for i in range(40)]
-    source = tmp_path / "rows.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for rows in requests for row in rows))
-    result = CliRunner().invoke(main, ["predict", *map(str, server_arguments), "--input", str(source),
-                                       "--output", str(tmp_path / "predicted.jsonl")])
-    assert result.exit_code == 0, result.output
-    expected = [json.loads(line) for line in (tmp_path / "predicted.jsonl").read_text().splitlines()]
     with ThreadPoolExecutor(40) as pool:
         answers = list(pool.map(lambda rows: classify(server.base, rows), requests))
+    expected, uncalibrated = reference_lm.toy_answers(sensitive_gpt2_dir, [row["text"] for rows in requests for row in rows])
     served = []
     for rows, (status, body) in zip(requests, answers):
         assert status == 200, body
         assert len(body["predictions"]) == len(rows)
         served += body["predictions"]
-    assert [row["label"] for row in served] == [row["label"] for row in expected]
+    assert [row["label"] for row in served] == [reference_lm.top(want) for want in expected]
     for got, want in zip(served, expected):
-        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+        assert got["probabilities"] == pytest.approx(want, abs=1e-5)
+    # the content-free prior moves every answer, so an uncalibrated (or wrongly calibrated) server would differ
+    assert min(abs(got["probabilities"]["positive"] - plain["positive"]) for got, plain in zip(served, uncalibrated)) > 0.01
     status, info = call(f"{server.base}/info")
     assert status == 200 and info["task"] == "toy" and info["template"] == "t1" and info["calibrate"] == "contextual"
-    assert info["model"] == str(server_arguments[-1]) and info["trained"] is None and info["labels"] == ["negative", "positive"]
+    assert info["model"] == str(sensitive_gpt2_dir) and info["trained"] is None and info["labels"] == ["negative", "positive"]
     assert info["batches"] < len(requests)  # concurrent requests shared forwards
 
 
