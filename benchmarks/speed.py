@@ -11,9 +11,10 @@ another, on the same model, examples, prompt text and label words (no calibratio
 - bare forward: the model, in the same dtype, on the same prompts (the text before the answer slot),
   length-sorted batches, left-padded, logits at the last position only: what scoring cannot beat,
   because it must at least read every prompt once (`python benchmarks/speed.py bare ...`);
-- lm-evaluation-harness, when `lm_eval` is installed in `--lm-eval-python` (a venv of its own; float32
-  only): a multiple_choice task whose context is the same prompt text and whose choices are the same
-  words, from the same exported JSONL. It runs in every round, after promptlab's contenders.
+- lm-evaluation-harness, when `lm_eval` is installed in `--lm-eval-python` (a venv of its own), in each
+  of `--lm-eval-dtypes` (float32 is its default on this float32 checkpoint; bfloat16 loads the weights
+  in bfloat16): a multiple_choice task whose context is the same prompt text and whose choices are the
+  same words, from the same exported JSONL. It runs in every round, after promptlab's contenders.
 
 Training (`--training-repeats`): per dtype, `benchmarks/fewshot_step.py`: one soft-prompt training
 step against a bare forward and backward of the same batch.
@@ -184,7 +185,7 @@ def run_fewshot(dtype: str, device: str) -> dict:
 CONTENDERS = {"promptlab": run_promptlab, "bare": run_bare}
 
 
-def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path, python: str) -> Measured:
+def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path, python: str, dtype: str) -> Measured:
     from promptlab.backends.models import resolve_model
 
     words, space = label_words(task)
@@ -195,13 +196,13 @@ def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path, python: st
         name=name, data=data, choices=json.dumps(words), delimiter=json.dumps(space)))
     results = folder / f"lm_eval_{task}_{len(_LOADS)}"  # a folder per run: each reads its own results
     wall, _ = timed([python, "-m", "lm_eval", "run", "--model", "hf", "--model_args",
-                     f"pretrained={resolve_model(MODEL)[0]},dtype=float32", "--tasks", name, "--include_path",
+                     f"pretrained={resolve_model(MODEL)[0]},dtype={dtype}", "--tasks", name, "--include_path",
                      str(tasks), "--device", "cpu", "--batch_size", str(batch_size), "--output_path", str(results)],
                     env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     report = json.loads(next(results.rglob("results_*.json")).read_text())
     n = sum(1 for _ in data.open())
     return Measured(f"lm-eval {_lm_eval_version(python)}", n, wall, float(report["total_evaluation_time_seconds"]),
-                    report["results"][name]["acc,none"], load=_LOADS[-1])
+                    report["results"][name]["acc,none"], dtype, load=_LOADS[-1])
 
 
 def _lm_eval_version(python: str) -> str | None:
@@ -249,7 +250,9 @@ def best_of(runs: list[Measured]) -> Measured:
               help="Of the zero-shot speed axis: promptlab, bare (lm-eval: see --lm-eval).")
 @click.option("--repeats", default=1, show_default=True, help="Rounds of all contenders; the fastest of each is kept.")
 @click.option("--lm-eval/--no-lm-eval", "with_lm_eval", default=True, show_default=True,
-              help="Run lm-evaluation-harness too (float32, in every round), when installed.")
+              help="Run lm-evaluation-harness too (in every round), when installed.")
+@click.option("--lm-eval-dtypes", default="float32", show_default=True,
+              help="lm-eval's dtype= values (float32, bfloat16), each a contender.")
 @click.option("--lm-eval-python", default=sys.executable, show_default="this interpreter",
               help="The Python of the venv that has lm_eval (keep it out of promptlab's).")
 @click.option("--training-repeats", default=3, show_default=True, help="Training steps timed per dtype (0: none).")
@@ -260,7 +263,8 @@ def best_of(runs: list[Measured]) -> Measured:
               help="Time the few-shot command per dtype.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write all measurements as JSON.")
 @click.pass_context
-def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, contenders, repeats, with_lm_eval, lm_eval_python,
+def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, contenders, repeats, with_lm_eval,
+         lm_eval_dtypes, lm_eval_python,
          training_repeats, accuracy_limit,
          accuracy_tasks, with_fewshot, output):
     if ctx.invoked_subcommand:
@@ -270,7 +274,7 @@ def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, conten
     results = {"batch_size": batch_size, "model": MODEL, "device": device, "cpu_count": os.cpu_count(),
                "threads": os.environ.get("OMP_NUM_THREADS"), "load_at_start": os.getloadavg()[0]}
 
-    def save() -> None:  # after every axis, so a stopped run keeps what it measured
+    def save() -> None:  # often, so a stopped run keeps what it measured
         if output:
             Path(output).write_text(json.dumps({**results, "load_now": os.getloadavg()[0]}, indent=2))
 
@@ -299,16 +303,23 @@ def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, conten
         for task in [task for task in tasks.split(",") if task]:
             data = export_examples(task, {"sentiment": limit_mr, "banking77": limit_banking}, Path(scratch))
             chosen = [CONTENDERS[name] for name in contenders.split(",")]
-            pairs = [(contender, dtype) for dtype in dtype_list for contender in chosen]
-            if with_lm_eval:  # in every round too, so that its ratio to promptlab sees the same load
-                pairs.append((lambda task, data, batch_size, dtype, device: run_lm_eval(
-                    task, data, batch_size, Path(scratch), lm_eval_python), "float32"))
-            runs = [[contender(task, data, batch_size, dtype, device) for contender, dtype in pairs]
-                    for _ in range(repeats)]
+            lm_eval = (lambda task, data, batch_size, dtype, device: run_lm_eval(
+                task, data, batch_size, Path(scratch), lm_eval_python, dtype))
+            lm_eval_list = lm_eval_dtypes.split(",") if with_lm_eval else []
+            pairs = []  # each promptlab dtype, then an lm-eval dtype: the two sides of a ratio run back to back
+            for index in range(max(len(dtype_list), len(lm_eval_list))):
+                pairs += [(contender, dtype) for dtype in dtype_list[index:index + 1] for contender in chosen]
+                pairs += [(lm_eval, dtype) for dtype in lm_eval_list[index:index + 1]]
+            runs = []
+            for _ in range(repeats):
+                runs.append([])
+                for contender, dtype in pairs:
+                    runs[-1].append(contender(task, data, batch_size, dtype, device))
+                    results.setdefault("rounds", {})[task] = [[asdict(row) for row in round_] for round_ in runs]
+                    save()  # after every process: a stopped run keeps what it measured
             rows = [best_of([round_[i] for round_ in runs]) for i in range(len(pairs))]
             click.echo(table(task, rows))
             results["zeroshot"][task] = [{**asdict(row), "examples_per_s": row.examples_per_s} for row in rows]
-            results.setdefault("rounds", {})[task] = [[asdict(row) for row in round_] for round_ in runs]
             save()
     if training_repeats:
         results["training"] = [run_training_step(dtype, device, training_repeats) for dtype in dtype_list]
