@@ -70,3 +70,15 @@ def test_trained_show_leaves_out_the_template_a_token_classifier_has_not(tagger_
     assert result.exit_code == 0, result.output
     assert "method      token-finetune" in result.output and "template" not in result.output
     assert "None" not in result.output
+
+
+@pytest.mark.parametrize("prior", [[], ["--calibrate-on", "ROWS"]])
+def test_serve_refuses_batch_calibration_on_an_entity_task_before_any_model_loads(catalog, tmp_path, prior):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "World news"}\n')
+    result = CliRunner().invoke(main, ["serve", "--task", "tweetner", "--catalog", str(catalog), "--calibrate", "batch",
+                                       "--model", str(tmp_path / "never-loaded"),
+                                       *[str(rows) if part == "ROWS" else part for part in prior]])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "batch calibration does not apply to predict or serve on entity task 'tweetner'" in result.output
+    assert "pass --calibrate contextual (or none)" in result.output

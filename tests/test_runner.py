@@ -228,6 +228,31 @@ def test_eval_command_writes_everything_and_ends_with_json(tmp_path, tiny_gpt2_d
     assert len(read_rows(tmp_path / "out")) == GRID_SIZE
 
 
+def test_eval_command_into_a_folder_made_in_another_precision_runs_again_and_reports_only_the_new_rows(tmp_path,
+                                                                                                     tiny_gpt2_dir):
+    write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
+                                         "eval_suites/toy-curve.yaml": SUITE.format(model=tiny_gpt2_dir)})
+    arguments = ["eval", "toy-curve", "--catalog", str(tmp_path / "catalog"), "--output", str(tmp_path / "out"),
+                 "--device", "cpu", "--json"]
+
+    def evaluate(dtype):
+        result = CliRunner().invoke(main, [*arguments, "--dtype", dtype])
+        assert result.exit_code == 0, result.output
+        runs = sum(int(line.split(",")[6]) for line in (tmp_path / "out" / "summary.csv").read_text().splitlines()[1:])
+        return json.loads(result.stdout.strip().splitlines()[-1]), runs
+
+    full, full_runs = evaluate("float32")
+    half, half_runs = evaluate("bfloat16")
+    assert (full["dtype"], full["ran"], full_runs) == ("float32", GRID_SIZE, GRID_SIZE)
+    assert (half["dtype"], half["ran"], half["skipped"]) == ("bfloat16", GRID_SIZE, 0)  # none of float32's taken
+    assert half_runs == GRID_SIZE  # the reports cover this precision's runs only
+    assert Counter(row["dtype"] for row in read_rows(tmp_path / "out")) == {"float32": GRID_SIZE, "bfloat16": GRID_SIZE}
+    auto, auto_runs = evaluate("auto")  # whichever this CPU resolves it to, that precision's runs are there
+    assert (auto["dtype"], auto["ran"], auto["skipped"], auto_runs) == (
+        "bfloat16" if cpu_has_native_bfloat16() else "float32", 0, GRID_SIZE, GRID_SIZE)
+    assert len(read_rows(tmp_path / "out")) == 2 * GRID_SIZE
+
+
 def test_eval_command_reports_a_bad_suite_in_one_message(tmp_path):
     write_catalog(tmp_path / "catalog", {**SENTIMENT_FILES,
                                          "eval_suites/bad.yaml": "tasks: [toy]\nmodels: [m]\nmethods: [zeroshot]\n"
