@@ -232,3 +232,18 @@ def test_with_the_threshold_fixed_a_large_block_is_mapped_on_its_own_after_a_lar
     done = subprocess.run([sys.executable, "-c", MAPPED_AFTER_A_LARGE_FREE, threshold], capture_output=True,
                           text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
     assert int(done.stdout) == mapped
+
+
+def test_the_token_cache_is_bounded_in_characters_and_keeps_what_was_used_last(tiny_bert_dir, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from promptlab.backends import inputs
+    monkeypatch.setattr(inputs, "TOKEN_CACHE_CHARACTERS", 100)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    reader = inputs.PromptTokens(tokenizer)
+    texts = [f"great fun number {i}" for i in range(50)]  # 19 or 20 characters each: 5 fit
+    for text in texts:
+        assert reader._tokens(text) == tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+        reader._tokens(texts[0])  # kept in use, so never the one dropped
+    assert list(reader._cache) == [*texts[46:], texts[0]]
+    assert reader._cached_characters == sum(map(len, reader._cache)) <= 100

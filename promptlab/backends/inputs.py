@@ -1,7 +1,7 @@
 """Token-level helpers shared by the backends: splitting whitespace, padding, soft prompts."""
 from __future__ import annotations
 
-import functools
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
@@ -9,15 +9,29 @@ import torch
 from promptlab.catalog.template import Prompt, split_trailing_space
 
 
+TOKEN_CACHE_CHARACTERS = 20_000_000  # ~10 bytes of memory per cached character: key, token ids, their objects
+
+
 class PromptTokens:
-    """Tokenization shared by the backends, memoised: each distinct text is tokenized once per run."""
+    """Tokenization shared by the backends, memoised: each distinct text is tokenized once per run, as long as
+    the texts used since fit TOKEN_CACHE_CHARACTERS (least recently used out first). Bounded in characters, not
+    texts: a server meeting ever new texts, of any length up to its limit, holds a bounded amount."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self._tokens = functools.lru_cache(maxsize=200_000)(self._tokenize)
+        self._cache: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._cached_characters = 0
 
-    def _tokenize(self, text: str) -> tuple[int, ...]:
-        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
+    def _tokens(self, text: str) -> tuple[int, ...]:
+        if text in self._cache:
+            self._cache.move_to_end(text)
+            return self._cache[text]
+        tokens = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else ()
+        self._cache[text] = tokens
+        self._cached_characters += len(text)
+        while self._cached_characters > TOKEN_CACHE_CHARACTERS:
+            self._cached_characters -= len(self._cache.popitem(last=False)[0])
+        return tokens
 
     def word_tokens(self, prompt: Prompt, word: str) -> list[int]:
         """The word's tokens as the tokenizer reads them right after the context.
