@@ -1,6 +1,7 @@
 """Speed, side by side in one run: zero-shot scoring and training per dtype, against bare passes.
 
-    python benchmarks/speed.py [--tasks snips,sentiment,banking77] [--limit-mr 2000] [--limit-banking 100] [--dtypes float32,auto]
+    python benchmarks/speed.py [--tasks snips,sentiment,banking77] [--limit-mr 2000] [--limit-banking 100]
+                               [--limit-snips 400] [--dtypes float32,auto]
                                [--contenders promptlab,bare] [--training-repeats 3] [--accuracy-limit 100]
                                [--accuracy-tasks sentiment,cr] [--fewshot] [--output FILE]
 
@@ -30,7 +31,8 @@ The dtypes alternate within every round, so a change in the machine's load hits 
 measurement records the 1-minute load average at its start. The machine being shared, compare
 ratios within one run, never numbers across runs.
 
-Data: SNIPS is the 346 test examples plus the first 54 of train (400); MR is the first
+Data: SNIPS is the first `--limit-snips` of its 346 test examples followed by train examples (400: all
+346 and the first 54 of train); MR is the first
 `--limit-mr` test examples; Banking77 the first `--limit-banking` of its (shuffled) 3080 test
 examples, since lm-eval runs one sequence per intent: 77 per example. lm-eval is only used here,
 never a dependency of promptlab.
@@ -56,7 +58,6 @@ BENCHMARKS = {  # task -> (template, verbalizer, description)
     "sentiment": ("t1", "lmbff", "MR, 2 single-token labels (terrible / great)"),
     "banking77": ("t1", "default", "Banking77, 77 intents named by their label names (1-9 tokens)"),
 }
-SNIPS_SIZE = 400
 LM_EVAL_TASK = """\
 task: {name}
 dataset_path: json
@@ -100,8 +101,9 @@ def export_examples(task: str, limits: dict[str, int], folder: Path) -> Path:
     template, verbalizer, _ = BENCHMARKS[task]
     setup = Setup.load(Catalog.from_options(()), task, template, verbalizer)
     if task == "snips":
-        test = task_examples(setup.task, "test")
-        examples = test + task_examples(setup.task, "train", limit=SNIPS_SIZE - len(test))
+        test = task_examples(setup.task, "test")[:limits[task]]
+        examples = test + (task_examples(setup.task, "train", limit=limits[task] - len(test))
+                           if limits[task] > len(test) else [])
     else:
         examples = task_examples(setup.task, "test", limit=limits[task])
     path = folder / f"{task}.jsonl"
@@ -242,6 +244,7 @@ def best_of(runs: list[Measured]) -> Measured:
 @click.option("--tasks", default="snips,sentiment", show_default=True, help="Tasks of the zero-shot speed axis (snips, sentiment, banking77).")
 @click.option("--limit-mr", default=2000, show_default=True, help="MR test examples (2000 = all).")
 @click.option("--limit-banking", default=100, show_default=True, help="Banking77 test examples (3080 = all).")
+@click.option("--limit-snips", default=400, show_default=True, help="SNIPS examples (test first, then train).")
 @click.option("--batch-size", default=32, show_default=True, help="The same for every contender.")
 @click.option("--dtypes", default="float32,auto", show_default=True,
               help="--dtype values compared; auto is what promptlab picks on this machine.")
@@ -263,7 +266,7 @@ def best_of(runs: list[Measured]) -> Measured:
               help="Time the few-shot command per dtype.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write all measurements as JSON.")
 @click.pass_context
-def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, contenders, repeats, with_lm_eval,
+def main(ctx, tasks, limit_mr, limit_banking, limit_snips, batch_size, dtypes, device, contenders, repeats, with_lm_eval,
          lm_eval_dtypes, lm_eval_python,
          training_repeats, accuracy_limit,
          accuracy_tasks, with_fewshot, output):
@@ -301,7 +304,7 @@ def main(ctx, tasks, limit_mr, limit_banking, batch_size, dtypes, device, conten
     results["zeroshot"] = {}
     with tempfile.TemporaryDirectory(prefix="promptlab-speed-") as scratch:
         for task in [task for task in tasks.split(",") if task]:
-            data = export_examples(task, {"sentiment": limit_mr, "banking77": limit_banking}, Path(scratch))
+            data = export_examples(task, {"sentiment": limit_mr, "banking77": limit_banking, "snips": limit_snips}, Path(scratch))
             chosen = [CONTENDERS[name] for name in contenders.split(",")]
             lm_eval = (lambda task, data, batch_size, dtype, device: run_lm_eval(
                 task, data, batch_size, Path(scratch), lm_eval_python, dtype))
