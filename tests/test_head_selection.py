@@ -121,3 +121,35 @@ def test_a_task_model_must_be_a_name(tmp_path):
 def test_chinese_news_sentiment_defaults_to_a_model_that_reads_chinese():
     task = Catalog.from_options(()).task("news-sentiment-zh")
     assert task.model == "gemma3-270m" and "Chinese" in ALIASES[task.model].languages
+
+
+# ---------------------------------------------------------------- benchmarks/zh_news_dev.py's label-shift estimators
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "zh_news_dev.py"
+    spec = importlib.util.spec_from_file_location("zh_news_dev", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_em_prior_is_the_fixed_point_a_root_finder_gives():
+    from scipy.optimize import brentq
+    # under a 50/50 training prior; the likelihood of the prior peaks inside (0, 1), near 0.7
+    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]])
+
+    def excess(share):  # mean posterior of label 0 under prior (share, 1 - share), minus share
+        adjusted = probabilities[:, 0] * share / (probabilities[:, 0] * share + probabilities[:, 1] * (1 - share))
+        return adjusted.mean() - share
+    share = brentq(excess, 0.3, 0.99)  # 0 and 1 are fixed points too; EM from 50/50 reaches the inner one
+    prior = _benchmark().em_prior(probabilities, np.array([0.5, 0.5]))
+    np.testing.assert_allclose(prior, [share, 1 - share], atol=1e-6)
+
+
+def test_bbse_prior_with_a_perfect_classifier_is_the_predicted_shares():
+    dev_probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])  # every dev row right
+    target = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.9]])  # 3 of 4 predicted label 0
+    prior = _benchmark().bbse_prior(dev_probabilities, np.array([0, 1, 0, 1]), target)
+    np.testing.assert_allclose(prior, [0.75, 0.25])
