@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
 from browser import needs_browser, rendered_dom
-from serving import Server, post
+from serving import Server, call, post
 from cli_run import invoke
 
 pytestmark = pytest.mark.offline_models
@@ -154,3 +155,14 @@ def test_the_page_shows_the_reply_its_path_and_the_intent_bars_in_headless_chrom
     assert '<span class="path template">template</span>' in dom
     bars = re.findall(r'<span class="name" title="([^"]+)">', dom)
     assert bars[0] == "office_hours" and sorted(bars) == sorted(MESSAGES)
+
+
+def test_post_reply_reads_under_the_servers_limits(server):
+    body = json.dumps({"inputs": [{"text": "x" * (9 * 1024 * 1024), "name": "Bo"}]}).encode()  # over 8 MiB
+    request = urllib.request.Request(f"{server.base}/reply", data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 413 and "the limit is 8388608" in json.loads(refused.value.read())["error"]
+    status, answer = post(f"{server.base}/reply", [{"text": "x" * 20_001, "name": "Bo"}])
+    assert status == 413 and "inputs[0].text has 20001 characters; the limit is 20000" in answer["error"]
+    assert call(f"{server.base}/info")[0] == 200

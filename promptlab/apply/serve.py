@@ -20,8 +20,10 @@ order. More than `max_queue` rows waiting answers 503 at once instead of queuein
 A bad payload (not JSON, no `inputs` list, an empty list, a row that is not an object, a missing
 field, a field that is not a string, a row its reader refuses) answers 4xx with {"error": message}.
 `Limits` bound what one request may cost, each enforced as the request arrives: the body (413 as soon
-as the bytes read pass it, before the rest is read), rows per request, characters per text field,
-and a deadline (504 when a request waits or runs longer; the worker skips its rows if not begun).
+as its announced or read length passes it; the rest is read and dropped, never stored, so the client
+reads the 413), rows per request, characters per text field, candidate spans per entity-prompt
+request, and a deadline (504 when a request waits or runs longer; the worker skips its rows if not
+begun). Other routes (the assistant's POST /reply) read and fail through the same `Gateway`.
 A failure of the server itself answers 500 with a request id and a generic message; the log line
 has the id and the traceback. Nothing a client sends stops the server.
 
