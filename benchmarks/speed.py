@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ import click
 
 MODEL = "smollm2-135m"
 _LOADS: list[float] = []  # the load average at the start of every measurement, in order
+_CPU: list[float] = []  # the CPU seconds (user + system) of every measured process: less swayed by the load
 FEWSHOT = ["fewshot", "--task", "sentiment", "--template", "t1", "--k", "16", "--seeds", "13", "--limit", "200"]
 BENCHMARKS = {  # task -> (template, verbalizer, description)
     "snips": ("t1", "default", "SNIPS, 7 intents named by 2-8 tokens each"),
@@ -84,6 +86,7 @@ class Measured:
     accuracy: float | None
     dtype: str = "float32"
     load: float = 0.0  # the 1-minute load average when it started
+    cpu_s: float | None = None  # the process's CPU seconds
 
     @property
     def examples_per_s(self) -> float:
@@ -133,9 +136,12 @@ def label_words(task: str) -> tuple[list[str], str]:
 
 def timed(command: list[str], **kwargs) -> tuple[float, str]:
     _LOADS.append(os.getloadavg()[0])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, **kwargs)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if done.returncode:
         raise click.ClickException(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     return wall, done.stdout
@@ -148,14 +154,15 @@ def run_promptlab(task: str, data: Path, batch_size: int, dtype: str, device: st
                           "--dtype", dtype, "--batch-size", str(batch_size), "--calibrate", "none", "--json"])
     summary = json.loads(stdout.strip().splitlines()[-1])
     return Measured("promptlab", summary["n"], wall, summary["seconds"], summary["accuracy"], summary["dtype"],
-                    _LOADS[-1])
+                    _LOADS[-1], _CPU[-1])
 
 
 def run_bare(task: str, data: Path, batch_size: int, dtype: str, device: str) -> Measured:
     wall, stdout = timed([sys.executable, __file__, "bare", "--data", str(data), "--batch-size", str(batch_size),
                           "--dtype", dtype, "--device", device])
     summary = json.loads(stdout.strip().splitlines()[-1])
-    return Measured("bare forward", summary["n"], wall, summary["seconds"], None, summary["dtype"], _LOADS[-1])
+    return Measured("bare forward", summary["n"], wall, summary["seconds"], None, summary["dtype"], _LOADS[-1],
+                    _CPU[-1])
 
 
 def run_training_step(dtype: str, device: str, repeats: int) -> dict:
@@ -204,7 +211,7 @@ def run_lm_eval(task: str, data: Path, batch_size: int, folder: Path, python: st
     report = json.loads(next(results.rglob("results_*.json")).read_text())
     n = sum(1 for _ in data.open())
     return Measured(f"lm-eval {_lm_eval_version(python)}", n, wall, float(report["total_evaluation_time_seconds"]),
-                    report["results"][name]["acc,none"], dtype, load=_LOADS[-1])
+                    report["results"][name]["acc,none"], dtype, load=_LOADS[-1], cpu_s=_CPU[-1])
 
 
 def _lm_eval_version(python: str) -> str | None:
@@ -219,12 +226,14 @@ def _lm_eval_version(python: str) -> str | None:
 def table(task: str, rows: list[Measured]) -> str:
     base = rows[0]  # the first contender in the first dtype
     lines = [f"\n{task}: {BENCHMARKS[task][2]}, n = {base.n}",
-             f"{'contender':<16}{'dtype':>9}{'wall s':>9}{'scoring s':>11}{'ex/s':>9}{'accuracy':>10}"
+             f"{'contender':<16}{'dtype':>9}{'wall s':>9}{'cpu s':>9}{'scoring s':>11}{'ex/s':>9}{'accuracy':>10}"
              f"{'ex/s / first':>14}{'load':>7}"]
     for row in rows:
         accuracy = "-" if row.accuracy is None else f"{100 * row.accuracy:.2f}"
         scoring = "-" if row.scoring_s is None else f"{row.scoring_s:.1f}"
-        lines.append(f"{row.contender:<16}{row.dtype:>9}{row.wall_s:>9.1f}{scoring:>11}{row.examples_per_s:>9.2f}"
+        cpu = "-" if row.cpu_s is None else f"{row.cpu_s:.1f}"
+        lines.append(f"{row.contender:<16}{row.dtype:>9}{row.wall_s:>9.1f}{cpu:>9}{scoring:>11}"
+                     f"{row.examples_per_s:>9.2f}"
                      f"{accuracy:>10}{row.examples_per_s / base.examples_per_s:>14.2f}{row.load:>7.1f}")
     return "\n".join(lines)
 
@@ -266,8 +275,8 @@ def best_of(runs: list[Measured]) -> Measured:
               help="Time the few-shot command per dtype.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write all measurements as JSON.")
 @click.pass_context
-def main(ctx, tasks, limit_mr, limit_banking, limit_snips, batch_size, dtypes, device, contenders, repeats, with_lm_eval,
-         lm_eval_dtypes, lm_eval_python,
+def main(ctx, tasks, limit_mr, limit_banking, limit_snips, batch_size, dtypes, device, contenders, repeats,
+         with_lm_eval, lm_eval_dtypes, lm_eval_python,
          training_repeats, accuracy_limit,
          accuracy_tasks, with_fewshot, output):
     if ctx.invoked_subcommand:
@@ -304,7 +313,8 @@ def main(ctx, tasks, limit_mr, limit_banking, limit_snips, batch_size, dtypes, d
     results["zeroshot"] = {}
     with tempfile.TemporaryDirectory(prefix="promptlab-speed-") as scratch:
         for task in [task for task in tasks.split(",") if task]:
-            data = export_examples(task, {"sentiment": limit_mr, "banking77": limit_banking, "snips": limit_snips}, Path(scratch))
+            limits = {"sentiment": limit_mr, "banking77": limit_banking, "snips": limit_snips}
+            data = export_examples(task, limits, Path(scratch))
             chosen = [CONTENDERS[name] for name in contenders.split(",")]
             lm_eval = (lambda task, data, batch_size, dtype, device: run_lm_eval(
                 task, data, batch_size, Path(scratch), lm_eval_python, dtype))
