@@ -23,6 +23,7 @@ from promptlab.backends.sentence_encoders import ENCODER_FOLDER, LoadedEncoder, 
 from promptlab.backends.features import example_text
 from promptlab.backends.models import weights_fingerprint
 from promptlab.methods.logistic_head import FittedHead, check_c_values, fit_head, head_probabilities, head_tensors
+from promptlab.errors import UserError
 from promptlab.methods.context import MethodContext, MethodOutcome, require_choice, require_positive
 
 DEFAULT_ENCODER = "minilm-l6"
@@ -30,6 +31,7 @@ LOSSES = ("cosine", "triplet", "label-words")
 # epochs and learning rate when left out: label-words learns from one pair per example and word,
 # so it takes more, gentler epochs (Banking77, k = 10: 6 epochs at 5e-5 beat 3 at 1e-4)
 LOSS_DEFAULTS = {"cosine": (3, 1e-4), "triplet": (3, 1e-4), "label-words": (6, 5e-5)}
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -48,9 +50,16 @@ class SetFitOptions:
     lr: float | None = None  # None: LOSS_DEFAULTS
     batch_size: int = 64
     c_values: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # chosen on dev
+    # label-words: the contrastive training's forwards and backwards under bfloat16 autocast (the weights
+    # and the optimizer stay float32); about 2x faster per step for mpnet-base on a CPU with AVX512-BF16
+    precision: str = "float32"
 
     def __post_init__(self):
         require_choice("loss", self.loss, LOSSES)
+        require_choice("precision", self.precision, PRECISIONS)
+        if self.precision != "float32" and self.loss != "label-words":
+            raise UserError(f"option precision={self.precision} applies to loss=label-words only",
+                            fix="add --option loss=label-words, or leave precision out")
         default_epochs, default_lr = LOSS_DEFAULTS[self.loss]
         self.epochs = default_epochs if self.epochs is None else self.epochs
         self.lr = default_lr if self.lr is None else self.lr
@@ -69,13 +78,15 @@ class SetFitOptions:
                                  save_strategy="no", report_to="none", show_progress_bar=False,
                                  logging_strategy="no", **loss)
 
-    def label_word_arguments(self, folder: str, seed: int):
+    def label_word_arguments(self, folder: str, seed: int, device_type: str):
         from sentence_transformers import SentenceTransformerTrainingArguments
         from sentence_transformers.sentence_transformer.training_args import BatchSamplers
         return SentenceTransformerTrainingArguments(
             output_dir=folder, per_device_train_batch_size=self.batch_size, num_train_epochs=self.epochs,
             max_steps=self.steps or -1, learning_rate=self.lr, warmup_steps=0.1, seed=seed, save_strategy="no",
-            report_to="none", logging_strategy="no", disable_tqdm=True, batch_sampler=BatchSamplers.NO_DUPLICATES)
+            report_to="none", logging_strategy="no", disable_tqdm=True, batch_sampler=BatchSamplers.NO_DUPLICATES,
+            # transformers refuses bf16 without a GPU unless told the training runs on the CPU
+            bf16=self.precision == "bfloat16", use_cpu=device_type == "cpu")
 
 
 def run_encoder_head(context: MethodContext, encoder_name: str, *, label_words: bool = False,
@@ -96,7 +107,7 @@ def run_setfit(context: MethodContext) -> MethodOutcome:
         if options.loss == "label-words":
             words = _label_words(context)
             steps = _train_on_label_words(encoder, texts, gold, words,
-                                          options.label_word_arguments(scratch, context.seed))
+                                          options.label_word_arguments(scratch, context.seed, encoder.model.device.type))
             # the encoder now places each label's words among its messages, so the words are examples for
             # the head too: at k = 1 they lift Banking77 from 0.57 to 0.71 (one message per intent says little)
             word_rows = _word_rows(words)
