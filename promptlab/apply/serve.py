@@ -56,8 +56,7 @@ from promptlab.errors import UserError
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_TEXT_CHARS = 20_000
 MAX_SPANS = 1000
-DISCARD_BYTES = 64 * 1024 * 1024  # a refused body is read and dropped up to this size ...
-DISCARD_SECONDS = 10.0  # ... and for this long at most
+DISCARD_BYTES = 64 * 1024 * 1024  # a refused body is read and dropped up to this size, within the deadline
 LOG = logging.getLogger("promptlab.serve")
 
 
@@ -193,28 +192,29 @@ class MicroBatcher:
         return answers
 
 
-async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES, discard_s: float = 60.0) -> bytes:
     """The request body, refused (413) as soon as its declared or read length passes `max_bytes`.
 
-    A refused body is not stored: the rest of it is read and dropped (see `_discard`) before the 413 goes out.
+    A refused body is not stored: the rest of it is read and dropped (see `_discard`, for `discard_s` seconds at
+    most) before the 413 goes out.
     """
     declared = request.headers.get("content-length", "")
     stream = request.stream()
     if declared.isdigit() and int(declared) > max_bytes:
-        await _discard(stream, int(declared))
+        await _discard(stream, int(declared), discard_s)
         raise BadInput(f"the body has {int(declared)} bytes; the limit is {max_bytes}", 413)
     chunks, size = [], 0
     async for chunk in stream:
         size += len(chunk)
         if size > max_bytes:
-            await _discard(stream, size)
+            await _discard(stream, size, discard_s)
             raise BadInput(f"the body has more than {max_bytes} bytes, the limit", 413)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _discard(stream, size: int) -> None:
-    """Reads and drops what is left of a refused body, `DISCARD_BYTES` in all and for `DISCARD_SECONDS` at most.
+async def _discard(stream, size: int, seconds: float) -> None:
+    """Reads and drops what is left of a refused body, `DISCARD_BYTES` in all and for `seconds` at most.
 
     A client sends the whole body before it reads the answer (urllib, http.client, httpx do): a server that
     answers and closes with the body still arriving makes the kernel reset the connection, and the client sees
@@ -229,7 +229,7 @@ async def _discard(stream, size: int) -> None:
 
     if size <= DISCARD_BYTES:
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError, ClientDisconnect):
-            await asyncio.wait_for(drop(size), DISCARD_SECONDS)
+            await asyncio.wait_for(drop(size), seconds)
 
 
 def check_payload(body: bytes, fields: frozenset[str], max_rows: int, max_text_chars: int = MAX_TEXT_CHARS
@@ -337,7 +337,8 @@ def create_app(service: RowPredictor, *, max_batch: int = 64, max_wait_ms: float
     max_rows = min(limits.max_rows, max_queue)
 
     async def read_rows(request: Request, fields: frozenset[str] = service.fields) -> list[dict]:
-        rows = check_payload(await read_body(request, limits.max_body_bytes), fields, max_rows, limits.max_text_chars)
+        body = await read_body(request, limits.max_body_bytes, discard_s=limits.deadline_s)
+        rows = check_payload(body, fields, max_rows, limits.max_text_chars)
         check_rows(rows, service, limits.max_spans)
         return rows
 
