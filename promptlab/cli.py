@@ -434,7 +434,7 @@ def templates_render(task, template, verbalizer, data, split, count, catalogs):
 @templates.command("check")
 @click.option("--task", default=None, help="Only this task.")
 @click.option("--model", default=None, help="Model whose tokenizer the label words are checked with "
-                                            "[default: smollm2-135m].")
+                                            "[default: the --task's model:, else smollm2-135m].")
 @catalog_option
 def templates_check(task, model, catalogs):
     """Lint every template and verbalizer, and check the label words with a model's tokenizer."""

@@ -153,3 +153,12 @@ def test_bbse_prior_with_a_perfect_classifier_is_the_predicted_shares():
     target = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.9]])  # 3 of 4 predicted label 0
     prior = _benchmark().bbse_prior(dev_probabilities, np.array([0, 1, 0, 1]), target)
     np.testing.assert_allclose(prior, [0.75, 0.25])
+
+
+def test_templates_check_reads_the_label_words_with_the_tasks_model(tmp_path):
+    files = dict(SENTIMENT_FILES)
+    files["tasks/toy.yaml"] += "model: no-such-model-folder\n"
+    root = write_catalog(tmp_path / "catalog", files)
+    result = invoke("templates", "check", "--catalog", root, "--task", "toy")
+    # the task's model is the one tried (missing here, so its checks are skipped with a note, as the default's are)
+    assert "no-such-model-folder" in result.output and "tokenizer checks skipped" in result.output

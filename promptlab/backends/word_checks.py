@@ -16,10 +16,11 @@ from promptlab.data.words import is_cjk
 from promptlab.errors import UserError
 
 
-def word_checks(model: str | None, problems: list[Problem]) -> Callable[[Template, Verbalizer], list[Problem]] | None:
-    """The checks of a template with a verbalizer on `model`'s tokenizer, else the default model's; None (with
-    a note in `problems`) when the default model's tokenizer cannot be loaded."""
-    tokenizer = _tokenizer(model or DEFAULT_MODEL, required=model is not None, problems=problems)
+def word_checks(model: str | None, problems: list[Problem], *, default: str | None = None
+                ) -> Callable[[Template, Verbalizer], list[Problem]] | None:
+    """The checks of a template with a verbalizer on `model`'s tokenizer, else on `default`'s (a task's own
+    model), else the default model's; None (with a note in `problems`) when a default's cannot be loaded."""
+    tokenizer = _tokenizer(model or default or DEFAULT_MODEL, required=model is not None, problems=problems)
     if tokenizer is None:
         return None
     return lambda template, verbalizer: _token_checks(template, verbalizer, tokenizer)

@@ -16,9 +16,9 @@ from promptlab.kinds import kind_of
 
 def run_check_command(*, task: str | None, model: str | None, catalogs) -> None:
     problems: list[Problem] = []
-    pair_checks = word_checks(model, problems)
-    problems += lint_catalog(Catalog.from_options(catalogs), task=task, data_fields=data_fields,
-                             pair_checks=pair_checks)
+    catalog = Catalog.from_options(catalogs)
+    pair_checks = word_checks(model, problems, default=catalog.task(task).model if task else None)
+    problems += lint_catalog(catalog, task=task, data_fields=data_fields, pair_checks=pair_checks)
     for problem in problems:
         click.echo(problem.format())
     counts = {severity: sum(problem.severity == severity for problem in problems) for severity in SEVERITIES}
