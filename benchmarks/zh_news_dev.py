@@ -70,7 +70,6 @@ def main() -> None:
     pool, test = kind.check_data(task, setup, args.k, [], None)
     dev = kind.labelled(kind.examples(task, "dev"), task.path)
     labels = task.labels
-    gold = {"dev": np.array([labels.index(e["label"]) for e in dev])}
     encoder = load_encoder(args.encoder, device="cpu")
     rows = lambda examples: encoder.encode_frozen([example_text(setup.template, e) for e in examples])  # noqa: E731
     scores: dict[str, list[float]] = {}

@@ -90,14 +90,22 @@ def test_the_unlabelled_rest_is_the_pool_outside_the_sample_without_labels(toy_s
     assert len(rest) == len(pool) - 16 and all("label" not in row and row["text"] for row in rest)
 
 
-def test_a_cross_validated_self_trained_head_runs_and_repeats(toy_setup, tiny_encoder):
-    def run():
+def test_a_cross_validated_self_trained_head_repeats_and_reloads_to_its_predictions(toy_setup, tiny_encoder,
+                                                                                    tmp_path):
+    from promptlab.apply.registry import open_classifier
+    from promptlab.methods.artefacts import load_trained
+
+    def run(save_to=None):
         return run_method("head", setup=toy_setup, loaded=None, train_pool=task_examples(toy_setup.task, "train"),
                           test_examples=task_examples(toy_setup.task, "test"), k=4, seed=13, device="cpu",
-                          options={"encoder": str(tiny_encoder), "select": "cv", "pseudo_labels": 2})
-    result = run()
+                          options={"encoder": str(tiny_encoder), "select": "cv", "pseudo_labels": 2}, save_to=save_to)
+    result = run(tmp_path / "seed-13")
     assert result["c"] in method_options("head", {"select": "cv"}).c_values and len(result["predictions"]) == 10
     assert run()["predictions"] == result["predictions"]
+    opened = open_classifier(toy_setup, load_trained(tmp_path / "seed-13"), model=None, device="cpu")
+    labels = toy_setup.task.labels
+    logprobs = opened.classifier.logprobs(task_examples(toy_setup.task, "test"))
+    assert [labels[i] for i in logprobs.argmax(-1).tolist()] == [row["predicted"] for row in result["predictions"]]
 
 
 # ---------------------------------------------------------------- a task's default model
