@@ -5,8 +5,8 @@
 Each round runs `promptlab fewshot --task sentiment --template t1 --k 16 --seeds 13 --limit N
 --method M --json` once per method, one after another, so a change in the machine's load hits every
 method alike; each measurement records the 1-minute load average at its start. Reported per
-method: wall time of the whole process (start-up, model load, the zero-shot comparison, training,
-dev checks, test scoring), the seed's own seconds and seconds per step, its steps, test accuracy,
+method: wall time and CPU seconds of the whole process (start-up, model load, the zero-shot
+comparison, training, dev checks, test scoring), the seed's own seconds and seconds per step, its steps, test accuracy,
 the zero-shot accuracy on the same examples, and wall time against the first method. The machine
 being shared, compare ratios within one run, never seconds across runs.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -26,15 +27,18 @@ COMMAND = ["fewshot", "--task", "sentiment", "--template", "t1", "--k", "16", "-
 
 def run_method(method: str, limit: int, model: str, dtype: str) -> dict:
     load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "promptlab", *COMMAND, "--limit", str(limit), "--method", method,
                            "--model", model, "--dtype", dtype, "--json"], capture_output=True, text=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise click.ClickException(f"{method} failed:\n{done.stderr[-3000:]}")
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     seed = summary["per_seed"][0]
-    return {"method": method, "dtype": summary.get("dtype"), "wall_s": round(wall, 1),
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # less swayed by the machine's load
+    return {"method": method, "dtype": summary.get("dtype"), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "seed_s": seed["seconds"], "train_steps": seed["train_steps"],
             "seconds_per_step": seed.get("seconds_per_step"), "accuracy": seed["accuracy"],
             "zero_shot_accuracy": summary.get("zero_shot_accuracy"), "load": round(load, 1)}
