@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from serving import REPOSITORY
 
 from cli_run import invoke
 
@@ -195,3 +201,25 @@ def test_resume_refuses_a_file_written_with_another_precision_or_other_weights(c
     assert output.read_text() == "".join(lines[:3])  # nothing mixed in
     invoke(*arguments, "--model", model, "--dtype", "float32", "--output", output, "--resume")
     assert output.read_text() == "".join(lines)
+
+
+def test_a_predict_killed_half_way_and_resumed_writes_the_bytes_of_an_uninterrupted_run(catalog, model, tmp_path):
+    """A real process killed with SIGKILL in the middle of the file (batch calibration: the prior matters)."""
+    words = ["great", "terrible", "fun", "awful", "good", "great fun", "boring", "not good"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": f"{words[i % 8]} {words[i * 5 % 7]}", "n": i}) + "\n"
+                              for i in range(400)))
+    arguments = ["predict", "--catalog", catalog, "--task", "toy", "--template", "t1", "--model", model, "--input",
+                 source, "--calibrate", "batch", "--batch-size", 2, "--dtype", "float32"]
+    invoke(*arguments, "--output", tmp_path / "full.jsonl")
+    output = tmp_path / "killed.jsonl"
+    command = [sys.executable, "-m", "promptlab", *map(str, arguments), "--output", str(output)]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPOSITORY)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    while process.poll() is None and (not output.exists() or output.read_bytes().count(b"\n") < 200):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL  # killed before it finished
+    assert 200 <= output.read_bytes().count(b"\n") < 400
+    invoke(*arguments, "--output", output, "--resume")
+    assert output.read_bytes() == (tmp_path / "full.jsonl").read_bytes()
