@@ -131,6 +131,23 @@ def test_label_words_join_the_heads_training_rows(setup, tiny_encoder, tmp_path)
         assert saved.tensors["mean"].numpy() == pytest.approx(expected, abs=1e-5)
 
 
+def test_label_words_and_self_training_both_join_the_frozen_heads_rows(setup, tiny_encoder, tmp_path):
+    """head --encoder E --option label_words=true --option pseudo_labels=N (Banking77's best by dev): with N
+    above the pool's size every unlabelled train text joins, so the scaler saw sample, words and pool."""
+    from promptlab.methods.artefacts import load_trained
+    run("head", setup, k=1, encoder=str(tiny_encoder), label_words=True, pseudo_labels=1000,
+        save_to=tmp_path / "seed-13")
+    saved = load_trained(tmp_path / "seed-13")
+    sample = saved.metadata["sample"]
+    train_ids, sampled = set(sample["train_ids"]), set(sample["train_ids"]) | set(sample["dev_ids"])
+    pool = task_examples(setup.task, "train")
+    texts = ([example["text"] for example in pool if str(example["id"]) in train_ids] + ["bad", "awful", "good", "great"]
+             + [example["text"] for example in pool if str(example["id"]) not in sampled])
+    assert len(texts) == len(pool) - 2 + 4  # the k = 1 dev sample of two labels is all that stays out
+    expected = load_encoder(str(tiny_encoder), device="cpu").encode(texts).mean(0)
+    assert saved.tensors["mean"].numpy() == pytest.approx(expected, abs=1e-5)
+
+
 def test_label_words_loss_takes_gentler_defaults_and_refuses_unknown_losses():
     from promptlab.methods.encoder_heads import SetFitOptions
     assert (SetFitOptions(loss="label-words").epochs, SetFitOptions(loss="label-words").lr) == (6, 5e-5)
