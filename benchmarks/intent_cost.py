@@ -4,10 +4,12 @@
         --variants mpnet-base,mpnet-base+words,mpnet-base+minilm-l6 --output runs/intent_cost.jsonl
     python benchmarks/intent_cost.py banking77 --throughput mpnet-base,minilm-l6
 
-Each variant is `ENCODER[+ENCODER...][+words]`: one encoder is `head --encoder ENCODER` as the few-shot
-command runs it (the same k-shot draws, the same logistic-regression head with C chosen on the k-shot
-dev sample); `+words` adds each intent's verbalizer words as training rows of that intent (what
-`setfit --option loss=label-words` gives its head); two encoders average their heads' probabilities.
+Each variant is `ENCODER[+ENCODER...][+words][+pseudoN]`: one encoder is `head --encoder ENCODER` as the
+few-shot command runs it (the same k-shot draws, the same logistic-regression head with C chosen on the
+k-shot dev sample); `+words` adds each intent's verbalizer words as training rows of that intent (what
+`setfit --option loss=label-words` gives its head); `+pseudoN` self-trains each head once on the train
+split outside the draw (`--option pseudo_labels=N`; the whole pool is embedded once per encoder);
+two encoders average their heads' probabilities.
 Rows come from the embeddings cache (benchmarks warm it once per encoder: every seed, k and variant
 then costs only its head), so `fit_seconds` is the head alone; the encoder's share of training is
 (k-shot train and dev messages) / its throughput, which `--throughput` measures on uncached test
@@ -62,6 +64,9 @@ def main(task, ks, seeds, variants, output, throughput, float32, dev_only):
     word_texts = [word for label_words in words for word in label_words]
     word_gold = [index for index, label_words in enumerate(words) for _ in label_words]
     parsed = [variant.split("+") for variant in variants.split(",")]
+    pseudo = {variant: next((int(part[len("pseudo"):]) for part in parts if part.startswith("pseudo")), 0)
+              for variant, parts in zip(variants.split(","), parsed)}
+    parsed = [[part for part in parts if not part.startswith("pseudo")] for parts in parsed]
     from promptlab.data.sampling import sample_kshot
 
     encoders = sorted({part for parts in parsed for part in parts if part != "words"})
@@ -71,14 +76,17 @@ def main(task, ks, seeds, variants, output, throughput, float32, dev_only):
     if not dev_only:
         evaluated["test"] = (texts(test), gold(test, labels))
     needed = [text for split in draws.values() for text in texts(split.train + split.dev)]
-    rows_of = embedded(encoders, needed + [text for batch, _ in evaluated.values() for text in batch] + word_texts,
-                       float32)
+    pool_texts = texts(pool) if any(pseudo.values()) else []
+    rows_of = embedded(encoders, needed + [text for batch, _ in evaluated.values() for text in batch] + word_texts
+                       + pool_texts, float32)
     for (k, seed), split in draws.items():
         for variant, parts in zip(variants.split(","), parsed):
             started = time.perf_counter()
             extra = (word_texts, word_gold) if "words" in parts else ([], [])
+            sampled = set(split.ids["train"]) | set(split.ids["dev"])  # as promptlab.methods.unlabelled_rest
+            unlabelled = [text for example, text in zip(pool, pool_texts) if str(example["id"]) not in sampled]
             heads = [(name, fit(rows_of[name], texts(split.train) + extra[0], gold(split.train, labels) + extra[1],
-                                texts(split.dev), gold(split.dev, labels)))
+                                texts(split.dev), gold(split.dev, labels), unlabelled, pseudo[variant]))
                      for name in parts if name != "words"]
             fit_seconds = time.perf_counter() - started
             accuracy = {name: float((predict(heads, rows_of, batch, len(labels)) == np.array(answers)).mean())
@@ -108,10 +116,14 @@ def embedded(encoders, texts, float32: bool) -> dict:
     return rows_of
 
 
-def fit(rows: dict, train_texts, train_gold, dev_texts, dev_gold):
-    from promptlab.methods.logistic_head import fit_head
-    return fit_head(np.stack([rows[text] for text in train_texts]), train_gold,
-                    np.stack([rows[text] for text in dev_texts]), dev_gold, C_VALUES)
+def fit(rows: dict, train_texts, train_gold, dev_texts, dev_gold, unlabelled=(), pseudo_labels=0):
+    """The head as `head` fits it: C chosen on dev, then (pseudo_labels > 0) self-trained once on `unlabelled`."""
+    from promptlab.methods.logistic_head import fit_head, self_trained
+    train_x = np.stack([rows[text] for text in train_texts])
+    fitted = fit_head(train_x, train_gold, np.stack([rows[text] for text in dev_texts]), dev_gold, C_VALUES)
+    if not pseudo_labels or not unlabelled:
+        return fitted
+    return self_trained(fitted, train_x, train_gold, np.stack([rows[text] for text in unlabelled]), pseudo_labels)
 
 
 def predict(heads, rows_of, texts, n_labels) -> np.ndarray:
