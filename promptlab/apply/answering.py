@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 
@@ -60,8 +60,9 @@ class RowPredictor:
     # row can share a batch with other clients' rows.
     check: Callable[[dict], None] = lambda row: None
     # Batch calibration's first pass over a whole input ((rows, positions) chunks), fixing the prior every answer
-    # divides out; None where answers need none (see promptlab.apply.classifier).
-    fix_prior: Callable[[Iterable[tuple[list[dict], list[int]]]], None] | None = None
+    # divides out (keep_scores=True: the rows' scores are kept for answering the same input after); None where
+    # answers need none (see promptlab.apply.classifier).
+    fix_prior: Callable[..., None] | None = None
     # What one row costs beyond its length, where that can be large: the candidate spans an entity-prompt row
     # renders and scores (`serve --max-spans` bounds their sum per request); None where a row costs one forward.
     cost: Callable[[dict], int] | None = None

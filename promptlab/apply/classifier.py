@@ -53,24 +53,48 @@ class PromptClassifier:
     # until `fix_prior` fixes it from a whole input.
     running_prior: RunningPrior | None = None
     fixed_prior: torch.Tensor | None = None  # log prior [labels]
+    first_pass: dict = field(default_factory=dict)  # position -> (example, uncalibrated scores), used once
 
     def logprobs(self, examples, *, positions=None, progress=None):
         if self.running_prior is None:  # batch calibration (if any) over the examples of this call
             prompts = self._prompts(examples, positions)
             with torch.inference_mode():
                 return score_all(self.scorer, prompts, len(self.labels), progress=progress)
-        scores = self._uncalibrated(examples, positions, progress)
+        scores = self._first_pass_scores(examples, positions)
+        if scores is None:
+            scores = self._uncalibrated(examples, positions, progress)
         if self.fixed_prior is not None:
             return divide_out(scores, self.fixed_prior)
         return self.running_prior.calibrate(scores)
 
-    def fix_prior(self, chunks: Iterable[tuple[Sequence[dict], Sequence[int]]]) -> None:
-        """Batch calibration's first pass: the prior becomes the mean label distribution of every row of
-        `chunks` ((examples, positions) pairs), fixed for every answer after."""
+    def fix_prior(self, chunks: Iterable[tuple[Sequence[dict], Sequence[int]]], *, keep_scores: bool = False) -> None:
+        """Batch calibration's first pass: every row of `chunks` ((examples, positions) pairs) scored in one call,
+        in the length-sorted batches `zeroshot` forms over a whole file (in bfloat16 a row's score depends on the
+        rows that share its padded batch), and their mean label distribution fixed as the prior for every answer
+        after. With `keep_scores` (predict's second pass over the same file) each row's scores are kept and used
+        once instead of scoring it again."""
+        examples: list[dict] = []
+        positions: list[int] = []
+        for chunk_examples, chunk_positions in chunks:
+            examples += chunk_examples
+            positions += chunk_positions
+        scores = self._uncalibrated(examples, positions, None)
         prior = RunningPrior(warmup=0)
-        for examples, positions in chunks:
-            prior.observe(self._uncalibrated(examples, positions, None))
+        prior.observe(scores)
         self.fixed_prior = prior.log_prior().float()
+        self.first_pass = dict(zip(positions, zip(examples, scores))) if keep_scores else {}
+
+    def _first_pass_scores(self, examples, positions) -> torch.Tensor | None:
+        """The first pass's scores of these rows when it kept every one of them (the same rows at the same
+        positions), else None."""
+        if not self.first_pass or positions is None:
+            return None
+        kept = [self.first_pass.get(position) for position in positions]
+        if any(entry is None or entry[0] != example for entry, example in zip(kept, examples)):
+            return None
+        for position in positions:
+            del self.first_pass[position]
+        return torch.stack([scores for _, scores in kept])
 
     def _prompts(self, examples, positions) -> list[Prompt]:
         prompts = render_all(self.template, examples)

@@ -166,17 +166,19 @@ def chunks(rows: Iterable[InputRow], size: int) -> Iterator[list[InputRow]]:
         yield chunk
 
 
-def fix_prior(predictor: RowPredictor, rows: Iterable[InputRow], *, source: str) -> None:
-    """Batch calibration's first pass over a whole file: every row scored once to fix the prior (then `run_predict`
-    answers them all, those a resumed file already holds included in the prior), so the labels equal
-    `zeroshot --calibrate batch`'s and do not depend on chunks or on where a run was resumed."""
+def fix_prior(predictor: RowPredictor, rows: Iterable[InputRow], *, source: str, keep_scores: bool = False) -> None:
+    """Batch calibration's first pass over a whole file: every row scored once, in zeroshot's batches, to fix the
+    prior (then `run_predict` answers them all, those a resumed file already holds included in the prior), so the
+    labels equal `zeroshot --calibrate batch`'s and do not depend on chunks or on where a run was resumed.
+    `keep_scores`: the rows' scores are kept for `run_predict` over the same file, which then scores nothing again
+    (the file's rows and scores are held in memory, as `zeroshot` holds them)."""
     def checked():
         for chunk in chunks(rows, predictor.chunk_size):
             for row in chunk:
                 check_row_fields(row, predictor.fields, predictor.reader, source, text=predictor.text_fields)
             yield [row.fields for row in chunk], [row.position for row in chunk]
 
-    predictor.fix_prior(checked())
+    predictor.fix_prior(checked(), keep_scores=keep_scores)
 
 
 def run_predict(predictor: RowPredictor, rows: Iterable[InputRow], output: OutputFile, *, source: str,

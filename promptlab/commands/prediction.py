@@ -30,7 +30,7 @@ def run_predict_command(*, task, template, verbalizer, model, trained, calibrate
         started = time.perf_counter()
         if predictor.fix_prior is not None and input_path != STDIN:
             click.echo("predict: batch calibration: a first pass over the file fixes the prior", err=True)
-            fix_prior(predictor, input_rows(input_path), source=input_path)
+            fix_prior(predictor, input_rows(input_path), source=input_path, keep_scores=True)
         with progress_bar(total, "predict", unit="row") as bar:
             written = run_predict(predictor, input_rows(input_path), writer, source=input_path, progress=bar.update)
     finally:
