@@ -28,6 +28,12 @@ class UserError(Exception):
             text += f"\n  fix: {self.fix}"
         return text
 
+    @property
+    def inline(self) -> str:
+        """What went wrong and its fix on one line, for a message that names its own place (a lint problem, an
+        HTTP answer)."""
+        return self.what + (f" ({self.fix})" if self.fix else "")
+
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A 'did you mean' hint naming the closest choice, or listing all of them."""

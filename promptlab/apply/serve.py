@@ -40,7 +40,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -71,8 +71,7 @@ class Limits:
     max_spans: int = MAX_SPANS  # candidate spans one entity-prompt request renders and scores
 
     def describe(self) -> dict:
-        return {"max_body_bytes": self.max_body_bytes, "max_rows": self.max_rows,
-                "max_text_chars": self.max_text_chars, "deadline_s": self.deadline_s, "max_spans": self.max_spans}
+        return asdict(self)
 
 
 class QueueFull(Exception):
@@ -274,7 +273,7 @@ def check_rows(rows: list[dict], service: RowPredictor, max_spans: int = MAX_SPA
         try:
             service.check(row)
         except UserError as error:
-            raise BadInput(f"inputs[{index}]: {error.what}" + (f" ({error.fix})" if error.fix else "")) from None
+            raise BadInput(f"inputs[{index}]: {error.inline}") from None
     if service.cost is None:
         return
     spans = 0
@@ -314,7 +313,7 @@ def json_endpoint(handle: Callable[[Request], Awaitable[dict]], *, max_queue: in
         except BadInput as error:
             return JSONResponse({"error": error.message}, status_code=error.status)
         except UserError as error:
-            return JSONResponse({"error": error.what + (f" ({error.fix})" if error.fix else "")}, status_code=422)
+            return JSONResponse({"error": error.inline}, status_code=422)
         except QueueFull:
             return JSONResponse({"error": f"the queue is full ({max_queue} rows waiting); retry shortly"},
                                 status_code=503, headers={"Retry-After": "1"})

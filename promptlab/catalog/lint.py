@@ -31,7 +31,7 @@ class Problem:
 
 def _problem(severity: str, error: UserError) -> Problem:
     where = f"{error.where}:{error.line}" if error.line else str(error.where or "")
-    return Problem(severity, where, error.what + (f" ({error.fix})" if error.fix else ""))
+    return Problem(severity, where, error.inline)
 
 
 def lint_catalog(catalog: Catalog, *, task: str | None = None,
