@@ -59,7 +59,7 @@ class RowPredictor:
     # One row's own checks beyond its fields (UserError): `serve` runs them in the request's handler, before the
     # row can share a batch with other clients' rows.
     check: Callable[[dict], None] = lambda row: None
-    # Batch calibration's first pass over a whole input ((rows, positions) chunks), fixing the prior every answer
+    # Batch calibration's first pass over a whole input (its rows, their positions), fixing the prior every answer
     # divides out (keep_scores=True: the rows' scores are kept for answering the same input after); None where
     # answers need none (see promptlab.apply.classifier).
     fix_prior: Callable[..., None] | None = None

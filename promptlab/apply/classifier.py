@@ -18,7 +18,7 @@ scored through the template (`PromptClassifier`), a linear head on sentence feat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -67,17 +67,12 @@ class PromptClassifier:
             return divide_out(scores, self.fixed_prior)
         return self.running_prior.calibrate(scores)
 
-    def fix_prior(self, chunks: Iterable[tuple[Sequence[dict], Sequence[int]]], *, keep_scores: bool = False) -> None:
-        """Batch calibration's first pass: every row of `chunks` ((examples, positions) pairs) scored in one call,
-        in the length-sorted batches `zeroshot` forms over a whole file (in bfloat16 a row's score depends on the
-        rows that share its padded batch), and their mean label distribution fixed as the prior for every answer
-        after. With `keep_scores` (predict's second pass over the same file) each row's scores are kept and used
-        once instead of scoring it again."""
-        examples: list[dict] = []
-        positions: list[int] = []
-        for chunk_examples, chunk_positions in chunks:
-            examples += chunk_examples
-            positions += chunk_positions
+    def fix_prior(self, examples: Sequence[dict], positions: Sequence[int], *, keep_scores: bool = False) -> None:
+        """Batch calibration's first pass: every row of a whole input scored in one call, in the length-sorted
+        batches `zeroshot` forms over a whole file (in bfloat16 a row's score depends on the rows that share its
+        padded batch), and their mean label distribution fixed as the prior for every answer after. With
+        `keep_scores` (predict's second pass over the same file) each row's scores are kept and used once instead
+        of scoring it again."""
         scores = self._uncalibrated(examples, positions, None)
         prior = RunningPrior(warmup=0)
         prior.observe(scores)

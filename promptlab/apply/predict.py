@@ -172,13 +172,10 @@ def fix_prior(predictor: RowPredictor, rows: Iterable[InputRow], *, source: str,
     labels equal `zeroshot --calibrate batch`'s and do not depend on chunks or on where a run was resumed.
     `keep_scores`: the rows' scores are kept for `run_predict` over the same file, which then scores nothing again
     (the file's rows and scores are held in memory, as `zeroshot` holds them)."""
-    def checked():
-        for chunk in chunks(rows, predictor.chunk_size):
-            for row in chunk:
-                check_row_fields(row, predictor.fields, predictor.reader, source, text=predictor.text_fields)
-            yield [row.fields for row in chunk], [row.position for row in chunk]
-
-    predictor.fix_prior(checked(), keep_scores=keep_scores)
+    rows = list(rows)
+    for row in rows:
+        check_row_fields(row, predictor.fields, predictor.reader, source, text=predictor.text_fields)
+    predictor.fix_prior([row.fields for row in rows], [row.position for row in rows], keep_scores=keep_scores)
 
 
 def run_predict(predictor: RowPredictor, rows: Iterable[InputRow], output: OutputFile, *, source: str,
