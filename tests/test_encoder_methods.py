@@ -169,6 +169,22 @@ def test_head_on_an_encoder_saves_an_artefact_that_applies(setup, tiny_encoder, 
     assert reapplied == [row["predicted"] for row in result["predictions"]]
 
 
+def test_head_on_joined_encoders_saves_an_artefact_that_applies(setup, tiny_encoder, tiny_roberta_dir, tmp_path):
+    """head --encoder A+B: the head is fitted on both encoders' rows, and reapplying it loads both again."""
+    from promptlab.methods.artefacts import load_trained
+    from promptlab.apply.registry import open_classifier
+    second = tmp_path / "tiny-st-roberta"  # saved whole: a bare checkpoint draws its missing pooler anew each load
+    load_encoder(str(tiny_roberta_dir), device="cpu").save(second)
+    joined = f"{tiny_encoder}+{second}"
+    result = run("head", setup, encoder=joined, label_words=True, pseudo_labels=2, save_to=tmp_path / "seed-13")
+    saved = load_trained(tmp_path / "seed-13")
+    assert saved.state["encoder"] == joined and saved.tensors["coef"].shape[1] == 2 * 32
+    opened = open_classifier(setup, saved, model=None, device="cpu")
+    labels = setup.task.labels
+    reapplied = [labels[i] for i in opened.classifier.logprobs(task_examples(setup.task, "test")).argmax(-1).tolist()]
+    assert reapplied == [row["predicted"] for row in result["predictions"]]
+
+
 def test_fewshot_cli_runs_setfit_without_loading_a_language_model(toy_catalog, tiny_encoder, tmp_path):
     output = tmp_path / "run"
     result = CliRunner().invoke(main, ["fewshot", "--task", "toy", "--template", "t1", "--method", "setfit",

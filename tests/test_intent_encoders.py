@@ -156,6 +156,43 @@ def test_frozen_encoder_rows_come_back_from_the_cache_as_computed(tiny_st_folder
                                   computed[::-1])
 
 
+# ---------------------------------------------------------------- encoders joined with '+'
+
+@pytest.fixture(scope="module")
+def second_st_folder(tiny_roberta_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-st-roberta")
+    load_encoder(str(tiny_roberta_dir), device="cpu", trainable=True).save(folder)
+    return folder
+
+
+def test_joined_encoders_give_each_encoders_unit_rows_side_by_side(tiny_st_folder, second_st_folder, tmp_path,
+                                                                    monkeypatch):
+    from sentence_transformers import SentenceTransformer
+    from sklearn.preprocessing import normalize
+
+    from promptlab.backends.sentence_encoders import LoadedEncoder
+    monkeypatch.setenv("PROMPTLAB_CACHE", str(tmp_path))
+    texts = ["my card has not arrived", "play some jazz", "will it rain tomorrow"]
+    expected = np.hstack([normalize(SentenceTransformer(str(folder), device="cpu").encode(texts))
+                          for folder in (tiny_st_folder, second_st_folder)])
+    joined = load_encoder(f"{tiny_st_folder}+{second_st_folder}", device="cpu")
+    assert expected.shape == (3, 2 * 32)  # two tiny encoders of 32 dimensions, in the order named
+    np.testing.assert_allclose(joined.encode(texts), expected, atol=1e-6)
+    np.testing.assert_allclose(joined.encode_frozen(texts), expected, atol=1e-6)
+    # the join cached each encoder's rows under that encoder: a run of one alone encodes nothing again
+    monkeypatch.setattr(LoadedEncoder, "encode", lambda self, texts: pytest.fail("encoded again"))
+    alone = load_encoder(str(second_st_folder), device="cpu").encode_frozen(texts)
+    np.testing.assert_allclose(normalize(alone), expected[:, 32:], atol=1e-6)
+    assert load_encoder(f"{second_st_folder}+{tiny_st_folder}", device="cpu").fingerprint != joined.fingerprint
+
+
+def test_joined_encoders_are_frozen_and_named_in_full(tiny_st_folder, second_st_folder):
+    with pytest.raises(UserError, match="setfit fine-tunes one"):
+        load_encoder(f"{tiny_st_folder}+{second_st_folder}", device="cpu", trainable=True)
+    with pytest.raises(UserError, match="empty name between its '\\+'"):
+        load_encoder(f"{tiny_st_folder}+", device="cpu")
+
+
 # ---------------------------------------------------------------- the continual router on an encoder
 
 def test_continual_routes_on_the_suites_router_encoder(tiny_gpt2_dir, tiny_st_folder, tmp_path):

@@ -1,18 +1,21 @@
 """Sentence encoders: the feature models of `head --encoder` and `setfit`, run through sentence-transformers.
 
-`--encoder` takes an alias (`minilm-l6`, or any LM alias), a local folder or a hub id. A folder
-written by sentence-transformers keeps its own pooling and normalisation; any other transformers
-checkpoint gets sentence-transformers' default, mean pooling.
+`--encoder` takes an alias (`minilm-l6`, or any LM alias), a local folder or a hub id, or several
+joined with '+' (frozen only: backends.joined_encoders). A folder written by sentence-transformers
+keeps its own pooling and normalisation; any other transformers checkpoint gets sentence-transformers'
+default, mean pooling.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from promptlab.backends.aliases import ALIASES
+from promptlab.backends.joined_encoders import (SEPARATOR, JoinedEncoders, join_rows, joined_fingerprint,
+                                               joined_names)
 from promptlab.backends.universal_encoder import ALIAS as UNIVERSAL_ENCODER
 from promptlab.errors import UserError
 
@@ -26,6 +29,7 @@ class LoadedEncoder:
     source: str   # the local folder or hub id the weights came from
     model: Any    # a sentence_transformers.SentenceTransformer, in eval mode
     fingerprint: str
+    parts: tuple["LoadedEncoder", ...] = field(default=())  # the encoders a '+' name joins
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return encode(self.model, texts)
@@ -33,6 +37,8 @@ class LoadedEncoder:
     def encode_frozen(self, texts: Sequence[str]) -> np.ndarray:
         """encode's rows through the embeddings cache: for an encoder whose weights nothing has changed."""
         from promptlab.backends.embedding_cache import cached_rows, encoder_key
+        if self.parts:  # each encoder's own cache: the rows its runs alone left there serve the join too
+            return join_rows([part.encode_frozen(texts) for part in self.parts])
         return cached_rows(encoder_key(self.fingerprint, self.model), texts, self.encode)
 
     def save(self, folder: Path) -> None:
@@ -70,6 +76,9 @@ def load_encoder(name: str, *, device: str, trainable: bool = False) -> LoadedEn
     A frozen alias or hub encoder runs in bfloat16 where the hardware computes it natively (resolve_dtype's
     auto): the head's accuracy on Banking77 dev is the same (docs/results.md) at 1.3x the speed. A local
     folder keeps float32: it may be a setfit artefact's encoder, whose head was fitted on float32 features."""
+    names = joined_names(name)
+    if names:
+        return _load_joined(name, names, device, trainable)
     if name == UNIVERSAL_ENCODER:
         return _load_universal(name, trainable)
     import torch
@@ -101,3 +110,13 @@ def _load_universal(name: str, trainable: bool) -> LoadedEncoder:
                         fix=f"use fewshot --method head --encoder {name}, or a sentence-transformers encoder for setfit")
     model = load_universal_encoder()
     return LoadedEncoder(name=name, source=str(model.weights), model=model, fingerprint=model.fingerprint())
+
+
+def _load_joined(name: str, names: list[str], device: str, trainable: bool) -> LoadedEncoder:
+    if trainable:
+        raise UserError(f"encoder '{name}' joins {len(names)} frozen encoders: setfit fine-tunes one",
+                        fix=f"use fewshot --method head --encoder {name}, or one encoder for setfit")
+    parts = tuple(load_encoder(part, device=device) for part in names)
+    return LoadedEncoder(name=name, source=SEPARATOR.join(part.source for part in parts),
+                         model=JoinedEncoders([part.model for part in parts]),
+                         fingerprint=joined_fingerprint([part.fingerprint for part in parts]), parts=parts)
