@@ -276,8 +276,8 @@ def assist(task, template, verbalizer, model, trained, calibrate, aggregate, ans
 @click.option("--batch-size", "old_batch_size", type=click.IntRange(min=1), default=None, hidden=True,
               help="Deprecated: --train-batch-size (elsewhere --batch-size sizes scoring).")
 @click.option("--encoder", default=None,
-              help="Sentence encoder (alias, folder or hub id) for head and setfit [setfit: minilm-l6; head: pool "
-                   "the scoring model].")
+              help="Sentence encoder (alias, folder or hub id; for head, several joined with '+', e.g. "
+                   "mpnet-base+minilm-l6) for head and setfit [setfit: minilm-l6; head: pool the scoring model].")
 @click.option("--option", "method_options", multiple=True, metavar="NAME=VALUE",
               help="Any option of the method, e.g. --option rank=16 (lora); the value is read as YAML. Repeatable.")
 @reject_option

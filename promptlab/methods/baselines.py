@@ -34,7 +34,9 @@ class HeadOptions:
     # (news-sentiment-zh with select=cv, 100 per label: upstream dev macro-F1 at k = 16 0.564 -> 0.573; at k = 64,
     # where labelled rows outnumber them, test macro-F1 drops 0.592 -> 0.581)
     pseudo_labels: int = 0
-    encoder: str | None = None  # a sentence encoder (alias, folder or hub id) instead of the scoring LM
+    # a sentence encoder (alias, folder or hub id) instead of the scoring LM; several joined with '+'
+    # give the head their rows side by side (backends.joined_encoders)
+    encoder: str | None = None
     # with an encoder: each label's verbalizer words join the head's rows as examples of it (intents with
     # meaningful names: Banking77 k = 10 0.864 -> 0.873 on mpnet-base, k = 1 0.54 -> 0.70 on minilm-l6)
     label_words: bool = False
