@@ -77,11 +77,9 @@ def invoke(*args, exit_code=0):
     return result
 
 
-def test_predict_on_raw_chinese_text_answers_character_spans(tiny_chinese_gemma, tmp_path):
-    root = write_catalog(tmp_path / "catalog", CATALOG)
-    invoke("fewshot", "--catalog", root, "--task", "people-places-zh", "--method", "token-finetune", "--model",
-           tiny_chinese_gemma, "--k", 10, "--seeds", 13, "--steps", 100, "--lr", 0.01, "--option", "echo=true",
-           "--output", tmp_path / "run")
+def predict_test_texts(tmp_path, root) -> tuple[list[str], list[dict], list[list[dict]]]:
+    """`predict --trained` with the run's seed-13 artefact on the test sentences as raw text (and one new sentence
+    last): the texts, the run's own spans.jsonl rows, and predict's entities per line."""
     test = [json.loads(line) for line in CATALOG["tasks/data/zh-test.jsonl"].splitlines()]
     tagged = [json.loads(line) for line in (tmp_path / "run" / "seed-13" / "spans.jsonl").read_text().splitlines()]
     texts = ["".join(row["tokens"]) for row in test]
@@ -89,6 +87,15 @@ def test_predict_on_raw_chinese_text_answers_character_spans(tiny_chinese_gemma,
     invoke("predict", "--trained", tmp_path / "run" / "seed-13", "--catalog", root, "--input", tmp_path / "news.txt",
            "--output", tmp_path / "entities.jsonl")
     answers = [json.loads(line)["entities"] for line in (tmp_path / "entities.jsonl").read_text().splitlines()]
+    return texts, tagged, answers
+
+
+def test_predict_on_raw_chinese_text_answers_character_spans(tiny_chinese_gemma, tmp_path):
+    root = write_catalog(tmp_path / "catalog", CATALOG)
+    invoke("fewshot", "--catalog", root, "--task", "people-places-zh", "--method", "token-finetune", "--model",
+           tiny_chinese_gemma, "--k", 10, "--seeds", 13, "--steps", 100, "--lr", 0.01, "--option", "echo=true",
+           "--output", tmp_path / "run")
+    texts, tagged, answers = predict_test_texts(tmp_path, root)
     # one character per token: the test run's token offsets are the character offsets predict answers
     assert [[(e["start"], e["end"], e["type"]) for e in entities] for entities in answers[:-1]] == \
         [[(s["start"], s["end"], s["type"]) for s in row["spans"]] for row in tagged]

@@ -1,5 +1,5 @@
-"""Entity predictors, opened one way for `predict`, `serve` and `zeroshot`: a trained artefact (token-finetune or
-entity-prompt: the seed-N folders of `fewshot --output`) or, without one, zero-shot entity-prompt with the
+"""Entity predictors, opened one way for `predict`, `serve` and `zeroshot`: a trained artefact (token-finetune,
+token-head or entity-prompt: the seed-N folders of `fewshot --output`) or, without one, zero-shot entity-prompt with the
 task's template and verbalizer on a model. Every check that needs no model comes first (`plan_predictor`);
 `PredictorPlan.load` then loads the model.
 
@@ -22,7 +22,8 @@ from promptlab.kinds.entities import ENTITIES
 from promptlab.methods import method_options
 from promptlab.methods.entity_prompt import EntityPromptOptions
 from promptlab.data.words import SpanPredictor
-from promptlab.methods.token_finetune import TokenFinetuneOptions, TokenTagger, spans_with_scores
+from promptlab.methods.token_finetune import TokenFinetuneOptions, TokenTagger, spans_with_scores, tag_names
+from promptlab.methods.token_head import LayerFeatures, TokenHead, backbone_fingerprint
 from promptlab.errors import UserError
 from promptlab.methods.softprompt import TENSOR_NAME
 from promptlab.backends.models import load_model, resolve_model, weights_fingerprint
@@ -39,7 +40,7 @@ class Predictor:
 @dataclass(frozen=True)
 class PredictorPlan:
     task: Task
-    method: str  # token-finetune | entity-prompt
+    method: str  # token-finetune | token-head | entity-prompt
     saved: SavedTrained | None  # None: zero-shot entity-prompt
     setup: Setup | None  # entity-prompt's template and verbalizer
     model: str | None  # entity-prompt's model name
@@ -83,7 +84,7 @@ def plan_predictor(catalog: Catalog, *, task: str | None, trained: str | None, t
         raise UserError(f"this artefact was trained with '{saved.method}', which does not recognise entities",
                         where=saved.folder, fix="pass a seed-N folder written by  fewshot --method "
                                                 + "|".join(_LOADERS) + " --output DIR")
-    if saved.method == "token-finetune":
+    if saved.method in _OWN_MODEL:
         _refuse(saved, {"--template": template, "--verbalizer": verbalizer, "--model": model, **{
             f"--{name}": value for name, value in scoring.items()}})
         return PredictorPlan(loaded_task, saved.method, saved, None, None, None)
@@ -98,15 +99,19 @@ def plan_predictor(catalog: Catalog, *, task: str | None, trained: str | None, t
 def _refuse(saved: SavedTrained, flags: dict) -> None:
     for flag, value in flags.items():
         if value:
-            raise UserError(f"{flag} does not apply to a token-finetune model (it tags tokens with its own "
-                            "fine-tuned weights)", where=saved.folder, fix=f"leave out {flag}")
+            raise UserError(f"{flag} does not apply to a {saved.method} model (it tags tokens with its own "
+                            "weights)", where=saved.folder, fix=f"leave out {flag}")
+
+
+def _check_types(plan: PredictorPlan) -> None:
+    if plan.saved.state["types"] != plan.task.labels:
+        raise UserError(f"this model tags the types {plan.saved.state['types']}, task '{plan.task.name}' now lists "
+                        f"{plan.task.labels}", where=plan.saved.folder, fix="train it again on the task as it is now")
 
 
 def _tagger(plan: PredictorPlan, device: str, dtype: str | None) -> tuple[SpanPredictor, dict]:
     saved = plan.saved
-    if saved.state["types"] != plan.task.labels:
-        raise UserError(f"this model tags the types {saved.state['types']}, task '{plan.task.name}' now lists "
-                        f"{plan.task.labels}", where=saved.folder, fix="train it again on the task as it is now")
+    _check_types(plan)
     tagger = TokenTagger.load(str(saved.model_folder), saved.state["types"], device=device,
                               max_tokens=saved.state.get("max_tokens", TokenFinetuneOptions.max_tokens),
                               precision=saved.state.get("precision", "float32"),  # as its test split was scored
@@ -117,6 +122,25 @@ def _tagger(plan: PredictorPlan, device: str, dtype: str | None) -> tuple[SpanPr
         return [spans_with_scores(tags, scores) for tags, scores in tagger.predict(sentences)]
 
     return predict, {"model": saved.metadata.get("model"), **tagger.provenance()}
+
+
+def _token_head(plan: PredictorPlan, device: str, dtype: str | None) -> tuple[SpanPredictor, dict]:
+    saved, state = plan.saved, plan.saved.state
+    _check_types(plan)
+    tagger = TokenTagger.load(saved.metadata["model"], state["types"], device=device, max_tokens=state["max_tokens"],
+                              precision=state["precision"], echo=state["echo"])
+    fingerprint = backbone_fingerprint(tagger)
+    if fingerprint != saved.metadata.get("model_fingerprint"):
+        raise UserError(f"model '{saved.metadata['model']}' now loads weights with fingerprint {fingerprint}; this "
+                        f"tagger was fitted on {saved.metadata.get('model_fingerprint')}", where=saved.folder,
+                        fix="restore the model it was trained on, or train again with `promptlab fewshot`")
+    features = LayerFeatures(tagger, state["layers"], state["reading"])
+    head = TokenHead(saved.tensors, state["classes"], tag_names(state["types"]))
+
+    def predict(sentences):
+        return [spans_with_scores(tags, scores) for tags, scores in head.tag(features(sentences))]
+
+    return predict, {"model": saved.metadata["model"], **tagger.provenance()}
 
 
 def _prompted(plan: PredictorPlan, device: str, dtype: str | None) -> tuple[SpanPredictor, dict]:
@@ -137,4 +161,5 @@ def _prompted(plan: PredictorPlan, device: str, dtype: str | None) -> tuple[Span
 
 
 _LOADERS: dict[str, Callable[[PredictorPlan, str, str | None], tuple[SpanPredictor, dict]]] = {
-    "token-finetune": _tagger, "entity-prompt": _prompted}
+    "token-finetune": _tagger, "token-head": _token_head, "entity-prompt": _prompted}
+_OWN_MODEL = ("token-finetune", "token-head")  # they tag with their own weights: no template, verbalizer or --model

@@ -41,12 +41,20 @@ def is_cjk(token: str) -> bool:
 
 def join_tokens(tokens: Sequence[str]) -> str:
     """Tokens as text: a space between two tokens unless one of them is a CJK character."""
-    pieces = []
+    return joined_with_offsets(tokens)[0]
+
+
+def joined_with_offsets(tokens: Sequence[str]) -> tuple[str, list[int]]:
+    """`join_tokens`'s text and each token's first character offset in it."""
+    pieces, starts, length = [], [], 0
     for index, token in enumerate(tokens):
         if index and not (is_cjk(token) or is_cjk(tokens[index - 1])):
             pieces.append(" ")
+            length += 1
+        starts.append(length)
         pieces.append(token)
-    return "".join(pieces)
+        length += len(token)
+    return "".join(pieces), starts
 
 
 def entities_in_texts(predict: SpanPredictor, texts: Sequence[str]) -> list[list[dict]]:

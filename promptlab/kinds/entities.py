@@ -16,7 +16,7 @@ from promptlab.errors import UserError
 from promptlab.kinds.kind import Kind
 from promptlab.runtime.outputs import write_atomic, write_jsonl
 
-DEFAULT_MODELS = {"token-finetune": "minilm-l6", "entity-prompt": DEFAULT_MODEL}
+DEFAULT_MODELS = {"token-finetune": "minilm-l6", "token-head": "minilm-l6", "entity-prompt": DEFAULT_MODEL}
 
 
 class EntityKind(Kind):
@@ -140,10 +140,12 @@ def _token_finetune_fingerprint(name: str, device: str) -> str:
     return model_fingerprint(name, device)
 
 
-ENTITIES = EntityKind(name="entities", methods=("token-finetune", "entity-prompt"), default_method="token-finetune",
+ENTITIES = EntityKind(name="entities", methods=("token-finetune", "token-head", "entity-prompt"),
+                      default_method="token-finetune",
                       metrics=("f1", "precision", "recall"), k_unit="mentions per entity type", k_per=" per type",
                       unit="sentences",
                       adjective="entity", score_name="F1", predictions=("predicted_tags", "spans"),
                       prediction_files=("predictions.conll", "spans.jsonl"),
                       refused_flags=("--encoder", "--reject-below"),
-                      own_models={"token-finetune": _token_finetune_fingerprint})
+                      own_models={"token-finetune": _token_finetune_fingerprint,
+                                  "token-head": _token_finetune_fingerprint})

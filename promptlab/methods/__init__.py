@@ -14,14 +14,16 @@ overrides the method's defaults (DEFAULT_OPTIONS[method]); unknown names are a U
 method leaves the shared model changed: softprompt freezes it, finetune and lora train a copy. With
 `save_to`, what the method trained is saved there as an artefact (promptlab.methods.artefacts)
 that `predict`, `serve` and `zeroshot --trained` apply; a new method also registers how to apply
-it in promptlab.apply.registry. Entity methods (token-finetune, entity-prompt: promptlab.methods.entity_prompt)
+it in promptlab.apply.registry. Entity methods (token-finetune, token-head, entity-prompt:
+promptlab.methods.entity_prompt)
 run on an EntityContext; their kind (promptlab.kinds.entities) samples, runs and scores them.
 
     artefacts.py            the trained folder every method leaves (save, load, verify)
     context.py, training.py what a method receives and returns; the one training loop
     softprompt.py, finetune.py, lora.py, icl.py, baselines.py, encoder_heads.py   the text methods
     logistic_head.py        the frozen-feature head of `head`, `setfit` and the continual router
-    token_finetune.py, entity_prompt.py, entity_candidates.py                     the entity methods
+    token_finetune.py, token_head.py, entity_prompt.py, entity_candidates.py      the entity methods
+    tag_decoding.py         IOB2-valid decoding of per-word tag probabilities (Viterbi)
     demonstrations.py, pipeline.py, verbalizer_search.py   in-context examples, scoring, label-word search
     option_help.py          a method's options as `fewshot --help-method` shows them
 """
@@ -43,7 +45,7 @@ from promptlab.methods.baselines import (
 )
 from promptlab.methods.context import MethodContext, MethodOutcome
 from promptlab.methods.encoder_heads import SetFitOptions, run_setfit
-from promptlab.methods.entity_prompt import EntityPromptOptions, run_entity_prompt, run_token_finetune
+from promptlab.methods.entity_prompt import EntityPromptOptions, run_entity_prompt, run_token_finetune, run_token_head
 from promptlab.methods.finetune import (
     FinetuneHeadOptions,
     FinetuneOptions,
@@ -54,6 +56,7 @@ from promptlab.methods.icl import ICLOptions, run_icl
 from promptlab.methods.lora import LoraOptions, run_lora
 from promptlab.methods.softprompt import SoftPromptOptions, run_softprompt
 from promptlab.methods.token_finetune import TokenFinetuneOptions
+from promptlab.methods.token_head import TokenHeadOptions
 from promptlab.metrics.text import classification_metrics
 from promptlab.backends.models import LoadedModel
 from promptlab.methods.pipeline import require_labels
@@ -81,6 +84,8 @@ REGISTRY: dict[str, Method] = {
     "majority": Method(run_majority, MajorityOptions, "the most frequent training label"),
     "token-finetune": Method(run_token_finetune, TokenFinetuneOptions,
                              "fine-tuning with a token-classification head (BERT NER)", kind="entities"),
+    "token-head": Method(run_token_head, TokenHeadOptions,
+                         "logistic-regression tagger on frozen token features, IOB2-valid decoding", kind="entities"),
     "entity-prompt": Method(run_entity_prompt, EntityPromptOptions,
                             "candidate spans typed with a template and verbalizer; soft prompt few-shot",
                             kind="entities"),

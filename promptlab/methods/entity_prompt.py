@@ -1,8 +1,10 @@
 """The methods behind `fewshot` (and `zeroshot`) for entity tasks, registered in promptlab.methods.
 
-    run_token_finetune(context) / run_entity_prompt(context) -> EntityOutcome (per test sentence, its spans)
+    run_token_finetune(context) / run_token_head(context) / run_entity_prompt(context)
+        -> EntityOutcome (per test sentence, its spans)
 
 `token-finetune` fine-tunes a token-classification model (promptlab.methods.token_finetune);
+`token-head` fits a tagger on a frozen model's token features (promptlab.methods.token_head);
 `entity-prompt` types candidate spans through the label scorer (promptlab.methods.entity_candidates),
 zero-shot or with a soft prompt trained on the k-shot sample's candidates. The entities kind
 (promptlab.kinds.entities) samples the k-shot split, runs one and scores its spans with seqeval.
@@ -24,6 +26,7 @@ from promptlab.methods.token_finetune import (
     spans_with_scores,
     train_tagger,
 )
+from promptlab.methods.token_head import LayerFeatures, TokenHeadOptions, backbone_fingerprint, fit_tagger
 from promptlab.methods.context import TrainingOptions, require_choice, require_positive
 from promptlab.methods.softprompt import INITS, TENSOR_NAME, SoftPrompt, initial_embeddings
 from promptlab.backends.models import LoadedModel
@@ -114,6 +117,29 @@ def run_token_finetune(context: EntityContext) -> EntityOutcome:
                                                    "echo": options.echo},
                           model=tagger.model, tokenizer=tagger.tokenizer)
         outcome.save = lambda metrics: _save(context, trained, {"model": context.model}, metrics)
+    return outcome
+
+
+def run_token_head(context: EntityContext) -> EntityOutcome:
+    options: TokenHeadOptions = context.options
+    tagger = TokenTagger.load(context.model, context.types, device=context.device, max_tokens=options.max_tokens,
+                              precision=options.precision, echo=options.echo)
+    fingerprint = backbone_fingerprint(tagger)
+    features = LayerFeatures(tagger, options.layer_list(), options.reading, options.forward_batch)
+    train, dev = context.split.train, context.split.dev
+    fitted = fit_tagger(features(context.sentences(train)), [example["tags"] for example in train],
+                        features(context.sentences(dev)), [example["tags"] for example in dev], context.types,
+                        options.c_values)
+    predicted = fitted.head.tag(features(context.sentences(context.test_examples)))
+    outcome = EntityOutcome([spans_with_scores(tags, scores) for tags, scores in predicted], fitted.dev_f1, "f1",
+                            details={"c": fitted.c, "dev_history": fitted.dev_history},
+                            weights=tagger.provenance())
+    if context.save_to:
+        trained = Trained("token-head", tensors=fitted.head.tensors, state={
+            "types": context.types, "classes": fitted.head.classes, "c": fitted.c, "layers": options.layer_list(),
+            "echo": options.echo, "reading": options.reading, "max_tokens": options.max_tokens, "precision": tagger.provenance()["precision"]})
+        identity = {"model": context.model, "model_fingerprint": fingerprint}
+        outcome.save = lambda metrics: _save(context, trained, identity, metrics)
     return outcome
 
 

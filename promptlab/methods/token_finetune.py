@@ -28,12 +28,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from promptlab.metrics.entities import entity_metrics
 from promptlab.data.tags import OUTSIDE, spans_of, to_iob2
+from promptlab.data.words import joined_with_offsets
 from promptlab.errors import UserError
 from promptlab.backends.models import dtype_name, model_source, resolve_device, resolve_dtype, weights_fingerprint
 from promptlab.methods.context import TrainingOptions, require_choice
@@ -168,9 +169,13 @@ class TokenTagger:
         return list(ids) + [ids[position] for position in words], \
             [None] * len(word_ids) + [word_ids[position] for position in words]
 
+    def autocast(self):
+        """The forwards' precision (autocast)."""
+        return autocast(self.device.type, self.precision)
+
     def loss(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[str]]) -> torch.Tensor:
         inputs, _, labels = self.encode(sentences, tags)
-        with autocast(self.device.type, self.precision):
+        with self.autocast():
             logits = self.model(**inputs).logits.float()
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.to(self.device).flatten(),
                                                  ignore_index=IGNORED)
@@ -179,53 +184,113 @@ class TokenTagger:
         """Per sentence: IOB2 tags (an I- that starts an entity read as B-) and each word's tag probability."""
         results: list = [None] * len(sentences)
         by_length = sorted(range(len(sentences)), key=lambda index: len(sentences[index]))  # less padding
-        with torch.inference_mode(), autocast(self.device.type, self.precision):
+        with torch.inference_mode(), self.autocast():
             for start in range(0, len(sentences), batch_size):
                 chunk = by_length[start:start + batch_size]
                 words = [sentences[index] for index in chunk]
-                for index, probabilities in zip(chunk, self._word_probabilities(words, batch_size)):
+                for index, probabilities in zip(chunk, self.per_word(words, batch_size, self._probabilities)):
                     best = probabilities.argmax(-1)
                     tags = [self.tags[int(position)] for position in best]
                     scores = probabilities.gather(-1, best[:, None])[:, 0].tolist()
                     results[index] = (to_iob2(tags, "IOB2", self.types)[0], scores)
         return results
 
-    def _word_probabilities(self, sentences: Sequence[Sequence[str]], batch_size: int) -> list[torch.Tensor]:
-        """Per sentence, [words, tags]: each word's tag probabilities at its first sub-token, taken from the
-        window (of the overlapping windows a long sentence is cut into) where that sub-token is most central."""
+    def _probabilities(self, inputs: dict) -> torch.Tensor:
+        return self.model(**inputs).logits.float().softmax(-1).cpu()
+
+    def per_word(self, sentences: Sequence[Sequence[str]], batch_size: int,
+                 outputs: Callable[[dict], torch.Tensor], windows: list[Window] | None = None) -> list[torch.Tensor]:
+        """Per sentence, [words, dim]: `outputs(inputs)` ([batch, sub-tokens, dim]) at the sub-token that reads each
+        word (`windows`: by default `word_windows`), taken from the window (of the overlapping windows a long
+        sentence is cut into) where that sub-token is most central."""
+        windows = self.word_windows(sentences) if windows is None else windows
+        best: list = [None] * len(sentences)
+        margin = [[-1] * len(tokens) for tokens in sentences]  # the chosen window's context on the nearer side
+        for first in range(0, len(windows), batch_size):
+            chunk = windows[first:first + batch_size]
+            batch = self.tokenizer.pad({"input_ids": [window.ids for window in chunk]}, return_tensors="pt")
+            computed = outputs({name: tensor.to(self.device) for name, tensor in batch.items()})
+            for offset, window in enumerate(chunk):
+                if best[window.sentence] is None:
+                    best[window.sentence] = computed.new_zeros(len(sentences[window.sentence]), computed.shape[-1])
+                shift = computed.shape[1] - len(window.ids) if self.tokenizer.padding_side == "left" else 0
+                for word, position in window.places:
+                    context = min(position - window.content[0], window.content[-1] - position)
+                    if context > margin[window.sentence][word]:
+                        margin[window.sentence][word] = context
+                        best[window.sentence][word] = computed[offset, position + shift]
+        return best
+
+    def word_windows(self, sentences: Sequence[Sequence[str]]) -> list[Window]:
+        """Each word tokenised on its own, read at its first sub-token; sentences longer than a window in overlapping
+        windows (each half the last one's)."""
+        windows = self.tokenizer([list(tokens) for tokens in sentences], is_split_into_words=True, truncation=True,
+                                 max_length=self._window_tokens(), stride=self._window_content() // 2,
+                                 return_overflowing_tokens=True)
+        owners = windows["overflow_to_sample_mapping"]
+        read = []
+        for row, sentence in enumerate(owners):
+            ids, word_ids = windows["input_ids"][row], windows.word_ids(row)
+            content = [position for position, word in enumerate(word_ids) if word is not None]
+            # a later window may open inside a word; that word's first sub-token is in the window before
+            previous = word_ids[content[0]] if content and row and owners[row - 1] == sentence else None
+            places = []
+            for position, word in enumerate(word_ids):
+                if word is not None and word != previous:
+                    places.append((word, position))
+                previous = word
+            read.append(self._echoed(Window(sentence, ids, content, places)))
+        return read
+
+    def text_windows(self, sentences: Sequence[Sequence[str]]) -> tuple[list[Window], list[list[bool]]]:
+        """The words joined into text (promptlab.data.words.join_tokens) and tokenised as the model tokenises text,
+        each word read at the sub-token that holds its first character (several words may share one); and per
+        sentence, whether each word begins its sub-token."""
+        texts, starts = zip(*(joined_with_offsets(tokens) for tokens in sentences)) if sentences else ((), ())
+        windows = self.tokenizer(list(texts), truncation=True, max_length=self._window_tokens(),
+                                 stride=self._window_content() // 2, return_overflowing_tokens=True,
+                                 return_offsets_mapping=True)
+        owners = windows["overflow_to_sample_mapping"]
+        begins = [[False] * len(tokens) for tokens in sentences]
+        read = []
+        for row, sentence in enumerate(owners):
+            ids, offsets = windows["input_ids"][row], windows["offset_mapping"][row]
+            content = [position for position, part in enumerate(windows.sequence_ids(row)) if part is not None]
+            places = []
+            for word, character in enumerate(starts[sentence]):
+                holder = next((position for position in content
+                               if offsets[position][0] <= character < offsets[position][1]), None)
+                if holder is not None:
+                    places.append((word, holder))
+                    begins[sentence][word] = offsets[holder][0] == character
+            read.append(self._echoed(Window(sentence, ids, content, places)))
+        return read, begins
+
+    def _echoed(self, window: Window) -> Window:
+        """The window as the model reads it: as it is, or with `echo` its text again after it, read there."""
+        if not self.echo:
+            return window
+        again = {position: len(window.ids) + index for index, position in enumerate(window.content)}
+        return Window(window.sentence, list(window.ids) + [window.ids[position] for position in window.content],
+                      list(again.values()), [(word, again[position]) for word, position in window.places])
+
+    def _window_content(self) -> int:
         content = self._window_tokens() - self.tokenizer.num_special_tokens_to_add()
         if content < 2:
             least = self.tokenizer.num_special_tokens_to_add() + 16
             raise UserError(f"max_tokens {self.max_tokens} leaves no room for text beside the model's special "
                             "tokens", fix=f"set --option max_tokens to {least} or more")
-        windows = self.tokenizer([list(tokens) for tokens in sentences], is_split_into_words=True, truncation=True,
-                                 max_length=self._window_tokens(), stride=content // 2,
-                                 return_overflowing_tokens=True)
-        owners = windows["overflow_to_sample_mapping"]
-        best = [torch.zeros(len(tokens), len(self.tags)) for tokens in sentences]
-        margin = [[-1] * len(tokens) for tokens in sentences]  # the chosen window's context on the nearer side
-        for first in range(0, len(owners), batch_size):
-            rows = range(first, min(first + batch_size, len(owners)))
-            read = {row: self._read(windows["input_ids"][row], windows.word_ids(row)) for row in rows}
-            batch = self.tokenizer.pad({"input_ids": [read[row][0] for row in rows]}, return_tensors="pt")
-            inputs = {name: tensor.to(self.device) for name, tensor in batch.items()}
-            probabilities = self.model(**inputs).logits.float().softmax(-1).cpu()
-            for offset, row in enumerate(rows):
-                sentence, word_ids = owners[row], read[row][1]
-                shift = probabilities.shape[1] - len(word_ids) if self.tokenizer.padding_side == "left" else 0
-                placed = [position for position, word in enumerate(word_ids) if word is not None]
-                if not placed:
-                    continue
-                # a later window may open inside a word; that word's first sub-token is in the window before
-                previous = word_ids[placed[0]] if row and owners[row - 1] == sentence else None
-                for position, word in enumerate(word_ids):
-                    if word is not None and word != previous:
-                        context = min(position - placed[0], placed[-1] - position)
-                        if context > margin[sentence][word]:
-                            margin[sentence][word] = context
-                            best[sentence][word] = probabilities[offset, position + shift]
-                    previous = word
-        return best
+        return content
+
+
+@dataclass(frozen=True)
+class Window:
+    """A run of a sentence's sub-tokens as the model reads it."""
+
+    sentence: int  # which sentence of the batch
+    ids: list[int]
+    content: list[int]  # positions of the text's sub-tokens (the special tokens left out)
+    places: list[tuple[int, int]]  # (word, position of the sub-token that reads it)
 
 
 def model_fingerprint(name: str, device: str = "auto") -> str:
@@ -302,8 +367,7 @@ def trainable(model: torch.nn.Module, train_layers: int) -> dict[str, torch.nn.P
         model.requires_grad_(True)
         return dict(model.named_parameters())
     backbone = model.base_model
-    layers = max((module for module in backbone.modules() if isinstance(module, torch.nn.ModuleList)), key=len,
-                 default=[])
+    layers = transformer_layers(backbone)
     if train_layers > len(layers):
         raise UserError(f"option train_layers={train_layers}, but the model has {len(layers)} transformer layers",
                         fix=f"pass --option train_layers={len(layers)} or fewer (0 trains every weight)")
@@ -312,6 +376,12 @@ def trainable(model: torch.nn.Module, train_layers: int) -> dict[str, torch.nn.P
     for module in [*layers[len(layers) - train_layers:], *head]:
         module.requires_grad_(True)
     return {name: parameter for name, parameter in model.named_parameters() if parameter.requires_grad}
+
+
+def transformer_layers(backbone: torch.nn.Module) -> torch.nn.ModuleList:
+    """The backbone's stack of transformer layers: its longest ModuleList."""
+    return max((module for module in backbone.modules() if isinstance(module, torch.nn.ModuleList)), key=len,
+               default=torch.nn.ModuleList())
 
 
 def spans_with_scores(tags: Sequence[str], scores: Sequence[float]) -> list[tuple]:
