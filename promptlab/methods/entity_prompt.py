@@ -125,8 +125,10 @@ def run_token_head(context: EntityContext) -> EntityOutcome:
     tagger = TokenTagger.load(context.model, context.types, device=context.device, max_tokens=options.max_tokens,
                               precision=options.precision, echo=options.echo)
     fingerprint = backbone_fingerprint(tagger)
-    features = LayerFeatures(tagger, options.layer_list(), options.reading, options.forward_batch)
+    features = LayerFeatures(tagger, options.layer_list(), options.reading, options.forward_batch, cache_as=fingerprint)
     train, dev = context.split.train, context.split.dev
+    if options.fit_dev:
+        train, dev = train + dev, []
     fitted = fit_tagger(features(context.sentences(train)), [example["tags"] for example in train],
                         features(context.sentences(dev)), [example["tags"] for example in dev], context.types,
                         options.c_values)

@@ -246,7 +246,7 @@ class TokenTagger:
         """The words joined into text (promptlab.data.words.join_tokens) and tokenised as the model tokenises text,
         each word read at the sub-token that holds its first character (several words may share one); and per
         sentence, whether each word begins its sub-token."""
-        texts, starts = zip(*(joined_with_offsets(tokens) for tokens in sentences)) if sentences else ((), ())
+        texts, starts = zip(*(joined_with_offsets(tokens) for tokens in sentences))
         windows = self.tokenizer(list(texts), truncation=True, max_length=self._window_tokens(),
                                  stride=self._window_content() // 2, return_overflowing_tokens=True,
                                  return_offsets_mapping=True)
