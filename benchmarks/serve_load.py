@@ -13,7 +13,8 @@ the good answers that differ from predict's (label changes, and probabilities fu
 `--tolerance`, with the largest difference), the server's RSS after the first 1,000 requests and after
 all of them, /health afterwards, the load average; and the micro-batching ratio: one-text requests
 from `--clients` clients in flight, the server's texts/s against predict's texts/s on the same texts
-(predict's own rows/s line, model loading excluded), in `--ratio-rounds` alternated rounds of one run.
+(predict's own rows/s line, model loading excluded), at predict's default batch size and at the server's,
+in `--ratio-rounds` alternated rounds of one run.
 """
 from __future__ import annotations
 
@@ -96,13 +97,14 @@ def slow_client(port: int, seconds: float) -> None:
         time.sleep(seconds)
 
 
-def predict_reference(task: str, model: str, dtype: str, texts: list[str], folder: Path) -> tuple[list[dict], float]:
+def predict_reference(task: str, model: str, dtype: str, texts: list[str], folder: Path,
+                      batch_size: int | str = "auto") -> tuple[list[dict], float]:
     source, output = folder / "texts.jsonl", folder / "predicted.jsonl"
     source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
     output.unlink(missing_ok=True)
     done = subprocess.run([sys.executable, "-m", "promptlab", "predict", "--task", task, "--model", model,
-                           "--dtype", dtype, "--input", str(source), "--output", str(output)], capture_output=True,
-                          text=True, cwd=REPOSITORY, check=True)
+                           "--dtype", dtype, "--batch-size", str(batch_size), "--input", str(source), "--output",
+                           str(output)], capture_output=True, text=True, cwd=REPOSITORY, check=True)
     rate = float(re.search(r"\(([\d.]+) rows/s\)", done.stderr).group(1))
     return [json.loads(line) for line in output.read_text().splitlines()], rate
 
@@ -140,7 +142,10 @@ def main(task, model, dtype, clients, seconds, max_requests, text_count, deadlin
     server = _start(["--task", task, "--model", model, "--dtype", dtype, "--deadline-s", str(deadline_s)], port)
     base = f"http://127.0.0.1:{port}"
     try:
-        rounds = []  # the micro-batching ratio: one text per request, `clients` in flight, against predict
+        # The micro-batching ratio: one text per request, `clients` in flight, against predict at its own default
+        # batch size and at the server's (which may suit the device better), alternated in every round.
+        serve_batch_size = _call(f"{base}/info")["batch_size"]
+        rounds = []
         for _ in range(ratio_rounds):
             predict_rate = predict_reference(task, model, dtype, texts, folder)[1]
             started = time.perf_counter()
@@ -148,8 +153,11 @@ def main(task, model, dtype, clients, seconds, max_requests, text_count, deadlin
                 list(pool.map(lambda text: post(f"{base}/classify", json.dumps({"inputs": [{"text": text}]}).encode()),
                               texts))
             serve_rate = len(texts) / (time.perf_counter() - started)
+            same_size_rate = predict_reference(task, model, dtype, texts, folder, serve_batch_size)[1]
             rounds.append({"predict_texts_per_second": predict_rate, "serve_texts_per_second": round(serve_rate, 1),
-                           "ratio": round(serve_rate / predict_rate, 2)})
+                           f"predict_batch_{serve_batch_size}_texts_per_second": same_size_rate,
+                           "ratio": round(serve_rate / predict_rate, 2),
+                           "ratio_to_predict_at_serve_batch_size": round(serve_rate / same_size_rate, 2)})
 
         slow = [threading.Thread(target=slow_client, args=(port, min(seconds, 30)), daemon=True)
                 for _ in range(SLOW_CLIENTS)]
@@ -213,7 +221,10 @@ def main(task, model, dtype, clients, seconds, max_requests, text_count, deadlin
               "slow_clients": SLOW_CLIENTS, "rss_mb": rss, "health_after": health,
               "load_average_before_after": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
               "deadline_s": deadline_s,
-              "micro_batching": {"rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)}}
+              "micro_batching": {"serve_batch_size": serve_batch_size, "rounds": rounds,
+                                 "median_ratio": statistics.median(r["ratio"] for r in rounds),
+                                 "median_ratio_to_predict_at_serve_batch_size": statistics.median(
+                                     r["ratio_to_predict_at_serve_batch_size"] for r in rounds)}}
     print(json.dumps(report, indent=2))
     if output:
         Path(output).write_text(json.dumps(report, indent=2) + "\n")

@@ -198,7 +198,9 @@ def predict(task, template, verbalizer, model, trained, calibrate, aggregate, in
               help="With --calibrate batch: rows (JSONL/JSON/CSV/TSV) whose mean label distribution is the prior, "
                    "fixed at start-up.")
 @reject_option
-@batch_size_option
+@click.option("--batch-size", default="auto", show_default=True, callback=_batch_size, metavar="N|auto",
+              help="Rows per forward pass within a micro-batch, or auto: 12 on the CPU, 256 on a GPU; halved whenever "
+                   "the GPU runs out of memory.")
 @device_option
 @dtype_option
 @catalog_option

@@ -61,6 +61,7 @@ def test_forty_concurrent_clients_get_what_a_plain_loop_over_the_model_computes(
     assert status == 200 and info["task"] == "toy" and info["template"] == "t1" and info["calibrate"] == "contextual"
     assert info["model"] == str(sensitive_gpt2_dir) and info["trained"] is None and info["labels"] == ["negative", "positive"]
     assert info["batches"] < len(requests)  # concurrent requests shared forwards
+    assert info["batch_size"] == 12  # serve's auto on a CPU: forwards of 12 within a micro-batch
 
 
 @pytest.mark.parametrize("body, status, message", [

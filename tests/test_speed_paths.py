@@ -139,6 +139,8 @@ def test_auto_batch_size_and_dtype_follow_the_device(monkeypatch):
     assert initial_batch_size("auto", torch.device("cpu")) == 32
     assert initial_batch_size("auto", torch.device("cuda")) == 256
     assert initial_batch_size(7, torch.device("cuda")) == 7
+    assert initial_batch_size("auto-micro-batches", torch.device("cpu")) == 12
+    assert initial_batch_size("auto-micro-batches", torch.device("cuda")) == 256
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "avx512_bf16": True})
     assert resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True})  # bfloat16 only emulated

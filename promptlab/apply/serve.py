@@ -52,6 +52,7 @@ from promptlab.apply.assist_page import page_route
 from promptlab.apply.classifier import Classifier
 from promptlab.apply.answering import RowPredictor, classifier_rows
 from promptlab.errors import UserError
+from promptlab.runtime.memory import release_freed_memory
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_TEXT_CHARS = 20_000
@@ -165,7 +166,7 @@ class MicroBatcher:
             if not rows:
                 continue
             try:
-                predictions = await loop.run_in_executor(self._executor, self.answer, rows, positions)
+                predictions = await loop.run_in_executor(self._executor, self._answer, rows, positions)
             except Exception:  # noqa: BLE001 - the rows are answered one by one: only those that fail fail
                 predictions = await loop.run_in_executor(self._executor, self._one_by_one, rows, positions)
             self.batches += 1
@@ -181,11 +182,17 @@ class MicroBatcher:
                 else:
                     job.future.set_exception(RowFailed(failed, answers[failed]))
 
+    def _answer(self, rows: list[dict], positions: list[int]) -> list[dict]:
+        try:
+            return self.answer(rows, positions)
+        finally:
+            release_freed_memory()  # a week of batches of every shape must not grow the heap (runtime.memory)
+
     def _one_by_one(self, rows: list[dict], positions: list[int]) -> list[dict | Exception]:
         answers = []
         for row, position in zip(rows, positions):
             try:
-                answers += self.answer([row], [position])
+                answers += self._answer([row], [position])
             except Exception as error:  # noqa: BLE001 - this row's request fails, no other
                 answers.append(error)
         return answers

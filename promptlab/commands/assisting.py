@@ -18,7 +18,7 @@ from promptlab.apply.registry import check_trained, open_classifier
 from promptlab.apply.rows import STDIN, input_rows
 from promptlab.catalog.answers import PATHS
 from promptlab.catalog.catalog import Catalog, Setup
-from promptlab.commands.serving import check_port_free, require_serve_packages, serve_forever
+from promptlab.commands.serving import check_port_free, micro_batch_size, require_serve_packages, serve_forever
 from promptlab.data.knowledge import read_knowledge
 from promptlab.errors import UserError
 from promptlab.methods.artefacts import load_trained
@@ -107,7 +107,7 @@ def run_assist_serve_command(*, host, port, max_batch, max_wait_ms, max_queue, l
         raise UserError("--reject-below does not apply with --answers: the assistant's --intent-threshold does that",
                         fix="leave out --reject-below")
     check_port_free(host, port)
-    setup, opened, assistant = open_assistant(**options)
+    setup, opened, assistant = open_assistant(**{**options, "batch_size": micro_batch_size(options["batch_size"])})
     from promptlab.apply.assist_routes import ROUTE, reply_routes
     from promptlab.apply.serve import classifier_service
 

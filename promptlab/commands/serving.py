@@ -14,9 +14,9 @@ import click
 from promptlab.apply.answering import plan_rows
 from promptlab.apply.predict import fix_prior
 from promptlab.apply.rows import count_rows, input_rows
+from promptlab.backends.batching import AUTO, AUTO_MICRO_BATCHES
 from promptlab.catalog.catalog import Catalog
 from promptlab.errors import UserError
-from promptlab.runtime.memory import map_large_blocks
 
 SERVE_PACKAGES = ("uvicorn", "starlette")
 
@@ -31,7 +31,7 @@ def run_serve_command(*, task, template, verbalizer, model, trained, calibrate, 
     check_port_free(host, port)  # before the model loads, not after
     if calibrate_on is not None:
         count_rows(calibrate_on)  # read and checked before the model loads
-    predictor = plan.load(device=device, dtype=dtype, batch_size=batch_size)
+    predictor = plan.load(device=device, dtype=dtype, batch_size=micro_batch_size(batch_size))
     fix_served_prior(predictor, calibrate_on)
     click.echo(f"serve: {predictor.summary} on http://{host}:{port} (POST {predictor.route}, GET /health, "
                "GET /info, GET /)", err=True)
@@ -54,6 +54,11 @@ def fix_served_prior(predictor, calibrate_on: str | None) -> None:
                             "or another --calibrate")
     click.echo(f"serve: batch calibration: the prior is fixed from the rows of {calibrate_on}", err=True)
     fix_prior(predictor, input_rows(calibrate_on), source=calibrate_on)
+
+
+def micro_batch_size(batch_size: int | str) -> int | str:
+    """serve's --batch-size: 'auto' picks the size for micro-batches (promptlab.backends.batching)."""
+    return AUTO_MICRO_BATCHES if batch_size == AUTO else batch_size
 
 
 def require_serve_packages() -> None:
@@ -83,7 +88,6 @@ def serve_forever(service, *, host: str, port: int, max_batch: int, max_wait_ms:
 
     app = create_app(service, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
                      limits=Limits(**limits), extra_routes=extra_routes)
-    map_large_blocks()  # a week of batches of every shape must not grow the heap (promptlab.runtime.memory)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler found at start:
     # with this one, a requested stop exits 0 instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda number, frame: None)
