@@ -24,7 +24,7 @@ one forward of its sentences, and each span's score is the mean probability of i
 
 The defaults were chosen on msra-ner with gemma3-270m at k = 10 per type, seeds 13 / 21 / 42, on a
 dev sample of 200 train-split sentences outside every k-shot sample (docs/results.md): layer 6 of 18
-(mean F1 0.402 reading text; layers 8 / 10 / 12: 0.371 / 0.397 / 0.361; layer 3 at C = 0.03: 0.256;
+(mean F1 0.402 reading text; layers 8 / 10 / 12: 0.371 / 0.397 / 0.361; layer 3: 0.269;
 layers 6 and 10 side by side: 0.412, for features twice as wide and four more layers run), text over
 words (layer 6: 0.402 against 0.322), C = 0.1.
 """
