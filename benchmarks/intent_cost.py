@@ -4,12 +4,14 @@
         --variants mpnet-base,mpnet-base+words,mpnet-base+minilm-l6 --output runs/intent_cost.jsonl
     python benchmarks/intent_cost.py banking77 --throughput mpnet-base,minilm-l6
 
-Each variant is `ENCODER[+ENCODER...][+words][+pseudoN]`: one encoder is `head --encoder ENCODER` as the
-few-shot command runs it (the same k-shot draws, the same logistic-regression head with C chosen on the
+Each variant is `ENCODER[+ENCODER...][+joined][+words][+cv][+pseudoN]`: one encoder is `head --encoder ENCODER` as
+the few-shot command runs it (the same k-shot draws, the same logistic-regression head with C chosen on the
 k-shot dev sample); `+words` adds each intent's verbalizer words as training rows of that intent (what
 `setfit --option loss=label-words` gives its head); `+pseudoN` self-trains each head once on the train
 split outside the draw (`--option pseudo_labels=N`; the whole pool is embedded once per encoder);
-two encoders average their heads' probabilities.
+two encoders average their heads' probabilities, or with `+joined` feed one head their unit rows side by
+side (`head --encoder ENCODER+ENCODER`); `+cv` chooses C by cross-validation over the k-shot train and dev
+messages and fits the head on both (`--option select=cv`).
 Rows come from the embeddings cache (benchmarks warm it once per encoder: every seed, k and variant
 then costs only its head), so `fit_seconds` is the head alone; the encoder's share of training is
 (k-shot train and dev messages) / its throughput, which `--throughput` measures on uncached test
@@ -67,6 +69,9 @@ def main(task, ks, seeds, variants, output, throughput, float32, dev_only):
     pseudo = {variant: next((int(part[len("pseudo"):]) for part in parts if part.startswith("pseudo")), 0)
               for variant, parts in zip(variants.split(","), parsed)}
     parsed = [[part for part in parts if not part.startswith("pseudo")] for parts in parsed]
+    joined = {variant: "joined" in parts for variant, parts in zip(variants.split(","), parsed)}
+    cv = {variant: "cv" in parts for variant, parts in zip(variants.split(","), parsed)}
+    parsed = [[part for part in parts if part not in ("joined", "cv")] for parts in parsed]
     from promptlab.data.sampling import sample_kshot
 
     encoders = sorted({part for parts in parsed for part in parts if part != "words"})
@@ -79,15 +84,21 @@ def main(task, ks, seeds, variants, output, throughput, float32, dev_only):
     pool_texts = texts(pool) if any(pseudo.values()) else []
     rows_of = embedded(encoders, needed + [text for batch, _ in evaluated.values() for text in batch] + word_texts
                        + pool_texts, float32)
+    for variant, parts in zip(variants.split(","), parsed):
+        names = [name for name in parts if name != "words"]
+        if joined[variant] and "+".join(names) not in rows_of:
+            rows_of["+".join(names)] = joined_rows(rows_of, names)
     for (k, seed), split in draws.items():
         for variant, parts in zip(variants.split(","), parsed):
             started = time.perf_counter()
             extra = (word_texts, word_gold) if "words" in parts else ([], [])
             sampled = set(split.ids["train"]) | set(split.ids["dev"])  # as promptlab.methods.unlabelled_rest
             unlabelled = [text for example, text in zip(pool, pool_texts) if str(example["id"]) not in sampled]
+            names = [name for name in parts if name != "words"]
             heads = [(name, fit(rows_of[name], texts(split.train) + extra[0], gold(split.train, labels) + extra[1],
-                                texts(split.dev), gold(split.dev, labels), unlabelled, pseudo[variant]))
-                     for name in parts if name != "words"]
+                                texts(split.dev), gold(split.dev, labels), unlabelled, pseudo[variant],
+                                cv=cv[variant], seed=seed))
+                     for name in (["+".join(names)] if joined[variant] else names)]
             fit_seconds = time.perf_counter() - started
             accuracy = {name: float((predict(heads, rows_of, batch, len(labels)) == np.array(answers)).mean())
                         for name, (batch, answers) in evaluated.items()}
@@ -116,11 +127,27 @@ def embedded(encoders, texts, float32: bool) -> dict:
     return rows_of
 
 
-def fit(rows: dict, train_texts, train_gold, dev_texts, dev_gold, unlabelled=(), pseudo_labels=0):
-    """The head as `head` fits it: C chosen on dev, then (pseudo_labels > 0) self-trained once on `unlabelled`."""
-    from promptlab.methods.logistic_head import fit_head, self_trained
+def joined_rows(rows_of: dict, names: list[str]) -> dict:
+    """text -> the encoders' rows joined as `--encoder A+B` joins them."""
+    from promptlab.backends.joined_encoders import join_rows
+    texts = list(rows_of[names[0]])
+    matrix = join_rows([np.stack([rows_of[name][text] for text in texts]) for name in names])
+    return dict(zip(texts, matrix))
+
+
+def fit(rows: dict, train_texts, train_gold, dev_texts, dev_gold, unlabelled=(), pseudo_labels=0, *, cv=False,
+        seed=0):
+    """The head as `head` fits it: C chosen on dev (or, `cv`, by cross-validation over train and dev, fitted on
+    both), then (pseudo_labels > 0) self-trained once on `unlabelled`."""
+    from promptlab.methods.baselines import SELECTIONS
+    from promptlab.methods.logistic_head import fit_head, fit_head_cv, self_trained
     train_x = np.stack([rows[text] for text in train_texts])
-    fitted = fit_head(train_x, train_gold, np.stack([rows[text] for text in dev_texts]), dev_gold, C_VALUES)
+    dev_x = np.stack([rows[text] for text in dev_texts])
+    if cv:
+        train_x, train_gold = np.concatenate([train_x, dev_x]), list(train_gold) + list(dev_gold)
+        fitted = fit_head_cv(train_x, train_gold, SELECTIONS["cv"], seed=seed)
+    else:
+        fitted = fit_head(train_x, train_gold, dev_x, dev_gold, C_VALUES)
     if not pseudo_labels or not unlabelled:
         return fitted
     return self_trained(fitted, train_x, train_gold, np.stack([rows[text] for text in unlabelled]), pseudo_labels)
