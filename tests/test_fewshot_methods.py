@@ -60,7 +60,7 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 def test_registry_names_and_defaults():
     assert METHODS == ("softprompt", "finetune", "lora", "finetune-head", "icl", "head", "setfit", "majority",
-                       "token-finetune", "entity-prompt")
+                       "token-finetune", "token-head", "entity-prompt")
     assert set(DEFAULT_OPTIONS) == set(METHODS)
     assert DEFAULT_OPTIONS["softprompt"]["init"] == "labels" and DEFAULT_OPTIONS["entity-prompt"]["init"] == "labels"
     for kind in KINDS.values():  # the CLI lists each kind's methods without importing torch

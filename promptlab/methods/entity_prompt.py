@@ -139,7 +139,8 @@ def run_token_head(context: EntityContext) -> EntityOutcome:
     if context.save_to:
         trained = Trained("token-head", tensors=fitted.head.tensors, state={
             "types": context.types, "classes": fitted.head.classes, "c": fitted.c, "layers": options.layer_list(),
-            "echo": options.echo, "reading": options.reading, "max_tokens": options.max_tokens, "precision": tagger.provenance()["precision"]})
+            "echo": options.echo, "reading": options.reading, "max_tokens": options.max_tokens,
+            "precision": tagger.provenance()["precision"]})
         identity = {"model": context.model, "model_fingerprint": fingerprint}
         outcome.save = lambda metrics: _save(context, trained, identity, metrics)
     return outcome

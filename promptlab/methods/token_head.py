@@ -113,7 +113,7 @@ class LayerFeatures:
         self.read: dict[int, torch.Tensor] = {}
         for number in set(layers):
             stack[number - 1].register_forward_hook(self._keep(number))
-        # with the backbone's fingerprint: its rows are kept in the embeddings cache (promptlab.backends.embedding_cache)
+        # given the backbone's fingerprint, rows are kept in the embeddings cache (promptlab.backends.embedding_cache)
         self.cache_key = None if cache_as is None else encoder_key(
             f"{cache_as} layers={self.layers} reading={reading} echo={tagger.echo} max_tokens={tagger.max_tokens} "
             f"precision={tagger.precision}",
