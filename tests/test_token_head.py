@@ -150,6 +150,16 @@ def test_fewshot_token_head_and_predict_on_raw_chinese_text(reading_gemma, tmp_p
     assert all(e["text"] == text[e["start"]:e["end"]] for text, entities in zip(texts, answers) for e in entities)
     found = {(e["start"], e["end"], e["type"], e["text"]) for e in answers[-1]}
     assert (2, 4, "PER", "王明") in found and (6, 8, "LOC", "广州") in found
+    # the artefact holds the head only: a model that no longer has the weights it was fitted on is refused
+    saved = tmp_path / "run" / "seed-13" / "trained.json"
+    saved.write_text(saved.read_text().replace(run_fingerprint(saved), "0" * 16))
+    refused = invoke("predict", "--trained", tmp_path / "run" / "seed-13", "--catalog", root, "--input",
+                     tmp_path / "news.txt", "--output", tmp_path / "again.jsonl", exit_code=2)
+    assert "this tagger was fitted on 0000000000000000" in refused.output
+
+
+def run_fingerprint(trained_json) -> str:
+    return json.loads(trained_json.read_text())["model_fingerprint"]
 
 
 @pytest.mark.parametrize("options, message", [
