@@ -23,9 +23,9 @@ def joined_names(name: str) -> list[str] | None:
     if SEPARATOR not in name or Path(name).expanduser().exists():
         return None
     names = [part.strip() for part in name.split(SEPARATOR)]
-    if len(names) < 2 or not all(names):
-        raise UserError(f"encoder '{name}' has an empty name between its '+'",
-                        fix="join encoder names with '+', e.g. --encoder mpnet-base+use-multilingual")
+    if not all(names):
+        raise UserError(f"encoder '{name}' joins an empty name: each '+' stands between two encoder names",
+                        fix="e.g. --encoder mpnet-base+use-multilingual")
     return names
 
 
