@@ -100,7 +100,8 @@ def test_label_words_loss_pulls_messages_towards_their_labels_words(setup, tiny_
 
 def test_label_words_loss_trains_under_bfloat16_autocast_with_float32_weights(setup, tiny_encoder, tmp_path):
     from safetensors.torch import load_file
-    options = {"encoder": str(tiny_encoder), "loss": "label-words", "epochs": 10, "lr": 3e-2, "batch_size": 8}
+    # lr 1e-2: at 3e-2 this toy's training is unstable (the margin swings with the thread count in either precision)
+    options = {"encoder": str(tiny_encoder), "loss": "label-words", "epochs": 10, "lr": 1e-2, "batch_size": 8}
     for precision in ("float32", "bfloat16"):
         run("setfit", setup, precision=precision, save_to=tmp_path / precision, **options)
     full, autocast = (load_file(str(tmp_path / precision / "encoder" / "model.safetensors"))
@@ -108,8 +109,10 @@ def test_label_words_loss_trains_under_bfloat16_autocast_with_float32_weights(se
     assert {tensor.dtype for tensor in autocast.values()} == {torch.float32}  # the weights and updates stay float32
     # the same seed and batches: only the forwards' and backwards' precision differs, and the weights with it
     assert any(not torch.equal(full[name], autocast[name]) for name in full)
-    # it still learns the words (0.035 against 0.007 untrained; float32 reaches 0.24 at this toy's lr of 3e-2)
-    assert label_word_margin(setup, tmp_path / "bfloat16" / "encoder") > label_word_margin(setup, tiny_encoder) + 0.02
+    # it learns the words as float32 does (margins 0.277 and 0.274 here, against 0.007 untrained)
+    learned = label_word_margin(setup, tmp_path / "bfloat16" / "encoder")
+    assert learned > label_word_margin(setup, tiny_encoder) + 0.2
+    assert learned == pytest.approx(label_word_margin(setup, tmp_path / "float32" / "encoder"), abs=0.02)
     with pytest.raises(UserError, match="loss=label-words only"):
         run("setfit", setup, encoder=str(tiny_encoder), loss="triplet", precision="bfloat16")
 
