@@ -19,8 +19,11 @@ to their frequency (O outnumbers every entity tag several times over), over the 
 the k-shot train sentences. With several `c_values`, each is fitted and decoded on the k-shot dev
 sentences, and the one with the best dev entity F1 is kept (the first on a tie). Decoding takes the
 IOB2-valid tag sequence with the highest summed log-probability (promptlab.methods.tag_decoding), so a
-long name is not cut into pieces by one stray tag. Nothing is trained by backpropagation: a seed costs
-one forward of its sentences, and each span's score is the mean probability of its words' tags.
+long name is not cut into pieces by one stray tag (on the dev sample below: F1 0.402 against 0.266 for
+each word's most probable tag). `fit_dev` fits on the dev sentences too. Nothing is trained by
+backpropagation: a seed costs one forward of its sentences, whose word features are kept in the
+embeddings cache (per backbone fingerprint, layers, reading, echo and precision), so the seeds of a
+run share their test sentences. Each span's score is the mean probability of its words' tags.
 
 The defaults were chosen on msra-ner with gemma3-270m at k = 10 per type, seeds 13 / 21 / 42, on a
 dev sample of 200 train-split sentences outside every k-shot sample (docs/results.md): layer 6 of 18
