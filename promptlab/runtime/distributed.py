@@ -20,7 +20,9 @@ What is shared, and how results stay the same as in one process:
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import sys
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeVar
@@ -125,7 +127,19 @@ def _state(*, cpu: bool = False):
     from accelerate import PartialState
     use_cpu = cpu or os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" or not torch.cuda.is_available()
     # Without cpu=True accelerate would treat a CPU-only launch as no launch at all.
-    return PartialState(cpu=use_cpu)
+    state = PartialState(cpu=use_cpu)
+    _close_group_at_exit()
+    return state
+
+
+@functools.cache
+def _close_group_at_exit() -> None:
+    """The process group is closed before the interpreter ends: a process that exits with it open can abort
+    while gloo's threads are torn down ('terminate called without an active exception', SIGABRT) after all
+    its work is done, failing the launch."""
+    import torch.distributed
+
+    atexit.register(lambda: torch.distributed.is_initialized() and torch.distributed.destroy_process_group())
 
 
 # ---------------------------------------------------------------- collectives
