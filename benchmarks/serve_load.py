@@ -22,10 +22,12 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -135,7 +137,7 @@ def main(task, model, dtype, clients, seconds, max_requests, text_count, deadlin
     from promptlab.kinds import task_examples
     texts = [example["text"] for example in task_examples(Catalog.from_options().task(task), "test",
                                                            limit=text_count)]
-    folder = Path(output).parent if output else Path("/tmp")
+    folder = Path(tempfile.mkdtemp(prefix="promptlab-serve-load-"))  # predict's input and output, not the report's
     load_before = os.getloadavg()
     reference, _ = predict_reference(task, model, dtype, texts, folder)
     port = _free_port()
@@ -209,6 +211,7 @@ def main(task, model, dtype, clients, seconds, max_requests, text_count, deadlin
     finally:
         server.terminate()
         server.wait(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
     sent = len(latencies) + sum(bad_status.values())
     report = {"task": task, "model": model, "dtype": dtype, "clients": clients, "requests": sent,
               "seconds": round(elapsed, 1), "good_requests": len(latencies),

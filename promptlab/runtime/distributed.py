@@ -134,9 +134,8 @@ def _state(*, cpu: bool = False):
 
 @functools.cache
 def _close_group_at_exit() -> None:
-    """The process group is closed before the interpreter ends: a process that exits with it open can abort
-    while gloo's threads are torn down ('terminate called without an active exception', SIGABRT) after all
-    its work is done, failing the launch."""
+    """The process group is closed before the interpreter ends, as torch.distributed asks of every process
+    (an open one leaks its resources and warns)."""
     import torch.distributed
 
     atexit.register(lambda: torch.distributed.is_initialized() and torch.distributed.destroy_process_group())
