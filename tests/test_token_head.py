@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,13 +135,19 @@ def test_cached_features_are_the_computed_ones_and_each_sentence_is_read_once(re
     assert read == [third, first]
 
 
-def test_fewshot_token_head_and_predict_on_raw_chinese_text(reading_gemma, tmp_path, monkeypatch):
+def fewshot_token_head(model, tmp_path, monkeypatch, *options) -> tuple[Path, dict]:
+    """`fewshot --method token-head` on the Chinese toy catalog, k = 10, seed 13, into tmp_path/run: the catalog's
+    root and the seed's result."""
     monkeypatch.setenv("PROMPTLAB_CACHE", str(tmp_path / "cache"))
     root = write_catalog(tmp_path / "catalog", CATALOG)
-    invoke("fewshot", "--catalog", root, "--task", "people-places-zh", "--method", "token-head", "--model",
-           reading_gemma, "--k", 10, "--seeds", 13, "--option", "layers=2,3", "--option", "c_values=[0.1,10]",
-           "--output", tmp_path / "run")
-    run = json.loads((tmp_path / "run" / "fewshot.json").read_text())["per_seed"][0]
+    invoke("fewshot", "--catalog", root, "--task", "people-places-zh", "--method", "token-head", "--model", model,
+           "--k", 10, "--seeds", 13, *options, "--output", tmp_path / "run")
+    return root, json.loads((tmp_path / "run" / "fewshot.json").read_text())["per_seed"][0]
+
+
+def test_fewshot_token_head_and_predict_on_raw_chinese_text(reading_gemma, tmp_path, monkeypatch):
+    root, run = fewshot_token_head(reading_gemma, tmp_path, monkeypatch, "--option", "layers=2,3", "--option",
+                                   "c_values=[0.1,10]")
     assert run["f1"] >= 0.9  # ACCURACY_FLOOR: the names are learned from the frozen features (a random tagger: ~0)
     assert run["c"] in (0.1, 10) and [c for c, _ in run["dev_history"]] == [0.1, 10]
     texts, tagged, answers = predict_test_texts(tmp_path, root)
@@ -176,11 +183,7 @@ def test_option_mistakes_are_user_errors(options, message):
 
 
 def test_fit_dev_fits_on_the_dev_sentences_too(reading_gemma, tmp_path, monkeypatch):
-    monkeypatch.setenv("PROMPTLAB_CACHE", str(tmp_path / "cache"))
-    root = write_catalog(tmp_path / "catalog", CATALOG)
-    invoke("fewshot", "--catalog", root, "--task", "people-places-zh", "--method", "token-head", "--model",
-           reading_gemma, "--k", 10, "--seeds", 13, "--option", "layers=2", "--option", "fit_dev=true",
-           "--output", tmp_path / "run")
-    run = json.loads((tmp_path / "run" / "fewshot.json").read_text())["per_seed"][0]
+    _, run = fewshot_token_head(reading_gemma, tmp_path, monkeypatch, "--option", "layers=2", "--option",
+                                "fit_dev=true")
     assert run["dev"] is None and run["dev_history"] == [] and run["c"] == 0.1  # nothing left to score it on
     assert run["f1"] >= 0.9  # ACCURACY_FLOOR
